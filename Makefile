@@ -1,0 +1,46 @@
+# ocpp-agent: developer entry points. Every target works from a clean clone on Debian.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+# Debian packages the tests need: socat (pty pairs for Modbus/RFID), systemd (systemd-analyze).
+TEST_DEBS := socat systemd
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: demo test test-slow bench venv test-venv system-deps clean
+
+$(BIN)/ocpp-agent: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.test-installed: $(BIN)/ocpp-agent
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+venv: $(BIN)/ocpp-agent
+test-venv: $(VENV)/.test-installed
+
+system-deps:
+	@missing=""; \
+	command -v socat >/dev/null || missing="$$missing socat"; \
+	command -v systemd-analyze >/dev/null || missing="$$missing systemd"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:$$missing"; \
+		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+
+demo: venv
+	$(BIN)/ocpp-agent demo
+
+test: test-venv system-deps
+	$(BIN)/python -m pytest -q
+
+test-slow: test-venv system-deps
+	$(BIN)/python -m pytest -q -m slow
+
+bench: test-venv
+	$(BIN)/python -m tests.bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -1,0 +1,45 @@
+"""The exception tree of ocpp-agent: one root, a base per subsystem.
+
+Leaves that have a natural builtin counterpart inherit it too, so callers may
+catch either (``except TimeoutError`` still works for ``CallTimeout``).
+"""
+
+
+class AgentError(Exception):
+    """Root of every error raised by ocpp-agent."""
+
+
+class ConfigError(AgentError):
+    """The configuration is invalid; ``errors`` lists every problem by key path."""
+
+    def __init__(self, errors):
+        self.errors = list(errors)
+        super().__init__("\n".join(str(e) for e in self.errors))
+
+
+class StoreError(AgentError):
+    """The SQLite state store cannot be opened or written."""
+
+
+class TransportError(AgentError, ConnectionError):
+    """Base of WebSocket transport failures."""
+
+
+class ConnectFailed(TransportError):
+    """A connection attempt to the CSMS failed; the message says why."""
+
+
+class ConnectionLost(TransportError):
+    """The open connection to the CSMS ended (closed, reset or half-open)."""
+
+
+class ProtocolFailure(AgentError):
+    """Base of OCPP exchange failures that are not a CALLERROR from the peer."""
+
+
+class CallAborted(ProtocolFailure, ConnectionError):
+    """A CALL was pending when the connection dropped; its outcome is unknown."""
+
+
+class CallTimeout(ProtocolFailure, TimeoutError):
+    """No CALLRESULT or CALLERROR arrived within the response timeout."""
