@@ -1,0 +1,123 @@
+"""Server-side ChargePoints of the CSMS simulator (see ``agent.csms_sim``).
+
+They answer what a station sends, the way a permissive CSMS does, and record
+every CALL on the simulator before answering.
+"""
+
+from __future__ import annotations
+
+import json
+
+from ocpp.routing import on
+from ocpp.v16 import ChargePoint as _Cp16
+from ocpp.v16 import call_result as r16
+from ocpp.v201 import ChargePoint as _Cp201
+from ocpp.v201 import call_result as r201
+
+
+def _now_iso() -> str:
+    from agent.csms_sim import _now_iso as now
+
+    return now()
+
+
+class _Recording:
+    """Records each incoming CALL on the simulator before the library routes it."""
+
+    def __init__(self, station_id, connection, *, simulator):
+        super().__init__(station_id, connection, response_timeout=10)
+        self.sim = simulator
+
+    async def route_message(self, raw_msg):
+        try:
+            frame = json.loads(raw_msg)
+        except ValueError:
+            frame = None
+        if isinstance(frame, list) and len(frame) == 4 and frame[0] == 2:
+            await self.sim.record(self.id, frame[2], frame[3], frame[1])
+        await super().route_message(raw_msg)
+
+
+class Csms16ChargePoint(_Recording, _Cp16):
+    """The CSMS's view of one OCPP 1.6 charge point."""
+
+    @on("BootNotification")
+    def on_boot(self, **_):
+        b = self.sim.behaviour
+        return r16.BootNotification(current_time=_now_iso(), interval=b.heartbeat_interval, status=b.boot_status)
+
+    @on("Heartbeat")
+    def on_heartbeat(self, **_):
+        return r16.Heartbeat(current_time=_now_iso())
+
+    @on("StatusNotification")
+    def on_status(self, connector_id, status, **_):
+        self.sim.status[(self.id, connector_id)] = status
+        return r16.StatusNotification()
+
+    @on("Authorize")
+    def on_authorize(self, id_tag, **_):
+        return r16.Authorize(id_tag_info={"status": self.sim.behaviour.authorize_status})
+
+    @on("StartTransaction")
+    def on_start(self, connector_id, id_tag, meter_start, timestamp, **extra):
+        b = self.sim.behaviour
+        tx_id, b.next_transaction_id = b.next_transaction_id, b.next_transaction_id + 1
+        self.sim.transactions[tx_id] = {"connector_id": connector_id, "id_tag": id_tag, "meter_start": meter_start}
+        return r16.StartTransaction(transaction_id=tx_id, id_tag_info={"status": b.authorize_status})
+
+    @on("StopTransaction")
+    def on_stop(self, transaction_id, meter_stop, timestamp, **extra):
+        self.sim.transactions.setdefault(transaction_id, {})["meter_stop"] = meter_stop
+        return r16.StopTransaction(id_tag_info={"status": "Accepted"})
+
+    @on("MeterValues")
+    def on_meter_values(self, **_):
+        return r16.MeterValues()
+
+    @on("DataTransfer")
+    def on_data_transfer(self, **_):
+        return r16.DataTransfer(status="UnknownVendorId")
+
+
+class Csms201ChargePoint(_Recording, _Cp201):
+    """The CSMS's view of one OCPP 2.0.1 charging station."""
+
+    @on("BootNotification")
+    def on_boot(self, **_):
+        b = self.sim.behaviour
+        return r201.BootNotification(current_time=_now_iso(), interval=b.heartbeat_interval, status=b.boot_status)
+
+    @on("Heartbeat")
+    def on_heartbeat(self, **_):
+        return r201.Heartbeat(current_time=_now_iso())
+
+    @on("StatusNotification")
+    def on_status(self, evse_id, connector_id, connector_status, **_):
+        self.sim.status[(self.id, evse_id)] = connector_status
+        return r201.StatusNotification()
+
+    @on("Authorize")
+    def on_authorize(self, id_token, **_):
+        return r201.Authorize(id_token_info={"status": self.sim.behaviour.authorize_status})
+
+    @on("TransactionEvent")
+    def on_transaction_event(self, event_type, transaction_info, **extra):
+        self.sim.transactions.setdefault(transaction_info["transaction_id"], {}).setdefault("events", []).append(event_type)
+        return r201.TransactionEvent()
+
+    @on("MeterValues")
+    def on_meter_values(self, **_):
+        return r201.MeterValues()
+
+    @on("NotifyReport")
+    def on_notify_report(self, **_):
+        return r201.NotifyReport()
+
+    @on("SecurityEventNotification")
+    def on_security_event(self, **_):
+        return r201.SecurityEventNotification()
+
+    @on("DataTransfer")
+    def on_data_transfer(self, **_):
+        return r201.DataTransfer(status="UnknownVendorId")

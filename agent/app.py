@@ -1,0 +1,236 @@
+"""The composition root: config -> state store -> HAL -> (EVSE logic) -> protocol.
+
+Shutdown runs in reverse, and outputs go to the safe state before anything else.
+Signal handlers only set flags; the main coroutine acts on them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import os
+import signal
+from functools import partial
+from pathlib import Path
+
+from agent.clock import Clock
+from agent.config import AgentConfig, load_config
+from agent.errors import AgentError, ConfigError
+from agent.liveness import Liveness
+from agent.logs import configure_logging
+from agent.sdnotify import Notifier
+
+log = logging.getLogger("agent")
+
+
+class Agent:
+    """One running agent: owns every long-lived object and their order of start and stop."""
+
+    def __init__(self, config: AgentConfig, *, config_path: str | None = None, notifier: Notifier | None = None):
+        self.config = config
+        self.config_path = config_path
+        self.notifier = notifier or Notifier()
+        self.clock = Clock()
+        self.liveness = Liveness()
+        self.store = self.settings = self.message_log = self.hal = None
+        self.session = None
+        self.mock_control = None
+        self.hal_events: asyncio.Queue = asyncio.Queue()
+        self._stop = asyncio.Event()
+        self._reload = asyncio.Event()
+        self._tasks: list[asyncio.Task] = []
+
+    # ------------------------------------------------------------ start
+
+    async def start(self) -> None:
+        """Open state, bring the HAL up (READY=1), then start talking to the CSMS."""
+        data_dir = Path(self.config.station.data_dir)
+        data_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
+        self._open_state(data_dir)
+        await self._start_hal(data_dir)
+        self.notifier.ready(f"HAL up; connecting to {self.config.endpoint_url}")
+        self._start_protocol()
+        self._tasks.append(asyncio.create_task(self._dispatch_hal_events(), name="hal-events"))
+        self._tasks.append(asyncio.create_task(self._watchdog(), name="watchdog"))
+
+    def _open_state(self, data_dir: Path) -> None:
+        from agent.msglog import MessageLog
+        from agent.settings import Settings
+        from agent.store import StateStore
+
+        self.store = StateStore(data_dir / "state.sqlite")
+        self.settings = Settings(self.store, initial=self.config.initial_settings)
+        max_bytes = int(self.config.logging.message_log_max_MiB * 1024 * 1024)
+        self.message_log = MessageLog(data_dir / "messages.sqlite", max_bytes=max_bytes)
+
+    async def _start_hal(self, data_dir: Path) -> None:
+        from hal.registry import build_hal
+
+        self.hal = build_hal(self.config, emit=self.hal_events.put_nowait)
+        await self.hal.start()
+        if self.config.hal.backend == "mock":
+            from hal.mock_control import MockControlServer
+
+            self.mock_control = MockControlServer(self.hal, data_dir / "mock-hal.sock")
+            await self.mock_control.start()
+
+    def _start_protocol(self) -> None:
+        from agent.protocol import adapter_class
+        from agent.protocol.base import StationInfo
+        from agent.session import CsmsSession
+
+        station = self.config.station
+        info = StationInfo(station.vendor, station.model, station.serial_number, station.firmware_version)
+        adapter_cls = adapter_class(self.config.csms.ocpp_version)
+        ticker = self.liveness.register("protocol")
+        factory = partial(
+            adapter_cls, station.id, station=info, settings=self.settings, clock=self.clock,
+            response_timeout_s=self.config.csms.response_timeout_s, ticker=ticker,
+        )
+        factory = _with_subprotocol(factory, adapter_cls.subprotocol)
+        self.session = CsmsSession(
+            self.config, adapter_factory=factory, settings=self.settings,
+            on_frame=self.message_log.append, ticker=ticker,
+        )
+        self._tasks.append(asyncio.create_task(self.session.run(), name="csms-session"))
+
+    # ------------------------------------------------------------ loops
+
+    async def _dispatch_hal_events(self) -> None:
+        """Hand HAL events to the charging logic; until [core] lands, faults are logged."""
+        ticker = self.liveness.register("hal-events")
+        while True:
+            try:
+                event = await asyncio.wait_for(self.hal_events.get(), timeout=5.0)
+            except asyncio.TimeoutError:
+                ticker.tick()
+                continue
+            ticker.tick()
+            log.info("hardware event: %s", event)
+
+    async def _watchdog(self) -> None:
+        """Pet systemd's watchdog only while every loop has ticked recently."""
+        interval = self.notifier.watchdog_interval_s() or 5.0
+        stale_after = self.config.system.watchdog_stale_s
+        while True:
+            await asyncio.sleep(interval)
+            stale = self.liveness.stale(stale_after)
+            if stale:
+                log.error("not petting the watchdog: %s stalled", ", ".join(stale))
+                continue
+            self.notifier.watchdog()
+
+    # ------------------------------------------------------------ control
+
+    def request_stop(self) -> None:
+        """Ask the main loop to shut down (signal-safe)."""
+        self._stop.set()
+
+    def request_reload(self) -> None:
+        """Ask the main loop to re-read the config file (signal-safe)."""
+        self._reload.set()
+
+    async def wait(self) -> None:
+        """Serve until a stop is requested, handling reloads on the way."""
+        while not self._stop.is_set():
+            stop = asyncio.create_task(self._stop.wait())
+            reload = asyncio.create_task(self._reload.wait())
+            await asyncio.wait({stop, reload}, return_when=asyncio.FIRST_COMPLETED)
+            stop.cancel()
+            reload.cancel()
+            if self._reload.is_set():
+                self._reload.clear()
+                self.reload()
+
+    def reload(self) -> None:
+        """SIGHUP: apply a new config file where that is safe without a restart."""
+        if not self.config_path:
+            return
+        try:
+            new = load_config(self.config_path)
+        except ConfigError as exc:
+            log.error("reload refused, keeping the running config:\n  %s", "\n  ".join(map(str, exc.errors)))
+            return
+        configure_logging(new.logging.level, new.logging.levels)
+        needs_restart = [name for name in ("station", "evse", "hal") if getattr(new, name) != getattr(self.config, name)]
+        if needs_restart:
+            log.warning("reload: changes to %s take effect after a restart", ", ".join(needs_restart))
+        csms_changed = new.csms != self.config.csms
+        self.config = _merge_live(self.config, new)
+        if csms_changed and self.session is not None:
+            log.info("reload: CSMS settings changed; reconnecting")
+            self.session.reconfigure(self.config)
+        log.info("configuration reloaded from %s", self.config_path)
+
+    def dump_tasks(self) -> None:
+        """SIGUSR1: write every task's stack to the log, for diagnosing a wedged agent."""
+        out = io.StringIO()
+        for task in asyncio.all_tasks():
+            out.write(f"--- {task.get_name()}\n")
+            task.print_stack(file=out)
+        log.warning("task dump:\n%s", out.getvalue())
+
+    # ------------------------------------------------------------ stop
+
+    async def shutdown(self) -> None:
+        """Safe outputs first, then close the CSMS connection, then release everything."""
+        self.notifier.stopping()
+        if self.hal is not None:
+            await self.hal.safe_state()
+        if self.session is not None:
+            await self.session.stop()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.mock_control is not None:
+            await self.mock_control.close()
+        if self.hal is not None:
+            await self.hal.close()
+        for closable in (self.message_log, self.store):
+            if closable is not None:
+                closable.close()
+        self.notifier.close()
+        log.info("stopped; outputs are safe")
+
+
+def _merge_live(old: AgentConfig, new: AgentConfig) -> AgentConfig:
+    """Keep the parts that need a restart from ``old``; take the rest from ``new``."""
+    from dataclasses import replace
+
+    return replace(new, station=old.station, evse=old.evse, hal=old.hal)
+
+
+def _with_subprotocol(factory, subprotocol: str):
+    """Attach the adapter's subprotocol to a factory, so the session can ask for it."""
+    factory.subprotocol = subprotocol
+    return factory
+
+
+async def _main(config: AgentConfig, config_path: str | None) -> int:
+    agent = Agent(config, config_path=config_path)
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, agent.request_stop)
+    loop.add_signal_handler(signal.SIGINT, agent.request_stop)
+    loop.add_signal_handler(signal.SIGHUP, agent.request_reload)
+    loop.add_signal_handler(signal.SIGUSR1, agent.dump_tasks)
+    try:
+        await agent.start()
+        await agent.wait()
+    except AgentError as exc:
+        log.error("start-up failed: %s", exc)
+        await agent.shutdown()
+        return 1
+    except Exception:
+        log.exception("fatal error; making outputs safe")
+        await agent.shutdown()
+        return 1
+    await agent.shutdown()
+    return 0
+
+
+def run_agent(config: AgentConfig, *, config_path: str | None = None) -> int:
+    """Run the daemon until SIGTERM/SIGINT; 0 after a clean stop, 1 on a start-up error."""
+    configure_logging(config.logging.level, config.logging.levels)
+    log.info("ocpp-agent starting: station %s, OCPP %s, pid %d", config.station.id, config.csms.ocpp_version, os.getpid())
+    return asyncio.run(_main(config, config_path))

@@ -1,0 +1,408 @@
+"""Configuration: a TOML file parsed into frozen dataclasses before anything is opened.
+
+The schema *is* the dataclasses below: field names are TOML keys, annotations are
+the expected types and defaults make keys optional. ``load_config`` walks the
+TOML tables against them and collects every problem with its key path, so an
+operator fixes a broken file in one go instead of one error per restart.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import tomllib
+import types
+import typing
+from dataclasses import MISSING, dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from agent.errors import ConfigError
+from agent.settings import SETTINGS_BY_OCPP16, SETTINGS_BY_OCPP201, coerce_setting
+
+DEFAULT_CONFIG_PATH = "/etc/ocpp-agent/agent.toml"
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    """One problem in a config file, located by its dotted key path."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}" if self.path else self.message
+
+
+# --------------------------------------------------------------------- schema
+
+
+@dataclass(frozen=True)
+class StationConfig:
+    """[station]: who this charger is and where it keeps its state."""
+
+    id: str
+    data_dir: Path = Path("/var/lib/ocpp-agent")
+    vendor: str = "ocpp-agent"
+    model: str = "ocpp-agent"
+    serial_number: str = ""
+    firmware_version: str = ""
+
+
+@dataclass(frozen=True)
+class CsmsConfig:
+    """[csms]: how to reach the Charging Station Management System."""
+
+    url: str
+    ocpp_version: Literal["1.6", "2.0.1"] = "1.6"
+    security_profile: Literal[0, 1, 2, 3] = 0
+    password: str = ""
+    ca_file: str = ""
+    client_cert_file: str = ""
+    client_key_file: str = ""
+    connect_timeout_s: float = 10.0
+    response_timeout_s: float = 30.0
+    ping_timeout_s: float = 10.0
+
+
+@dataclass(frozen=True)
+class MeterConfig:
+    """[evse.meter]: the energy meter of one EVSE."""
+
+    driver: Literal["mock", "modbus"] = "mock"
+    model: Literal["sdm630", "sdm120", "sdm72d-m", "abb-b23", "em24"] = "sdm630"
+    port: str = ""
+    baudrate: int = 9600
+    device_id: int = 1
+    timeout_s: float = 0.3
+    poll_interval_s: float = 1.0
+
+
+@dataclass(frozen=True)
+class GpioPinsConfig:
+    """[evse.gpio]: GPIO lines of one EVSE (BCM numbers, or gpiod line offsets/names)."""
+
+    contactor: int | None = None
+    contactor_active_high: bool = True
+    contactor_feedback: int | None = None
+    contactor_feedback_active_high: bool = True
+    lock_type: Literal["none", "motor", "solenoid"] = "none"
+    lock_a: int | None = None
+    lock_b: int | None = None
+    lock_pulse_ms: int = 300
+    lock_active_high: bool = True
+    lock_feedback: int | None = None
+    lock_feedback_active_high: bool = True
+    pilot_plug: int | None = None
+    pilot_charge: int | None = None
+    pilot_active_high: bool = True
+
+
+@dataclass(frozen=True)
+class EvseConfig:
+    """[[evse]]: one EVSE (one connector by default)."""
+
+    id: int
+    max_current_A: float = 32.0
+    phases: Literal[1, 3] = 3
+    meter: MeterConfig = MeterConfig()
+    gpio: GpioPinsConfig = GpioPinsConfig()
+
+
+@dataclass(frozen=True)
+class RfidConfig:
+    """[hal.rfid]: the RFID reader."""
+
+    driver: Literal["mock", "rdm6300", "ascii-line", "pn532-uart"] = "mock"
+    port: str = ""
+    baudrate: int = 9600
+
+
+@dataclass(frozen=True)
+class HalConfig:
+    """[hal]: which hardware backend drives the charger."""
+
+    backend: Literal["mock", "raspberry-pi"] = "mock"
+    gpio: Literal["rpi-gpio", "gpiod"] = "rpi-gpio"
+    rfid: RfidConfig = RfidConfig()
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    """[logging]: log levels (stderr; journald adds timestamps) and the OCPP message log bound."""
+
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    levels: dict[str, str] = field(default_factory=dict)
+    message_log_max_MiB: float = 16.0
+
+
+@dataclass(frozen=True)
+class SystemConfig:
+    """[system]: how the agent acts on the board itself."""
+
+    reboot_command: str = "systemctl reboot"
+    watchdog_stale_s: float = 90.0
+
+
+@dataclass(frozen=True)
+class Ocpp16Config:
+    """[ocpp16]: initial OCPP 1.6 configuration keys."""
+
+    configuration: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Ocpp201Config:
+    """[ocpp201]: initial OCPP 2.0.1 device-model variables ("Component.Variable")."""
+
+    variables: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    """The whole, validated configuration."""
+
+    station: StationConfig
+    csms: CsmsConfig
+    evse: tuple[EvseConfig, ...]
+    hal: HalConfig = HalConfig()
+    logging: LoggingConfig = LoggingConfig()
+    system: SystemConfig = SystemConfig()
+    ocpp16: Ocpp16Config = Ocpp16Config()
+    ocpp201: Ocpp201Config = Ocpp201Config()
+    source: str = ""
+
+    @property
+    def endpoint_url(self) -> str:
+        """The URL the agent connects to: csms.url with the station id appended."""
+        return self.csms.url.rstrip("/") + "/" + self.station.id
+
+    @property
+    def initial_settings(self) -> dict[str, Any]:
+        """File-given OCPP settings by neutral setting name (values already coerced)."""
+        values: dict[str, Any] = {}
+        for key, value in self.ocpp16.configuration.items():
+            values[SETTINGS_BY_OCPP16[key].name] = coerce_setting(SETTINGS_BY_OCPP16[key], value)
+        for key, value in self.ocpp201.variables.items():
+            values[SETTINGS_BY_OCPP201[key].name] = coerce_setting(SETTINGS_BY_OCPP201[key], value)
+        return values
+
+
+# ------------------------------------------------------------------ loading
+
+
+def load_config(path: str | os.PathLike) -> AgentConfig:
+    """Read and validate a config file; raise ConfigError listing every problem."""
+    try:
+        with open(path, "rb") as fh:
+            raw = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError([ConfigProblem("", f"config file not found: {path}")]) from None
+    except PermissionError:
+        raise ConfigError([ConfigProblem("", f"config file not readable: {path}")]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([ConfigProblem("", f"{path}: not valid TOML: {exc}")]) from None
+    return parse_config(raw, source=str(path))
+
+
+def parse_config(raw: dict, *, source: str = "") -> AgentConfig:
+    """Validate an already-parsed TOML document; raise ConfigError listing every problem."""
+    problems: list[ConfigProblem] = []
+    config = _build(AgentConfig, raw, "", problems, skip={"source"})
+    if config is not None:
+        problems.extend(_check_semantics(config))
+    if problems:
+        raise ConfigError(problems)
+    return _replace_source(config, source)
+
+
+def _replace_source(config: AgentConfig, source: str) -> AgentConfig:
+    from dataclasses import replace
+
+    return replace(config, source=source)
+
+
+def _build(cls, table: Any, path: str, problems: list[ConfigProblem], *, skip=()):
+    """Build dataclass ``cls`` from ``table``; append problems; None if unusable."""
+    if not isinstance(table, dict):
+        problems.append(ConfigProblem(path, f"expected a table, got {_kind(table)}"))
+        return None
+    hints = typing.get_type_hints(cls)
+    known = [f.name for f in fields(cls) if f.name not in skip]
+    for key in table:
+        if key not in known:
+            problems.append(ConfigProblem(_join(path, key), "unknown key" + _did_you_mean(key, known)))
+    values, ok = {}, True
+    for f in fields(cls):
+        if f.name in skip:
+            continue
+        key_path = _join(path, f.name)
+        if f.name not in table:
+            if f.default is MISSING and f.default_factory is MISSING:
+                problems.append(ConfigProblem(key_path, "required key is missing"))
+                ok = False
+            continue
+        before = len(problems)
+        value = _convert(hints[f.name], table[f.name], key_path, problems)
+        if len(problems) > before:
+            ok = False
+        else:
+            values[f.name] = value
+    return cls(**values) if ok else None
+
+
+def _convert(hint, value: Any, path: str, problems: list[ConfigProblem]):
+    """Check ``value`` against annotation ``hint``; convert where TOML needs it."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        # "int | None": None is only a default, TOML has no null; check the other type.
+        inner = [a for a in typing.get_args(hint) if a is not type(None)][0]
+        return _convert(inner, value, path, problems)
+    if origin is Literal:
+        allowed = typing.get_args(hint)
+        if value in allowed and type(value) in {type(a) for a in allowed}:
+            return value
+        shown = ", ".join(repr(a) for a in allowed)
+        problems.append(ConfigProblem(path, f"expected one of {shown}, got {value!r}"))
+        return None
+    if origin is tuple:
+        item_type = typing.get_args(hint)[0]
+        if not isinstance(value, list):
+            problems.append(ConfigProblem(path, f"expected an array of tables, got {_kind(value)}"))
+            return None
+        return tuple(_convert(item_type, item, f"{path}[{i}]", problems) for i, item in enumerate(value))
+    if origin is dict:
+        if not isinstance(value, dict):
+            problems.append(ConfigProblem(path, f"expected a table, got {_kind(value)}"))
+            return None
+        return dict(value)
+    if isinstance(hint, type) and hasattr(hint, "__dataclass_fields__"):
+        return _build(hint, value, path, problems)
+    return _convert_scalar(hint, value, path, problems)
+
+
+def _convert_scalar(hint, value: Any, path: str, problems: list[ConfigProblem]):
+    if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if hint is Path and isinstance(value, str):
+        return Path(value)
+    if hint in (str, int, bool) and type(value) is hint:
+        return value
+    expected = {str: "a string", int: "an integer", float: "a number", bool: "true or false", Path: "a path string"}
+    problems.append(ConfigProblem(path, f"expected {expected.get(hint, hint)}, got {_kind(value)} {value!r}"))
+    return None
+
+
+def _kind(value: Any) -> str:
+    return {bool: "boolean", int: "integer", float: "number", str: "string", list: "array", dict: "table"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _did_you_mean(key: str, candidates: list[str]) -> str:
+    close = difflib.get_close_matches(key, candidates, n=1, cutoff=0.6)
+    if not close:
+        lowered = {c.lower(): c for c in candidates}
+        if key.lower() in lowered:
+            close = [lowered[key.lower()]]
+    return f' (did you mean "{close[0]}"?)' if close else ""
+
+
+# ---------------------------------------------------------- cross-field rules
+
+
+def _check_semantics(config: AgentConfig) -> list[ConfigProblem]:
+    """Rules that span keys: URL scheme vs security profile, EVSE numbering, OCPP keys."""
+    problems = _check_station(config.station) + _check_csms(config.csms)
+    problems += _check_evses(config.evse)
+    problems += _check_logging(config.logging)
+    problems += _check_ocpp_settings(config)
+    return problems
+
+
+def _check_station(station: StationConfig) -> list[ConfigProblem]:
+    problems = []
+    if not station.id or any(c in station.id for c in "/?#% ") or len(station.id) > 48:
+        problems.append(ConfigProblem("station.id", "must be 1-48 characters without '/', '?', '#', '%' or spaces"))
+    if not station.data_dir.is_absolute() and str(station.data_dir).startswith("~"):
+        problems.append(ConfigProblem("station.data_dir", "'~' is not expanded; give an absolute path"))
+    return problems
+
+
+def _check_csms(csms: CsmsConfig) -> list[ConfigProblem]:
+    problems = []
+    parts = urlsplit(csms.url)
+    if parts.scheme not in ("ws", "wss") or not parts.hostname:
+        problems.append(ConfigProblem("csms.url", f"expected a ws:// or wss:// URL, got {csms.url!r}"))
+    elif csms.security_profile >= 2 and parts.scheme != "wss":
+        problems.append(ConfigProblem("csms.url", f"security_profile {csms.security_profile} needs a wss:// URL"))
+    elif csms.security_profile <= 1 and parts.scheme == "wss":
+        problems.append(ConfigProblem("csms.security_profile", "a wss:// URL needs security_profile 2 or 3"))
+    if csms.security_profile in (1, 2) and not csms.password:
+        problems.append(ConfigProblem("csms.password", f"security_profile {csms.security_profile} needs a password"))
+    if csms.security_profile == 3:
+        for key in ("client_cert_file", "client_key_file"):
+            if not getattr(csms, key):
+                problems.append(ConfigProblem(f"csms.{key}", "security_profile 3 needs a client certificate and key"))
+    for key in ("ca_file", "client_cert_file", "client_key_file"):
+        value = getattr(csms, key)
+        if value and not os.path.isfile(value):
+            problems.append(ConfigProblem(f"csms.{key}", f"file not found: {value}"))
+    for key in ("connect_timeout_s", "response_timeout_s", "ping_timeout_s"):
+        if getattr(csms, key) <= 0:
+            problems.append(ConfigProblem(f"csms.{key}", "must be greater than 0"))
+    return problems
+
+
+def _check_evses(evses: tuple[EvseConfig, ...]) -> list[ConfigProblem]:
+    if not evses:
+        return [ConfigProblem("evse", "at least one [[evse]] table is required")]
+    problems = []
+    ids = [e.id for e in evses]
+    if sorted(ids) != list(range(1, len(ids) + 1)):
+        problems.append(ConfigProblem("evse", f"EVSE ids must be 1..{len(ids)} without gaps or repeats, got {ids}"))
+    for i, evse in enumerate(evses):
+        if not 6.0 <= evse.max_current_A <= 80.0:
+            problems.append(ConfigProblem(f"evse[{i}].max_current_A", "must be between 6 and 80 A (IEC 61851)"))
+        if evse.meter.driver == "modbus" and not evse.meter.port:
+            problems.append(ConfigProblem(f"evse[{i}].meter.port", "the modbus meter driver needs a port"))
+        if not 1 <= evse.meter.device_id <= 247:
+            problems.append(ConfigProblem(f"evse[{i}].meter.device_id", "must be a Modbus address 1..247"))
+    return problems
+
+
+_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+def _check_logging(cfg: LoggingConfig) -> list[ConfigProblem]:
+    problems = []
+    for name, level in cfg.levels.items():
+        if not isinstance(level, str) or level.lower() not in _LEVELS:
+            problems.append(ConfigProblem(f"logging.levels.{name}", f"expected one of {', '.join(_LEVELS)}"))
+    if cfg.message_log_max_MiB <= 0:
+        problems.append(ConfigProblem("logging.message_log_max_MiB", "must be greater than 0"))
+    return problems
+
+
+def _check_ocpp_settings(config: AgentConfig) -> list[ConfigProblem]:
+    problems = []
+    tables = (
+        ("ocpp16.configuration", config.ocpp16.configuration, SETTINGS_BY_OCPP16),
+        ('ocpp201.variables', config.ocpp201.variables, SETTINGS_BY_OCPP201),
+    )
+    for prefix, given, known in tables:
+        for key, value in given.items():
+            path = f'{prefix}."{key}"' if "." in key else f"{prefix}.{key}"
+            if key not in known:
+                problems.append(ConfigProblem(path, "unknown setting" + _did_you_mean(key, list(known))))
+                continue
+            try:
+                coerce_setting(known[key], value)
+            except ValueError as exc:
+                problems.append(ConfigProblem(path, str(exc)))
+    return problems

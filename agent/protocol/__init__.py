@@ -1,0 +1,16 @@
+"""OCPP protocol adapters: thin layers over the `ocpp` library, one per version."""
+
+from __future__ import annotations
+
+
+def adapter_class(ocpp_version: str):
+    """The adapter class for "1.6" or "2.0.1", imported only when chosen."""
+    if ocpp_version == "1.6":
+        from agent.protocol.v16 import Ocpp16Adapter
+
+        return Ocpp16Adapter
+    if ocpp_version == "2.0.1":
+        from agent.protocol.v201 import Ocpp201Adapter
+
+        return Ocpp201Adapter
+    raise ValueError(f"unsupported OCPP version {ocpp_version!r}")

@@ -1,0 +1,121 @@
+"""The CSMS session: connect, serve, and reconnect with randomized back-off, forever.
+
+One connection at a time. Each connection gets a fresh protocol adapter (the
+library's ChargePoint is per connection); what must outlive a connection (the
+settings, the clock, the outbox) lives outside it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Callable
+
+from agent.config import AgentConfig
+from agent.errors import ConnectFailed, ConnectionLost
+from agent.transport import TransportOptions, WebSocketConnection, backoff_delays
+
+log = logging.getLogger("agent.session")
+
+
+class CsmsSession:
+    """Keeps the station connected to its CSMS and hands each connection to an adapter."""
+
+    def __init__(
+        self,
+        config: AgentConfig,
+        *,
+        adapter_factory: Callable,
+        settings,
+        on_frame: Callable[[str, str], None] | None = None,
+        ticker=None,
+    ):
+        self._config = config
+        self._adapter_factory = adapter_factory
+        self._settings = settings
+        self._on_frame = on_frame
+        self._ticker = ticker
+        self.adapter = None
+        self.connection: WebSocketConnection | None = None
+        self.connected = asyncio.Event()
+        self._stopping = False
+
+    def transport_options(self) -> TransportOptions:
+        """Transport options from the config file and the live settings."""
+        csms = self._config.csms
+        return TransportOptions(
+            url=self._config.endpoint_url,
+            subprotocol=self._adapter_factory.subprotocol,
+            station_id=self._config.station.id,
+            security_profile=csms.security_profile,
+            password=csms.password,
+            ca_file=csms.ca_file,
+            client_cert_file=csms.client_cert_file,
+            client_key_file=csms.client_key_file,
+            connect_timeout_s=csms.connect_timeout_s,
+            ping_interval_s=float(self._settings["websocket_ping_interval_s"]),
+            ping_timeout_s=csms.ping_timeout_s,
+        )
+
+    async def run(self) -> None:
+        """Connect and serve until ``stop()``; never raises for network trouble."""
+        delays = None
+        while not self._stopping:
+            self._tick()
+            try:
+                connection = await WebSocketConnection.open(self.transport_options(), on_frame=self._on_frame)
+            except ConnectFailed as exc:
+                delays = delays or self._backoff()
+                delay = next(delays)
+                log.warning("cannot connect to the CSMS: %s; retrying in %.1f s", exc, delay)
+                await self._sleep(delay)
+                continue
+            delays = None
+            await self._serve(connection)
+
+    async def _serve(self, connection: WebSocketConnection) -> None:
+        self.connection = connection
+        self.adapter = self._adapter_factory(connection)
+        self.connected.set()
+        log.info("connected to %s (%s)", self._config.endpoint_url, connection.subprotocol)
+        try:
+            await self.adapter.serve()
+        except ConnectionLost:
+            pass
+        except Exception:
+            log.exception("protocol session failed; reconnecting")
+        finally:
+            self.connected.clear()
+            await connection.close()
+            if not self._stopping:
+                log.warning("connection to the CSMS ended: %s", connection.close_reason or "closed")
+
+    def _backoff(self):
+        return backoff_delays(
+            wait_minimum_s=self._settings["retry_backoff_wait_minimum_s"],
+            random_range_s=self._settings["retry_backoff_random_range_s"],
+            repeat_times=self._settings["retry_backoff_repeat_times"],
+        )
+
+    async def _sleep(self, seconds: float) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while not self._stopping and loop.time() < deadline:
+            self._tick()
+            await asyncio.sleep(min(deadline - loop.time(), 5.0))
+
+    def _tick(self) -> None:
+        if self._ticker is not None:
+            self._ticker.tick()
+
+    def reconfigure(self, config: AgentConfig) -> None:
+        """Use new CSMS settings: drop the current connection so the next one uses them."""
+        self._config = config
+        if self.connection is not None and not self.connection.closed:
+            asyncio.ensure_future(self.connection.close())
+
+    async def stop(self) -> None:
+        """Close the connection with a close frame; ``run()`` then returns."""
+        self._stopping = True
+        if self.connection is not None:
+            await self.connection.close()
