@@ -49,6 +49,10 @@ class StationConfig:
     serial_number: str = ""
     firmware_version: str = ""
 
+    def problems(self) -> list[tuple[str, str]]:
+        """Cross-key rules of this section, as (key, message) pairs."""
+        return _station_problems(self)
+
 
 @dataclass(frozen=True)
 class CsmsConfig:
@@ -65,6 +69,10 @@ class CsmsConfig:
     response_timeout_s: float = 30.0
     ping_timeout_s: float = 10.0
 
+    def problems(self) -> list[tuple[str, str]]:
+        """Cross-key rules of this section, as (key, message) pairs."""
+        return _csms_problems(self)
+
 
 @dataclass(frozen=True)
 class MeterConfig:
@@ -77,6 +85,10 @@ class MeterConfig:
     device_id: int = 1
     timeout_s: float = 0.3
     poll_interval_s: float = 1.0
+
+    def problems(self) -> list[tuple[str, str]]:
+        """Cross-key rules of this section, as (key, message) pairs."""
+        return _meter_problems(self)
 
 
 @dataclass(frozen=True)
@@ -109,6 +121,10 @@ class EvseConfig:
     meter: MeterConfig = MeterConfig()
     gpio: GpioPinsConfig = GpioPinsConfig()
 
+    def problems(self) -> list[tuple[str, str]]:
+        """Cross-key rules of this section, as (key, message) pairs."""
+        return _evse_problems(self)
+
 
 @dataclass(frozen=True)
 class RfidConfig:
@@ -135,6 +151,10 @@ class LoggingConfig:
     level: Literal["debug", "info", "warning", "error"] = "info"
     levels: dict[str, str] = field(default_factory=dict)
     message_log_max_MiB: float = 16.0
+
+    def problems(self) -> list[tuple[str, str]]:
+        """Cross-key rules of this section, as (key, message) pairs."""
+        return _logging_problems(self)
 
 
 @dataclass(frozen=True)
@@ -209,47 +229,56 @@ def load_config(path: str | os.PathLike) -> AgentConfig:
 def parse_config(raw: dict, *, source: str = "") -> AgentConfig:
     """Validate an already-parsed TOML document; raise ConfigError listing every problem."""
     problems: list[ConfigProblem] = []
-    config = _build(AgentConfig, raw, "", problems, skip={"source"})
-    if config is not None:
-        problems.extend(_check_semantics(config))
+    values = _build_values(AgentConfig, raw, "", problems, skip={"source"})
+    problems.extend(_check_top_level(values))
     if problems:
         raise ConfigError(problems)
-    return _replace_source(config, source)
+    return AgentConfig(**values, source=source)
 
 
-def _replace_source(config: AgentConfig, source: str) -> AgentConfig:
-    from dataclasses import replace
-
-    return replace(config, source=source)
-
-
-def _build(cls, table: Any, path: str, problems: list[ConfigProblem], *, skip=()):
-    """Build dataclass ``cls`` from ``table``; append problems; None if unusable."""
+def _build_values(cls, table: Any, path: str, problems: list[ConfigProblem], *, skip=()) -> dict:
+    """Convert the keys of ``table`` that fit ``cls``'s fields; append a problem for each that does not."""
     if not isinstance(table, dict):
         problems.append(ConfigProblem(path, f"expected a table, got {_kind(table)}"))
-        return None
+        return {}
     hints = typing.get_type_hints(cls)
     known = [f.name for f in fields(cls) if f.name not in skip]
     for key in table:
         if key not in known:
             problems.append(ConfigProblem(_join(path, key), "unknown key" + _did_you_mean(key, known)))
-    values, ok = {}, True
-    for f in fields(cls):
-        if f.name in skip:
-            continue
-        key_path = _join(path, f.name)
-        if f.name not in table:
-            if f.default is MISSING and f.default_factory is MISSING:
+    values = {}
+    for name in known:
+        key_path = _join(path, name)
+        if name not in table:
+            if _is_required(cls, name):
                 problems.append(ConfigProblem(key_path, "required key is missing"))
-                ok = False
             continue
         before = len(problems)
-        value = _convert(hints[f.name], table[f.name], key_path, problems)
-        if len(problems) > before:
-            ok = False
-        else:
-            values[f.name] = value
-    return cls(**values) if ok else None
+        value = _convert(hints[name], table[name], key_path, problems)
+        if len(problems) == before:
+            values[name] = value
+    return values
+
+
+def _is_required(cls, name: str) -> bool:
+    f = cls.__dataclass_fields__[name]
+    return f.default is MISSING and f.default_factory is MISSING
+
+
+def _build(cls, table: Any, path: str, problems: list[ConfigProblem]):
+    """Build dataclass ``cls`` from ``table`` and run its own checks; None if a required key failed.
+
+    Keys that failed keep their defaults, so the object's cross-key checks still
+    run and the operator sees those problems in the same report.
+    """
+    values = _build_values(cls, table, path, problems)
+    if any(_is_required(cls, f.name) and f.name not in values for f in fields(cls)):
+        return None
+    instance = cls(**values)
+    check = getattr(instance, "problems", None)
+    if check is not None:
+        problems.extend(ConfigProblem(_join(path, key), message) for key, message in check())
+    return instance
 
 
 def _convert(hint, value: Any, path: str, problems: list[ConfigProblem]):
@@ -271,7 +300,8 @@ def _convert(hint, value: Any, path: str, problems: list[ConfigProblem]):
         if not isinstance(value, list):
             problems.append(ConfigProblem(path, f"expected an array of tables, got {_kind(value)}"))
             return None
-        return tuple(_convert(item_type, item, f"{path}[{i}]", problems) for i, item in enumerate(value))
+        items = (_convert(item_type, item, f"{path}[{i}]", problems) for i, item in enumerate(value))
+        return tuple(item for item in items if item is not None)
     if origin is dict:
         if not isinstance(value, dict):
             problems.append(ConfigProblem(path, f"expected a table, got {_kind(value)}"))
@@ -316,93 +346,98 @@ def _did_you_mean(key: str, candidates: list[str]) -> str:
 # ---------------------------------------------------------- cross-field rules
 
 
-def _check_semantics(config: AgentConfig) -> list[ConfigProblem]:
-    """Rules that span keys: URL scheme vs security profile, EVSE numbering, OCPP keys."""
-    problems = _check_station(config.station) + _check_csms(config.csms)
-    problems += _check_evses(config.evse)
-    problems += _check_logging(config.logging)
-    problems += _check_ocpp_settings(config)
+def _check_top_level(values: dict) -> list[ConfigProblem]:
+    """Rules that span sections: EVSE numbering and the OCPP setting tables."""
+    problems = []
+    evses = values.get("evse")
+    if evses is not None:
+        ids = [e.id for e in evses]
+        if not ids:
+            problems.append(ConfigProblem("evse", "at least one [[evse]] table is required"))
+        elif sorted(ids) != list(range(1, len(ids) + 1)):
+            problems.append(ConfigProblem("evse", f"EVSE ids must be 1..{len(ids)} without gaps or repeats, got {ids}"))
+    tables = (
+        ("ocpp16.configuration", values.get("ocpp16"), "configuration", SETTINGS_BY_OCPP16),
+        ("ocpp201.variables", values.get("ocpp201"), "variables", SETTINGS_BY_OCPP201),
+    )
+    for prefix, section, attribute, known in tables:
+        if section is not None:
+            problems.extend(_check_ocpp_table(prefix, getattr(section, attribute), known))
     return problems
 
 
-def _check_station(station: StationConfig) -> list[ConfigProblem]:
+def _check_ocpp_table(prefix: str, given: dict, known: dict) -> list[ConfigProblem]:
+    problems = []
+    for key, value in given.items():
+        path = f'{prefix}."{key}"' if "." in key else f"{prefix}.{key}"
+        if key not in known:
+            problems.append(ConfigProblem(path, "unknown setting" + _did_you_mean(key, list(known))))
+            continue
+        try:
+            coerce_setting(known[key], value)
+        except ValueError as exc:
+            problems.append(ConfigProblem(path, str(exc)))
+    return problems
+
+
+def _station_problems(station: StationConfig) -> list[tuple[str, str]]:
     problems = []
     if not station.id or any(c in station.id for c in "/?#% ") or len(station.id) > 48:
-        problems.append(ConfigProblem("station.id", "must be 1-48 characters without '/', '?', '#', '%' or spaces"))
-    if not station.data_dir.is_absolute() and str(station.data_dir).startswith("~"):
-        problems.append(ConfigProblem("station.data_dir", "'~' is not expanded; give an absolute path"))
+        problems.append(("id", "must be 1-48 characters without '/', '?', '#', '%' or spaces"))
+    if str(station.data_dir).startswith("~"):
+        problems.append(("data_dir", "'~' is not expanded; give an absolute path"))
     return problems
 
 
-def _check_csms(csms: CsmsConfig) -> list[ConfigProblem]:
+def _csms_problems(csms: CsmsConfig) -> list[tuple[str, str]]:
     problems = []
     parts = urlsplit(csms.url)
     if parts.scheme not in ("ws", "wss") or not parts.hostname:
-        problems.append(ConfigProblem("csms.url", f"expected a ws:// or wss:// URL, got {csms.url!r}"))
+        problems.append(("url", f"expected a ws:// or wss:// URL, got {csms.url!r}"))
     elif csms.security_profile >= 2 and parts.scheme != "wss":
-        problems.append(ConfigProblem("csms.url", f"security_profile {csms.security_profile} needs a wss:// URL"))
+        problems.append(("url", f"security_profile {csms.security_profile} needs a wss:// URL"))
     elif csms.security_profile <= 1 and parts.scheme == "wss":
-        problems.append(ConfigProblem("csms.security_profile", "a wss:// URL needs security_profile 2 or 3"))
+        problems.append(("security_profile", "a wss:// URL needs security_profile 2 or 3"))
     if csms.security_profile in (1, 2) and not csms.password:
-        problems.append(ConfigProblem("csms.password", f"security_profile {csms.security_profile} needs a password"))
+        problems.append(("password", f"security_profile {csms.security_profile} needs a password"))
     if csms.security_profile == 3:
         for key in ("client_cert_file", "client_key_file"):
             if not getattr(csms, key):
-                problems.append(ConfigProblem(f"csms.{key}", "security_profile 3 needs a client certificate and key"))
+                problems.append((key, "security_profile 3 needs a client certificate and key"))
     for key in ("ca_file", "client_cert_file", "client_key_file"):
         value = getattr(csms, key)
         if value and not os.path.isfile(value):
-            problems.append(ConfigProblem(f"csms.{key}", f"file not found: {value}"))
+            problems.append((key, f"file not found: {value}"))
     for key in ("connect_timeout_s", "response_timeout_s", "ping_timeout_s"):
         if getattr(csms, key) <= 0:
-            problems.append(ConfigProblem(f"csms.{key}", "must be greater than 0"))
+            problems.append((key, "must be greater than 0"))
     return problems
 
 
-def _check_evses(evses: tuple[EvseConfig, ...]) -> list[ConfigProblem]:
-    if not evses:
-        return [ConfigProblem("evse", "at least one [[evse]] table is required")]
+def _evse_problems(evse: EvseConfig) -> list[tuple[str, str]]:
     problems = []
-    ids = [e.id for e in evses]
-    if sorted(ids) != list(range(1, len(ids) + 1)):
-        problems.append(ConfigProblem("evse", f"EVSE ids must be 1..{len(ids)} without gaps or repeats, got {ids}"))
-    for i, evse in enumerate(evses):
-        if not 6.0 <= evse.max_current_A <= 80.0:
-            problems.append(ConfigProblem(f"evse[{i}].max_current_A", "must be between 6 and 80 A (IEC 61851)"))
-        if evse.meter.driver == "modbus" and not evse.meter.port:
-            problems.append(ConfigProblem(f"evse[{i}].meter.port", "the modbus meter driver needs a port"))
-        if not 1 <= evse.meter.device_id <= 247:
-            problems.append(ConfigProblem(f"evse[{i}].meter.device_id", "must be a Modbus address 1..247"))
+    if not 6.0 <= evse.max_current_A <= 80.0:
+        problems.append(("max_current_A", "must be between 6 and 80 A (IEC 61851)"))
+    return problems
+
+
+def _meter_problems(meter: MeterConfig) -> list[tuple[str, str]]:
+    problems = []
+    if meter.driver == "modbus" and not meter.port:
+        problems.append(("port", "the modbus meter driver needs a port"))
+    if not 1 <= meter.device_id <= 247:
+        problems.append(("device_id", "must be a Modbus address 1..247"))
     return problems
 
 
 _LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
-def _check_logging(cfg: LoggingConfig) -> list[ConfigProblem]:
+def _logging_problems(cfg: LoggingConfig) -> list[tuple[str, str]]:
     problems = []
     for name, level in cfg.levels.items():
         if not isinstance(level, str) or level.lower() not in _LEVELS:
-            problems.append(ConfigProblem(f"logging.levels.{name}", f"expected one of {', '.join(_LEVELS)}"))
+            problems.append((f"levels.{name}", f"expected one of {', '.join(_LEVELS)}"))
     if cfg.message_log_max_MiB <= 0:
-        problems.append(ConfigProblem("logging.message_log_max_MiB", "must be greater than 0"))
-    return problems
-
-
-def _check_ocpp_settings(config: AgentConfig) -> list[ConfigProblem]:
-    problems = []
-    tables = (
-        ("ocpp16.configuration", config.ocpp16.configuration, SETTINGS_BY_OCPP16),
-        ('ocpp201.variables', config.ocpp201.variables, SETTINGS_BY_OCPP201),
-    )
-    for prefix, given, known in tables:
-        for key, value in given.items():
-            path = f'{prefix}."{key}"' if "." in key else f"{prefix}.{key}"
-            if key not in known:
-                problems.append(ConfigProblem(path, "unknown setting" + _did_you_mean(key, list(known))))
-                continue
-            try:
-                coerce_setting(known[key], value)
-            except ValueError as exc:
-                problems.append(ConfigProblem(path, str(exc)))
+        problems.append(("message_log_max_MiB", "must be greater than 0"))
     return problems

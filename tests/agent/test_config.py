@@ -1,0 +1,165 @@
+"""Config loading: every error at once, with key paths and hints."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from agent.config import load_config, parse_config
+from agent.errors import ConfigError
+from agent.settings import Settings
+
+REPO = Path(__file__).resolve().parents[2]
+
+MINIMAL = """
+[station]
+id = "CP1"
+data_dir = "/tmp/x"
+[csms]
+url = "ws://127.0.0.1:9000/ocpp"
+[[evse]]
+id = 1
+"""
+
+
+def write(tmp_path, text):
+    path = tmp_path / "agent.toml"
+    path.write_text(text)
+    return path
+
+
+def problems_of(tmp_path, text):
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, text))
+    return [str(p) for p in info.value.errors]
+
+
+@pytest.mark.parametrize("name", ["default.toml", "desktop-mock.toml", "raspberry-pi.toml"])
+def test_config_shipped_examples_are_valid(name):
+    config = load_config(REPO / "config" / name)
+    assert config.station.id == "CP001"
+
+
+def test_config_minimal_file_gets_defaults(tmp_path):
+    config = load_config(write(tmp_path, MINIMAL))
+    assert config.csms.ocpp_version == "1.6"
+    assert config.hal.backend == "mock"
+    assert config.evse[0].max_current_A == 32.0
+    assert config.endpoint_url == "ws://127.0.0.1:9000/ocpp/CP1"
+
+
+def test_config_five_mistakes_all_reported(tmp_path):
+    text = """
+[station]
+id = "CP1"
+data_dir = 5
+[csms]
+url = "http://example.com"
+ocpp_version = "1.5"
+secruity_profile = 1
+[[evse]]
+id = 1
+max_current_A = "32"
+[hal]
+backend = "mock"
+"""
+    found = problems_of(tmp_path, text)
+    assert len(found) == 5, found
+    joined = "\n".join(found)
+    assert "station.data_dir: expected a path string" in joined
+    assert "csms.ocpp_version: expected one of '1.6', '2.0.1'" in joined
+    assert 'csms.secruity_profile: unknown key (did you mean "security_profile"?)' in joined
+    assert "evse[0].max_current_A: expected a number" in joined
+    assert "csms.url: expected a ws:// or wss:// URL" in joined
+
+
+def test_config_missing_required_keys(tmp_path):
+    found = problems_of(tmp_path, "[station]\n")
+    assert "station.id: required key is missing" in found
+    assert "csms: required key is missing" in found
+    assert "evse: required key is missing" in found
+
+
+def test_config_security_profile_rules(tmp_path):
+    text = MINIMAL.replace('url = "ws://127.0.0.1:9000/ocpp"', 'url = "ws://h/ocpp"\nsecurity_profile = 2')
+    found = problems_of(tmp_path, text)
+    assert any("needs a wss:// URL" in p for p in found)
+    assert any(p.startswith("csms.password") for p in found)
+    text = MINIMAL.replace('url = "ws://127.0.0.1:9000/ocpp"', 'url = "wss://h/ocpp"\nsecurity_profile = 3\nca_file = "/nonexistent.pem"')
+    found = problems_of(tmp_path, text)
+    assert "csms.client_cert_file: security_profile 3 needs a client certificate and key" in found
+    assert "csms.ca_file: file not found: /nonexistent.pem" in found
+
+
+def test_config_evse_ids_must_be_contiguous(tmp_path):
+    found = problems_of(tmp_path, MINIMAL + "[[evse]]\nid = 3\n")
+    assert any("EVSE ids must be 1..2" in p for p in found)
+
+
+def test_config_nested_unknown_key_and_type(tmp_path):
+    found = problems_of(tmp_path, MINIMAL + '[evse.meter]\ndriver = "modbus"\nbaud = 9600\n')
+    assert 'evse[0].meter.baud: unknown key (did you mean "baudrate"?)' in found
+    assert "evse[0].meter.port: the modbus meter driver needs a port" in found
+
+
+def test_config_ocpp_settings_are_checked(tmp_path):
+    text = MINIMAL + '[ocpp16.configuration]\nHeartbeatIntervall = 30\nMeterValueSampleInterval = "soon"\n'
+    text += '[ocpp201.variables]\n"OCPPCommCtrlr.HeartbeatInterval" = -1\n'
+    found = problems_of(tmp_path, text)
+    assert 'ocpp16.configuration.HeartbeatIntervall: unknown setting (did you mean "HeartbeatInterval"?)' in found
+    assert "ocpp16.configuration.MeterValueSampleInterval: expected an integer, got 'soon'" in found
+    assert 'ocpp201.variables."OCPPCommCtrlr.HeartbeatInterval": must be at least 1, got -1' in found
+
+
+def test_config_invalid_toml_is_one_clear_error(tmp_path):
+    found = problems_of(tmp_path, "[station\n")
+    assert len(found) == 1 and "not valid TOML" in found[0]
+
+
+def test_config_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_config(tmp_path / "absent.toml")
+
+
+class MemoryStore(dict):
+    def put(self, key, value):
+        self[key] = value
+
+
+def test_settings_precedence_persisted_over_file_over_default(tmp_path):
+    config = parse_config(
+        {
+            "station": {"id": "CP1"},
+            "csms": {"url": "ws://h/ocpp"},
+            "evse": [{"id": 1}],
+            "ocpp16": {"configuration": {"HeartbeatInterval": "120"}},
+        }
+    )
+    store = MemoryStore()
+    settings = Settings(store, initial=config.initial_settings)
+    assert settings["heartbeat_interval_s"] == 120
+    assert settings["websocket_ping_interval_s"] == 30
+    settings.set("heartbeat_interval_s", "45")
+    assert Settings(store, initial=config.initial_settings)["heartbeat_interval_s"] == 45
+    with pytest.raises(ValueError):
+        settings.set("heartbeat_interval_s", "0")
+
+
+def run_cli(*args, **kwargs):
+    return subprocess.run([sys.executable, "-m", "agent", *args], capture_output=True, text=True, timeout=60, **kwargs)
+
+
+def test_check_config_cli_exit_codes(tmp_path):
+    good = run_cli("check-config", str(REPO / "config" / "default.toml"))
+    assert good.returncode == 0, good.stderr
+    bad = run_cli("check-config", str(write(tmp_path, MINIMAL.replace("[[evse]]\nid = 1", "[[evse]]\nid = 1\nphase = 3"))))
+    assert bad.returncode == 1
+    assert 'evse[0].phase: unknown key (did you mean "phases"?)' in bad.stderr
+
+
+def test_run_cli_rejects_bad_config_naming_key_path(tmp_path):
+    path = write(tmp_path, MINIMAL.replace('id = "CP1"', 'id = "CP1"\nvendr = "x"'))
+    result = run_cli("run", "--config", str(path))
+    assert result.returncode == 1
+    assert "station.vendr" in result.stderr
