@@ -14,27 +14,33 @@ from hal.roles._device import Device, check_positive
 READER_OFFLINE = "reader-offline"
 _SEPARATORS = str.maketrans("", "", " :-._\t")
 _HEX = frozenset(string.hexdigits.upper())
+_TOKEN_CHARS = frozenset(string.ascii_uppercase + string.digits + "-_.:*@")
 
 
 def normalise_uid(uid: str, *, max_length: int = 20) -> str:
-    """Return ``uid`` as uppercase hex without separators ("04:a1-b2 c3" -> "04A1B2C3").
+    """Return the idToken a card or keypad presented, in one canonical form.
 
-    Raises ValueError if it is empty, not hex, or longer than ``max_length``
-    characters (20: OCPP 1.6 idTags are at most 20 characters; a 10-byte UID
-    is exactly 20 hex digits).
+    A hex UID loses its separators and is uppercased ("04:a1-b2 c3" ->
+    "04A1B2C3"), so the same card always yields the same token whichever reader
+    printed it. Other tokens (a keypad code, a printed "USER-1") are kept as
+    written but uppercased: OCPP compares idTokens case-insensitively.
+
+    Raises ValueError if it is empty, has characters outside letters, digits
+    and ``-_.:*@``, or is longer than ``max_length`` (20: OCPP 1.6 idTags are at
+    most 20 characters; a 10-byte UID is exactly 20 hex digits).
     """
     if not isinstance(uid, str):
         raise TypeError(f"card UID must be a string, not {type(uid).__name__}")
     text = uid.strip().upper()
-    if text.startswith("0X"):
-        text = text[2:]
-    text = text.translate(_SEPARATORS)
-    if not text:
-        raise ValueError("card UID is empty")
-    if not set(text) <= _HEX:
-        raise ValueError(f"card UID {uid!r} is not hexadecimal")
+    hex_text = (text[2:] if text.startswith("0X") else text).translate(_SEPARATORS)
+    if hex_text and set(hex_text) <= _HEX:
+        text = hex_text
+    if not any(c.isalnum() for c in text):
+        raise ValueError(f"idToken {uid!r} is empty or has no letter or digit")
+    if not set(text) <= _TOKEN_CHARS:
+        raise ValueError(f"idToken {uid!r} has characters other than letters, digits and -_.:*@")
     if len(text) > max_length:
-        raise ValueError(f"card UID {uid!r} is longer than {max_length} hex digits")
+        raise ValueError(f"idToken {uid!r} is longer than {max_length} characters")
     return text
 
 

@@ -110,7 +110,7 @@ async def test_sim_power_fault_clear_state(server, hal, capsys):
     (["fault", "1", "on-fire"], "unknown fault"),
     (["plug", "9"], "unknown evse 9"),
     (["ev", "2", "charge"], "no EV plugged"),
-    (["tap", "zz"], "not hexadecimal"),
+    (["tap", "z z"], "characters other than"),
 ])
 async def test_sim_agent_error_exits_1(server, capsys, argv, message):
     assert await sim(server, *argv) == 1

@@ -134,7 +134,7 @@ BAD_REQUESTS = [
     (b'{"cmd": "ev", "evse": 1}', 'needs "charge"'),
     (b'{"cmd": "tap"}', 'needs "id_token"'),
     (b'{"cmd": "tap", "id_token": 1234}', '"id_token" must be a string'),
-    (b'{"cmd": "tap", "id_token": "not-a-card!"}', "not hexadecimal"),
+    (b'{"cmd": "tap", "id_token": "not-a-card!"}', "characters other than"),
     (b'{"cmd": "tap", "id_token": "04A1", "evse": 0}', "unknown evse 0"),
     (b'{"cmd": "power", "evse": 1, "watts": "7200"}', '"watts" must be a number'),
     (b'{"cmd": "power", "evse": 1, "watts": -1}', ">= 0"),

@@ -16,12 +16,14 @@ from tests.hal.helpers import faults_of
     ("0x04a1b2c3", "04A1B2C3"),
     ("04.a1_b2", "04A1B2"),
     ("0123456789ABCDEF0123", "0123456789ABCDEF0123"),
+    ("user-1", "USER-1"),
+    ("HELLO", "HELLO"),
 ])
 def test_token_reader_normalises_uid(raw, token):
     assert normalise_uid(raw) == token
 
 
-@pytest.mark.parametrize("raw", ["", " : ", "HELLO", "04A1G2", "0123456789ABCDEF01234"])
+@pytest.mark.parametrize("raw", ["", " : ", "04 A1 G2", "hello!", "0123456789ABCDEF01234", "ABCDEFGHIJKLMNOPQRSTU"])
 def test_token_reader_rejects_bad_uid(raw):
     with pytest.raises(ValueError):
         normalise_uid(raw)
