@@ -61,11 +61,14 @@ class CsmsSimulator:
     """A loopback CSMS speaking OCPP 1.6J or 2.0.1."""
 
     def __init__(self, *, ocpp_version: str = "1.6", behaviour: CsmsBehaviour | None = None,
-                 ssl_context: ssl.SSLContext | None = None):
+                 ssl_context: ssl.SSLContext | None = None,
+                 on_frame: Callable[[str, str, str], None] | None = None):
         self.ocpp_version = ocpp_version
         self.subprotocol = "ocpp1.6" if ocpp_version == "1.6" else "ocpp2.0.1"
         self.behaviour = behaviour or CsmsBehaviour()
         self.ssl_context = ssl_context
+        #: on_frame(station_id, direction, text), direction "in" (from the station) or "out"
+        self.on_frame = on_frame
         self.received: list[Received] = []
         self.stations: dict[str, _Station] = {}
         self.connections = 0
@@ -194,6 +197,7 @@ class _HookedConnection:
         while True:
             text = await self._ws.recv()
             self.raw_in.append(text)
+            self._observe("in", text)
             hook = self._sim.behaviour.frame_hook
             reply = hook(self._station_id, text) if hook else None
             if reply is None:
@@ -201,7 +205,12 @@ class _HookedConnection:
             await self._ws.send(reply)
 
     async def send(self, text: str) -> None:
+        self._observe("out", text)
         await self._ws.send(text)
+
+    def _observe(self, direction: str, text: str) -> None:
+        if self._sim.on_frame is not None:
+            self._sim.on_frame(self._station_id, direction, text)
 
 
 def message_id_of(text: str) -> str | None:

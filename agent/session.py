@@ -91,8 +91,9 @@ class CsmsSession:
                 log.warning("connection to the CSMS ended: %s", connection.close_reason or "closed")
 
     def _backoff(self):
+        # At least 1 s: a misconfigured 0 must not turn into a tight reconnect loop.
         return backoff_delays(
-            wait_minimum_s=self._settings["retry_backoff_wait_minimum_s"],
+            wait_minimum_s=max(1, self._settings["retry_backoff_wait_minimum_s"]),
             random_range_s=self._settings["retry_backoff_random_range_s"],
             repeat_times=self._settings["retry_backoff_repeat_times"],
         )

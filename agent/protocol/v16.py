@@ -16,6 +16,8 @@ class Ocpp16Adapter(AdapterBase, _LibraryChargePoint):
     subprotocol = "ocpp1.6"
     known_actions = frozenset(a.value for a in Action)
     silent_while_rejected = True
+    #: Station-initiated messages this adapter sends (read by `ocpp-agent pics`).
+    sends = frozenset({"BootNotification", "Heartbeat"})
 
     def boot_notification_request(self) -> call.BootNotification:
         """BootNotification with the station's identity (empty optional fields left out)."""

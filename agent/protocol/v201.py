@@ -15,6 +15,8 @@ class Ocpp201Adapter(AdapterBase, _LibraryChargePoint):
     ocpp_version = "2.0.1"
     subprotocol = "ocpp2.0.1"
     known_actions = frozenset(a.value for a in Action)
+    #: Station-initiated messages this adapter sends (read by `ocpp-agent pics`).
+    sends = frozenset({"BootNotification", "Heartbeat"})
 
     def __init__(self, *args, boot_reason: str = "PowerUp", **kwargs):
         super().__init__(*args, **kwargs)

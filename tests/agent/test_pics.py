@@ -1,0 +1,42 @@
+"""The implementation statement is derived from the code and covers every OCPP message."""
+
+import subprocess
+import sys
+
+import pytest
+from ocpp.routing import on
+from ocpp.v16.enums import Action as Action16
+from ocpp.v201.enums import Action as Action201
+
+from agent import pics
+from agent.protocol.catalog import messages
+
+
+@pytest.mark.parametrize("version, enum", [("1.6", Action16), ("2.0.1", Action201)])
+def test_pics_catalog_lists_every_message_of_the_version_once(version, enum):
+    names = [action for action, _, _ in messages(version)]
+    assert len(names) == len(set(names))
+    assert set(names) == {a.value for a in enum}
+
+
+def test_pics_support_follows_the_handler_tables(monkeypatch):
+    rows = {r["action"]: r for r in pics.support_table("1.6")}
+    assert rows["BootNotification"]["supported"] and rows["Heartbeat"]["supported"]
+    assert not rows["ReserveNow"]["supported"]
+
+    from agent.protocol import v16
+
+    class WithReserve(v16.Ocpp16Adapter):
+        @on("ReserveNow")
+        def on_reserve_now(self, **_):
+            raise NotImplementedError
+
+    monkeypatch.setattr(pics, "adapter_class", lambda version: WithReserve)
+    assert {r["action"]: r for r in pics.support_table("1.6")}["ReserveNow"]["supported"]
+
+
+def test_pics_cli_prints_a_table():
+    result = subprocess.run([sys.executable, "-m", "agent", "pics", "--ocpp", "2.0.1"], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0
+    assert "| TransactionEvent | Charging Station | E Transactions |" in result.stdout
+    assert "of 64 messages supported" in result.stdout

@@ -1,0 +1,156 @@
+"""End to end: the real `ocpp-agent run` process, a real CSMS, systemd's notify protocol."""
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+import textwrap
+
+import pytest
+
+from agent.csms_sim import CsmsBehaviour, CsmsSimulator
+
+
+class NotifySocket:
+    """A stand-in for systemd's notification socket."""
+
+    def __init__(self, path):
+        self.path = str(path)
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.path)
+        self.sock.setblocking(False)
+        self.messages: list[str] = []
+
+    async def wait_for(self, line: str, timeout: float = 10.0) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not any(line in m.split("\n") for m in self.messages):
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise AssertionError(f"{line} not received; got {self.messages}")
+            data = await asyncio.wait_for(loop.sock_recv(self.sock, 4096), remaining)
+            self.messages.append(data.decode())
+
+    def close(self):
+        self.sock.close()
+
+
+def write_config(tmp_path, url, *, extra=""):
+    path = tmp_path / "agent.toml"
+    path.write_text(
+        textwrap.dedent(
+            f"""
+            [station]
+            id = "CP-E2E"
+            data_dir = "{tmp_path / 'data'}"
+            vendor = "Acme"
+            model = "E2E"
+            [csms]
+            url = "{url}"
+            [[evse]]
+            id = 1
+            [[evse]]
+            id = 2
+            [hal]
+            backend = "mock"
+            """
+        )
+        + extra
+    )
+    return path
+
+
+async def start_agent(config_path, notify: NotifySocket | None, *, env_extra=None):
+    env = dict(os.environ)
+    env.pop("NOTIFY_SOCKET", None)
+    if notify is not None:
+        env["NOTIFY_SOCKET"] = notify.path
+        env["WATCHDOG_USEC"] = "1000000"  # pet every 0.5 s so the test sees WATCHDOG=1
+    env.update(env_extra or {})
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "agent", "run", "--config", str(config_path),
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+
+
+@pytest.fixture
+async def csms():
+    sim = CsmsSimulator(behaviour=CsmsBehaviour(heartbeat_interval=1))
+    await sim.start()
+    yield sim
+    await sim.stop()
+
+
+async def test_daemon_ready_boot_watchdog_and_clean_sigterm(tmp_path, csms):
+    notify = NotifySocket(tmp_path / "notify")
+    process = await start_agent(write_config(tmp_path, csms.url), notify)
+    try:
+        await notify.wait_for("READY=1")
+        boot = (await csms.wait_for_call("BootNotification", timeout=10))[0]
+        assert boot.station_id == "CP-E2E"
+        assert boot.payload["chargePointVendor"] == "Acme"
+        await csms.wait_for_call("Heartbeat", timeout=5)
+        await notify.wait_for("WATCHDOG=1", timeout=5)
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), 10) == 0
+        await notify.wait_for("STOPPING=1", timeout=2)
+        stderr = (await process.stderr.read()).decode()
+        assert "outputs are safe" in stderr
+    finally:
+        if process.returncode is None:
+            process.kill()
+        notify.close()
+
+
+async def test_daemon_sighup_reload_keeps_running_on_bad_config(tmp_path, csms):
+    config_path = write_config(tmp_path, csms.url)
+    process = await start_agent(config_path, None)
+    try:
+        await csms.wait_for_call("BootNotification", timeout=10)
+        config_path.write_text(config_path.read_text() + "\n[bogus]\n")
+        process.send_signal(signal.SIGHUP)
+        await asyncio.sleep(0.5)
+        assert process.returncode is None
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), 10) == 0
+        stderr = (await process.stderr.read()).decode()
+        assert "reload refused" in stderr and "bogus: unknown key" in stderr
+    finally:
+        if process.returncode is None:
+            process.kill()
+
+
+async def test_daemon_start_up_error_exits_1(tmp_path, csms):
+    config_path = write_config(tmp_path, csms.url).read_text().replace('backend = "mock"', 'backend = "raspberry-pi"')
+    (tmp_path / "pi.toml").write_text(config_path)
+    process = await start_agent(tmp_path / "pi.toml", None)
+    assert await asyncio.wait_for(process.wait(), 20) == 1
+    assert "raspberry-pi" in (await process.stderr.read()).decode()
+
+
+async def test_daemon_survives_garbage_boot_response(tmp_path, csms):
+    replies = []
+
+    def garbage(station_id, text):
+        if '"BootNotification"' in text and not replies:
+            replies.append(text)
+            message_id = text.split('"')[1]
+            return f'[3,"{message_id}",{{"status":"Maybe","interval":"soon"}}]'
+        return None
+
+    csms.behaviour.frame_hook = garbage
+    fast_retry = '[ocpp201.variables]\n"OCPPCommCtrlr.RetryBackOffWaitMinimum" = 1\n"OCPPCommCtrlr.RetryBackOffRandomRange" = 0\n'
+    config_path = write_config(tmp_path, csms.url, extra=fast_retry)
+    process = await start_agent(config_path, None)
+    try:
+        # The garbage answer is hooked away; the agent retries after its back-off and is accepted.
+        await csms.wait_for(lambda: replies, timeout=10)
+        await csms.wait_for_call("BootNotification", timeout=20)
+        assert process.returncode is None
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), 10) == 0
+        assert "BootNotification failed" in (await process.stderr.read()).decode()
+    finally:
+        if process.returncode is None:
+            process.kill()
