@@ -18,6 +18,7 @@ from agent.clock import Clock
 from agent.config import AgentConfig, load_config
 from agent.errors import AgentError, ConfigError
 from agent.liveness import Liveness
+from agent.lockfile import DataDirLock
 from agent.logs import configure_logging
 from agent.sdnotify import Notifier
 
@@ -40,6 +41,7 @@ class Agent:
         self._stop = asyncio.Event()
         self._reload = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
+        self._lock: DataDirLock | None = None
 
     # ------------------------------------------------------------ start
 
@@ -47,6 +49,8 @@ class Agent:
         """Open state, bring the HAL up (READY=1), then start talking to the CSMS."""
         data_dir = Path(self.config.station.data_dir)
         data_dir.mkdir(parents=True, exist_ok=True, mode=0o750)
+        self._lock = DataDirLock(data_dir, purpose="ocpp-agent run")
+        self._lock.acquire()
         self._open_state(data_dir)
         await self._start_hal(data_dir)
         self.notifier.ready(f"HAL up; connecting to {self.config.endpoint_url}")
@@ -191,6 +195,8 @@ class Agent:
             if closable is not None:
                 closable.close()
         self.notifier.close()
+        if self._lock is not None:
+            self._lock.release()
         log.info("stopped; outputs are safe")
 
 

@@ -154,3 +154,17 @@ async def test_daemon_survives_garbage_boot_response(tmp_path, csms):
     finally:
         if process.returncode is None:
             process.kill()
+
+
+async def test_daemon_second_agent_on_same_data_dir_is_refused(tmp_path, csms):
+    config_path = write_config(tmp_path, csms.url)
+    first = await start_agent(config_path, None)
+    try:
+        await csms.wait_for_call("BootNotification", timeout=10)
+        second = await start_agent(config_path, None)
+        assert await asyncio.wait_for(second.wait(), 20) == 1
+        assert "is in use by ocpp-agent run" in (await second.stderr.read()).decode()
+        assert first.returncode is None
+    finally:
+        first.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(first.wait(), 10) == 0
