@@ -168,3 +168,26 @@ async def test_daemon_second_agent_on_same_data_dir_is_refused(tmp_path, csms):
     finally:
         first.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(first.wait(), 10) == 0
+
+
+async def test_daemon_sighup_applies_new_csms_url_and_sigusr1_dumps_tasks(tmp_path, csms):
+    other = CsmsSimulator(behaviour=CsmsBehaviour(heartbeat_interval=30))
+    await other.start()
+    config_path = write_config(tmp_path, csms.url)
+    process = await start_agent(config_path, None)
+    try:
+        await csms.wait_for_call("BootNotification", timeout=10)
+        config_path.write_text(config_path.read_text().replace(csms.url, other.url))
+        process.send_signal(signal.SIGHUP)
+        await other.wait_for_call("BootNotification", timeout=10)
+        process.send_signal(signal.SIGUSR1)
+        await asyncio.sleep(0.3)
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), 10) == 0
+        stderr = (await process.stderr.read()).decode()
+        assert "CSMS settings changed; reconnecting" in stderr
+        assert "task dump:" in stderr and "--- csms-session" in stderr
+    finally:
+        if process.returncode is None:
+            process.kill()
+        await other.stop()
