@@ -141,6 +141,7 @@ class HalConfig:
 
     backend: Literal["mock", "raspberry-pi"] = "mock"
     gpio: Literal["rpi-gpio", "gpiod"] = "rpi-gpio"
+    gpiod_chip: str = "/dev/gpiochip0"
     rfid: RfidConfig = RfidConfig()
 
 
@@ -356,6 +357,9 @@ def _check_top_level(values: dict) -> list[ConfigProblem]:
             problems.append(ConfigProblem("evse", "at least one [[evse]] table is required"))
         elif sorted(ids) != list(range(1, len(ids) + 1)):
             problems.append(ConfigProblem("evse", f"EVSE ids must be 1..{len(ids)} without gaps or repeats, got {ids}"))
+    hal = values.get("hal", HalConfig())
+    if evses and hal.backend == "raspberry-pi":
+        problems.extend(_gpio_problems(evses))
     tables = (
         ("ocpp16.configuration", values.get("ocpp16"), "configuration", SETTINGS_BY_OCPP16),
         ("ocpp201.variables", values.get("ocpp201"), "variables", SETTINGS_BY_OCPP201),
@@ -364,6 +368,17 @@ def _check_top_level(values: dict) -> list[ConfigProblem]:
         if section is not None:
             problems.extend(_check_ocpp_table(prefix, getattr(section, attribute), known))
     return problems
+
+
+def _gpio_problems(evses) -> list[ConfigProblem]:
+    """Pin assignments the GPIO drivers would refuse, reported at load time with their key paths."""
+    from hal.drivers.gpio_devices import gpio_pin_problems
+
+    return [
+        ConfigProblem(f"evse[{i}].gpio.{key}", message)
+        for i, evse in enumerate(evses)
+        for key, message in gpio_pin_problems(evse.gpio)
+    ]
 
 
 def _check_ocpp_table(prefix: str, given: dict, known: dict) -> list[ConfigProblem]:

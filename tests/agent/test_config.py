@@ -163,3 +163,10 @@ def test_run_cli_rejects_bad_config_naming_key_path(tmp_path):
     result = run_cli("run", "--config", str(path))
     assert result.returncode == 1
     assert "station.vendr" in result.stderr
+
+
+def test_config_raspberry_pi_pins_checked_at_load(tmp_path):
+    text = MINIMAL + '[evse.gpio]\ncontactor = 17\nlock_type = "motor"\nlock_a = 17\n[hal]\nbackend = "raspberry-pi"\n'
+    found = problems_of(tmp_path, text)
+    assert any(p.startswith("evse[0].gpio.contactor_feedback: required") for p in found), found
+    assert any(p.startswith("evse[0].gpio.lock_b") for p in found), found

@@ -1,0 +1,1 @@
+"""Hardware drivers: real implementations of the roles, each imported only when configured."""
