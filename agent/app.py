@@ -17,7 +17,7 @@ from pathlib import Path
 from agent.clock import Clock
 from agent.config import AgentConfig, load_config
 from agent.errors import AgentError, ConfigError
-from agent.liveness import Liveness
+from agent.liveness import TICK_S, Liveness
 from agent.lockfile import DataDirLock
 from agent.logs import configure_logging
 from agent.sdnotify import Notifier
@@ -106,7 +106,7 @@ class Agent:
         ticker = self.liveness.register("hal-events")
         while True:
             try:
-                event = await asyncio.wait_for(self.hal_events.get(), timeout=5.0)
+                event = await asyncio.wait_for(self.hal_events.get(), timeout=TICK_S)
             except asyncio.TimeoutError:
                 ticker.tick()
                 continue
@@ -115,7 +115,9 @@ class Agent:
 
     async def _watchdog(self) -> None:
         """Pet systemd's watchdog only while every loop has ticked recently."""
-        interval = self.notifier.watchdog_interval_s() or 5.0
+        interval = self.notifier.watchdog_interval_s()
+        if interval is None:
+            return  # not under a systemd watchdog: nothing to pet
         stale_after = self.config.system.watchdog_stale_s
         while True:
             await asyncio.sleep(interval)

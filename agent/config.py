@@ -360,6 +360,7 @@ def _check_top_level(values: dict) -> list[ConfigProblem]:
     hal = values.get("hal", HalConfig())
     if evses and hal.backend == "raspberry-pi":
         problems.extend(_gpio_problems(evses))
+        problems.extend(_mock_on_real_hardware(evses, hal))
     tables = (
         ("ocpp16.configuration", values.get("ocpp16"), "configuration", SETTINGS_BY_OCPP16),
         ("ocpp201.variables", values.get("ocpp201"), "variables", SETTINGS_BY_OCPP201),
@@ -379,6 +380,16 @@ def _gpio_problems(evses) -> list[ConfigProblem]:
         for i, evse in enumerate(evses)
         for key, message in gpio_pin_problems(evse.gpio)
     ]
+
+
+def _mock_on_real_hardware(evses, hal: HalConfig) -> list[ConfigProblem]:
+    """Mock devices only exist inside the mock backend; never mock a device silently on a real charger."""
+    hint = "'mock' needs hal.backend = \"mock\"; name the real driver"
+    problems = [ConfigProblem(f"evse[{i}].meter.driver", f"{hint} (e.g. \"modbus\")")
+                for i, evse in enumerate(evses) if evse.meter.driver == "mock"]
+    if hal.rfid.driver == "mock":
+        problems.append(ConfigProblem("hal.rfid.driver", f"{hint} (e.g. \"rdm6300\")"))
+    return problems
 
 
 def _check_ocpp_table(prefix: str, given: dict, known: dict) -> list[ConfigProblem]:

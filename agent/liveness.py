@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import time
 
+#: How often an idle loop wakes just to prove it is alive: rare enough to keep an
+#: idle agent near zero CPU, far below the watchdog's staleness limit.
+TICK_S = 15.0
+
 
 class Ticker:
     """One loop's proof of life."""

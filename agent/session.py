@@ -12,6 +12,7 @@ import logging
 from typing import Callable
 
 from agent.config import AgentConfig
+from agent.liveness import TICK_S
 from agent.errors import ConnectFailed, ConnectionLost
 from agent.transport import TransportOptions, WebSocketConnection, backoff_delays
 
@@ -103,7 +104,7 @@ class CsmsSession:
         deadline = loop.time() + seconds
         while not self._stopping and loop.time() < deadline:
             self._tick()
-            await asyncio.sleep(min(deadline - loop.time(), 5.0))
+            await asyncio.sleep(min(deadline - loop.time(), TICK_S))
 
     def _tick(self) -> None:
         if self._ticker is not None:

@@ -7,8 +7,9 @@ role classes and event types are re-exported here for convenience.
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from hal.errors import HalStartError, LockRefused
@@ -64,6 +65,7 @@ class Hal:
         evses: Iterable[EvseHardware],
         token_reader: TokenReader | None = None,
         display: Display | None = None,
+        closers: Iterable[Callable[[], object]] = (),
     ) -> None:
         self.evses: dict[int, EvseHardware] = {}
         for evse in evses:
@@ -72,7 +74,14 @@ class Hal:
             self.evses[evse.evse_id] = evse
         self.token_reader = token_reader
         self.display = display
+        # Shared resources the devices use but do not own (a GPIO chip, a Modbus bus),
+        # released after every device has stopped.
+        self._closers = list(closers)
         self._started: list[Device] = []
+
+    def add_closer(self, closer: Callable[[], object]) -> None:
+        """Release ``closer`` (sync or async) in ``close()``, after every device has stopped."""
+        self._closers.append(closer)
 
     @property
     def started(self) -> bool:
@@ -115,6 +124,13 @@ class Hal:
         """Safe state first, then release every device. Never raises."""
         await self.safe_state()
         await self._stop_started()
+        for closer in self._closers:
+            try:
+                result = closer()
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:
+                log.exception("cannot release %r", closer)
 
     async def _make_safe(self, evse: EvseHardware) -> None:
         try:

@@ -71,6 +71,8 @@ class MockHal(Hal):
         self._injected: dict[int, set[str]] = {i: set() for i in ids}
         self._station_injected: set[str] = set()
         self._ticker: asyncio.Task | None = None
+        # Set whenever energy may start flowing, so an idle mock saves nothing and never wakes.
+        self._flow_changed = asyncio.Event()
         evses = [
             self._build_evse(i, emit=emit, clock=clock, voltage_V=voltage_V,
                              feedback_timeout_s=feedback_timeout_s,
@@ -92,7 +94,11 @@ class MockHal(Hal):
         meter = MockEnergyMeter(evse_id, emit=emit, clock=clock, phases=phases,
                                 voltage_V=voltage_V, energy_Wh=self._saved.get(evse_id, 0.0),
                                 flowing=lambda: contactor.feedback_closed)
-        contactor.before_change = meter.advance
+        def before_contactor_change() -> None:
+            meter.advance()
+            self._flow_changed.set()
+
+        contactor.before_change = before_contactor_change
         lock = MockConnectorLock(evse_id, emit=emit, contactor=contactor, recorder=self.recorder,
                                  feedback_timeout_s=feedback_timeout_s)
         pilot = MockPilotController(evse_id, emit=emit, recorder=self.recorder,
@@ -131,6 +137,7 @@ class MockHal(Hal):
     def set_power(self, evse: int, watts: float) -> None:
         """Power the EV draws while the contactor feedback is closed (0 W otherwise)."""
         self._evse(evse).meter.set_draw(watts)
+        self._flow_changed.set()
 
     def inject_fault(self, evse: int, name: str) -> None:
         """Make fault ``name`` physically present; the role base classes notice and report it."""
@@ -223,6 +230,10 @@ class MockHal(Hal):
 
     async def _persist_periodically(self) -> None:
         while True:
+            if not any(hw.meter.power_W > 0 for hw in self.evses.values()):
+                self._persist_logged()  # the last energy before the flow stopped
+                self._flow_changed.clear()
+                await self._flow_changed.wait()
             await asyncio.sleep(PERSIST_INTERVAL_S)
             self._persist_logged()
 

@@ -1,49 +1,117 @@
-"""Maps the configured backend and driver names to modules, importing only the chosen one.
+"""Maps the configured backend and driver names to modules, importing only the chosen ones.
 
-The agent never falls back to the mock silently: a name that is not available
-is an error that lists what is.
+``hal.backend`` picks the driver family; any device table may name its own
+``driver``, so a desktop with a USB RS-485 adapter can run a real meter beside
+the mock GPIO. The agent never falls back to the mock silently: a name that is
+not available is an error that lists what is.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Callable
 
+from hal.base import EvseHardware, Hal
 from hal.errors import HalError
 
+log = logging.getLogger(__name__)
+
 BACKENDS = ("mock", "raspberry-pi")
+METER_DRIVERS = ("mock", "modbus")
+RFID_DRIVERS = ("mock", "rdm6300", "ascii-line", "pn532-uart")
 
 
 class UnknownDriver(HalError, LookupError):
     """The configured backend or driver name is not one we have."""
 
 
-def build_hal(config, *, emit: Callable) -> object:
-    """Build the HAL for ``config`` (an AgentConfig); devices deliver events through ``emit``."""
+def build_hal(config, *, emit: Callable) -> Hal:
+    """Build the HAL for ``config`` (an AgentConfig); devices deliver events through ``emit``.
+
+    Nothing is opened here except what a backend must open to exist (a GPIO
+    chip); devices touch their hardware in ``Hal.start()``.
+    """
     backend = config.hal.backend
     if backend == "mock":
-        _refuse_real_drivers(config)
-        from hal.mock import MockHal
-
-        return MockHal(
-            evse_ids=[e.id for e in config.evse],
-            data_dir=Path(config.station.data_dir),
-            emit=emit,
-            max_current_A={e.id: e.max_current_A for e in config.evse},
-            phases={e.id: e.phases for e in config.evse},
-        )
+        return _build_mock(config, emit)
     if backend == "raspberry-pi":
-        raise UnknownDriver(
-            "hal.backend 'raspberry-pi': the GPIO, Modbus and serial drivers are not built yet; "
-            "available now: 'mock'"
-        )
+        return _build_raspberry_pi(config, emit)
     raise UnknownDriver(f"hal.backend {backend!r} is unknown; valid: {', '.join(BACKENDS)}")
 
 
-def _refuse_real_drivers(config) -> None:
-    """A real meter or reader named beside the mock backend must not be silently mocked."""
+def _build_mock(config, emit: Callable) -> Hal:
+    from hal.mock import MockHal
+
+    hal = MockHal(
+        evse_ids=[e.id for e in config.evse],
+        data_dir=Path(config.station.data_dir),
+        emit=emit,
+        max_current_A={e.id: e.max_current_A for e in config.evse},
+        phases={e.id: e.phases for e in config.evse},
+    )
+    closers = []
     for evse in config.evse:
         if evse.meter.driver != "mock":
-            raise UnknownDriver(f"evse {evse.id} meter driver {evse.meter.driver!r} is not available yet; valid: 'mock'")
+            meter, closer = _build_meter(evse, emit)
+            hal.evses[evse.id] = _replace_meter(hal.evses[evse.id], meter)
+            closers.append(closer)
     if config.hal.rfid.driver != "mock":
-        raise UnknownDriver(f"hal.rfid.driver {config.hal.rfid.driver!r} is not available yet; valid: 'mock'")
+        hal.token_reader = _build_token_reader(config.hal.rfid, emit)
+    for closer in closers:
+        hal.add_closer(closer)
+    return hal
+
+
+def _build_raspberry_pi(config, emit: Callable) -> Hal:
+    from hal.drivers.gpio_devices import build_gpio_evse
+    from hal.gpio import open_backend
+
+    options = {"chip": config.hal.gpiod_chip} if config.hal.gpio == "gpiod" else {}
+    gpio = open_backend(config.hal.gpio, **options)
+    closers: list[Callable] = []
+    try:
+        evses = []
+        for evse in config.evse:
+            contactor, lock, pilot = build_gpio_evse(evse.id, evse.gpio, backend=gpio, emit=emit,
+                                                     max_current_A=evse.max_current_A)
+            meter, closer = _build_meter(evse, emit)
+            closers.append(closer)
+            evses.append(EvseHardware(evse.id, contactor, lock, meter, pilot))
+        reader = _build_token_reader(config.hal.rfid, emit)
+    except Exception:
+        gpio.close()
+        raise
+    return Hal(evses=evses, token_reader=reader, closers=[*closers, gpio.close])
+
+
+def _build_meter(evse, emit: Callable):
+    """The meter of one EVSE and the callable that releases what it shares (or a no-op)."""
+    driver = evse.meter.driver
+    if driver == "modbus":
+        from hal.drivers.modbus_meter import build_modbus_meter
+
+        return build_modbus_meter(evse.id, evse.meter, emit=emit)
+    if driver == "mock":
+        raise UnknownDriver(
+            f"evse {evse.id}: meter driver 'mock' needs hal.backend = 'mock'; "
+            f"valid with real hardware: {', '.join(d for d in METER_DRIVERS if d != 'mock')}"
+        )
+    raise UnknownDriver(f"evse {evse.id}: meter driver {driver!r} is unknown; valid: {', '.join(METER_DRIVERS)}")
+
+
+def _build_token_reader(rfid, emit: Callable):
+    if rfid.driver == "mock":
+        raise UnknownDriver("hal.rfid.driver 'mock' needs hal.backend = 'mock'; "
+                            f"valid with real hardware: {', '.join(RFID_DRIVERS[1:])}")
+    if rfid.driver not in RFID_DRIVERS:
+        raise UnknownDriver(f"hal.rfid.driver {rfid.driver!r} is unknown; valid: {', '.join(RFID_DRIVERS)}")
+    from hal.drivers.serial_rfid import SerialTokenReader
+
+    return SerialTokenReader(emit=emit, protocol=rfid.driver, port=rfid.port, baudrate=rfid.baudrate)
+
+
+def _replace_meter(hardware: EvseHardware, meter) -> EvseHardware:
+    from dataclasses import replace
+
+    return replace(hardware, meter=meter)

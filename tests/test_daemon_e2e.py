@@ -121,12 +121,32 @@ async def test_daemon_sighup_reload_keeps_running_on_bad_config(tmp_path, csms):
             process.kill()
 
 
-async def test_daemon_start_up_error_exits_1(tmp_path, csms):
-    config_path = write_config(tmp_path, csms.url).read_text().replace('backend = "mock"', 'backend = "raspberry-pi"')
-    (tmp_path / "pi.toml").write_text(config_path)
+PI_DEVICES = """
+[evse.gpio]
+contactor = 17
+contactor_feedback = 27
+pilot_plug = 5
+pilot_charge = 6
+[evse.meter]
+driver = "modbus"
+port = "/dev/null"
+[hal.rfid]
+driver = "rdm6300"
+port = "/dev/null"
+"""
+
+
+async def test_daemon_start_up_error_exits_1_and_touches_nothing(tmp_path, csms):
+    # RPi.GPIO is not installed on a desktop: the agent must say so and exit 1, not fall back to the mock.
+    text = write_config(tmp_path, csms.url).read_text()
+    text = text.replace("[[evse]]\nid = 2\n", "").replace('backend = "mock"', 'backend = "raspberry-pi"')
+    text = text.replace("[hal]", PI_DEVICES.strip() + "\n[hal]", 1)
+    (tmp_path / "pi.toml").write_text(text)
     process = await start_agent(tmp_path / "pi.toml", None)
     assert await asyncio.wait_for(process.wait(), 20) == 1
-    assert "raspberry-pi" in (await process.stderr.read()).decode()
+    stderr = (await process.stderr.read()).decode()
+    assert "start-up failed" in stderr and "RPi.GPIO" in stderr
+    assert not csms.received
 
 
 async def test_daemon_survives_garbage_boot_response(tmp_path, csms):

@@ -21,6 +21,7 @@ from ocpp.exceptions import OCPPError
 from ocpp.messages import Call, CallResult
 
 from agent.clock import Clock
+from agent.liveness import TICK_S
 from agent.errors import CallAborted, CallTimeout, ConnectionLost, ProtocolFailure
 from agent.protocol import rpc
 from agent.transport import backoff_delays
@@ -334,7 +335,7 @@ class AdapterBase:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return
-            await asyncio.sleep(min(remaining, 5.0))
+            await asyncio.sleep(min(remaining, TICK_S))
 
     # ------------------------------------------------- version-specific
 

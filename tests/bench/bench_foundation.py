@@ -108,6 +108,8 @@ class IdleRun:
     window_s: float
     rss_kib: int
     hwm_kib: int
+    anon_kib: int   # private heap: what the agent itself costs
+    file_kib: int   # mapped files (libpython, libssl, ...): shared with other processes, reclaimable
     cpu_s: float
     threads: int
     per_thread: list[daemon.ThreadSample]
@@ -150,6 +152,8 @@ async def _idle_in(workdir: Path, sim: CsmsSimulator, frames: _Frames, idle_s: f
         window_s=window,
         rss_kib=daemon.status_kib(status, "VmRSS"),
         hwm_kib=daemon.status_kib(status, "VmHWM"),
+        anon_kib=daemon.status_kib(status, "RssAnon"),
+        file_kib=daemon.status_kib(status, "RssFile"),
         cpu_s=cpu_after - cpu_before,
         threads=int(status["Threads"]),
         per_thread=daemon.thread_deltas(threads_before, threads_after),
@@ -170,6 +174,8 @@ async def idle_rss(ctx) -> list[Figure]:
     return [
         Figure("VmRSS", run.rss_kib / 1024, "MiB", note=_idle_note(run)),
         Figure("VmHWM (peak)", run.hwm_kib / 1024, "MiB", goal=None),
+        Figure("RssAnon (private)", run.anon_kib / 1024, "MiB", goal=None),
+        Figure("RssFile (mapped files)", run.file_kib / 1024, "MiB", goal=None),
     ]
 
 

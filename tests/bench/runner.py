@@ -114,8 +114,9 @@ def verdict(fig: Figure) -> str:
 
 
 def _format_value(value: float) -> str:
-    if float(value).is_integer() and abs(value) < 1e9:
-        return str(int(value))
+    # Counts stay integers; measured floats keep three decimals even when whole ("0.000 s", not "0 s").
+    if isinstance(value, int):
+        return str(value)
     return f"{value:.3f}"
 
 
