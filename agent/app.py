@@ -71,7 +71,7 @@ class Agent:
     async def _start_hal(self, data_dir: Path) -> None:
         from hal.registry import build_hal
 
-        self.hal = build_hal(self.config, emit=self.hal_events.put_nowait)
+        self.hal = await build_hal(self.config, emit=self.hal_events.put_nowait)
         await self.hal.start()
         if self.config.hal.backend == "mock":
             from hal.mock_control import MockControlServer

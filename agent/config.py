@@ -82,6 +82,8 @@ class MeterConfig:
     model: Literal["sdm630", "sdm120", "sdm72d-m", "abb-b23", "em24"] = "sdm630"
     port: str = ""
     baudrate: int = 9600
+    parity: Literal["N", "E", "O"] = "N"
+    stopbits: Literal[1, 2] = 1
     device_id: int = 1
     timeout_s: float = 0.3
     poll_interval_s: float = 1.0

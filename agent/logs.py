@@ -7,7 +7,8 @@ import os
 import sys
 
 # The `ocpp` library logs every frame at INFO; our message log already keeps them.
-_QUIET_BY_DEFAULT = {"ocpp": "warning", "websocket": "warning", "pymodbus": "warning"}
+# pymodbus warns on every poll while a port is missing; our meter-offline fault says it once.
+_QUIET_BY_DEFAULT = {"ocpp": "warning", "websocket": "warning", "pymodbus": "error"}
 
 
 def configure_logging(level: str = "info", levels: dict[str, str] | None = None) -> None:

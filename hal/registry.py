@@ -26,7 +26,7 @@ class UnknownDriver(HalError, LookupError):
     """The configured backend or driver name is not one we have."""
 
 
-def build_hal(config, *, emit: Callable) -> Hal:
+async def build_hal(config, *, emit: Callable) -> Hal:
     """Build the HAL for ``config`` (an AgentConfig); devices deliver events through ``emit``.
 
     Nothing is opened here except what a backend must open to exist (a GPIO
@@ -34,13 +34,13 @@ def build_hal(config, *, emit: Callable) -> Hal:
     """
     backend = config.hal.backend
     if backend == "mock":
-        return _build_mock(config, emit)
+        return await _build_mock(config, emit)
     if backend == "raspberry-pi":
-        return _build_raspberry_pi(config, emit)
+        return await _build_raspberry_pi(config, emit)
     raise UnknownDriver(f"hal.backend {backend!r} is unknown; valid: {', '.join(BACKENDS)}")
 
 
-def _build_mock(config, emit: Callable) -> Hal:
+async def _build_mock(config, emit: Callable) -> Hal:
     from hal.mock import MockHal
 
     hal = MockHal(
@@ -53,17 +53,17 @@ def _build_mock(config, emit: Callable) -> Hal:
     closers = []
     for evse in config.evse:
         if evse.meter.driver != "mock":
-            meter, closer = _build_meter(evse, emit)
+            meter, closer = await build_meter(evse, emit)
             hal.evses[evse.id] = _replace_meter(hal.evses[evse.id], meter)
             closers.append(closer)
     if config.hal.rfid.driver != "mock":
-        hal.token_reader = _build_token_reader(config.hal.rfid, emit)
-    for closer in closers:
+        hal.token_reader = build_token_reader(config.hal.rfid, emit)
+    for closer in dict.fromkeys(closers):
         hal.add_closer(closer)
     return hal
 
 
-def _build_raspberry_pi(config, emit: Callable) -> Hal:
+async def _build_raspberry_pi(config, emit: Callable) -> Hal:
     from hal.drivers.gpio_devices import build_gpio_evse
     from hal.gpio import open_backend
 
@@ -75,23 +75,26 @@ def _build_raspberry_pi(config, emit: Callable) -> Hal:
         for evse in config.evse:
             contactor, lock, pilot = build_gpio_evse(evse.id, evse.gpio, backend=gpio, emit=emit,
                                                      max_current_A=evse.max_current_A)
-            meter, closer = _build_meter(evse, emit)
+            meter, closer = await build_meter(evse, emit)
             closers.append(closer)
             evses.append(EvseHardware(evse.id, contactor, lock, meter, pilot))
-        reader = _build_token_reader(config.hal.rfid, emit)
+        reader = build_token_reader(config.hal.rfid, emit)
     except Exception:
         gpio.close()
         raise
-    return Hal(evses=evses, token_reader=reader, closers=[*closers, gpio.close])
+    return Hal(evses=evses, token_reader=reader, closers=[*dict.fromkeys(closers), gpio.close])
 
 
-def _build_meter(evse, emit: Callable):
-    """The meter of one EVSE and the callable that releases what it shares (or a no-op)."""
+async def build_meter(evse, emit: Callable):
+    """The real meter of one ``[[evse]]`` table and the callable that releases the bus it shares."""
     driver = evse.meter.driver
     if driver == "modbus":
-        from hal.drivers.modbus_meter import build_modbus_meter
+        from hal.drivers.modbus_meter import close_all_buses, open_meter
 
-        return build_modbus_meter(evse.id, evse.meter, emit=emit)
+        m = evse.meter
+        meter = await open_meter(evse.id, emit=emit, model=m.model, port=m.port, device_id=m.device_id,
+                                 baudrate=m.baudrate, timeout_s=m.timeout_s, parity=m.parity, stopbits=m.stopbits)
+        return meter, close_all_buses
     if driver == "mock":
         raise UnknownDriver(
             f"evse {evse.id}: meter driver 'mock' needs hal.backend = 'mock'; "
@@ -100,7 +103,7 @@ def _build_meter(evse, emit: Callable):
     raise UnknownDriver(f"evse {evse.id}: meter driver {driver!r} is unknown; valid: {', '.join(METER_DRIVERS)}")
 
 
-def _build_token_reader(rfid, emit: Callable):
+def build_token_reader(rfid, emit: Callable):
     if rfid.driver == "mock":
         raise UnknownDriver("hal.rfid.driver 'mock' needs hal.backend = 'mock'; "
                             f"valid with real hardware: {', '.join(RFID_DRIVERS[1:])}")
