@@ -101,14 +101,15 @@ class Hal:
             yield from evse.devices()
         yield from (d for d in (self.token_reader, self.display) if d is not None)
 
-    async def start(self) -> None:
-        """Start every device; on failure, stop those started and raise HalStartError.
+    async def start(self, *, only: Iterable[Device] | None = None) -> None:
+        """Start every device (or just ``only``, for bench work); on failure, stop those
+        started and raise HalStartError.
 
         Calling it again while started does nothing.
         """
         if self._started:
             return
-        for device in self.devices():
+        for device in self.devices() if only is None else only:
             try:
                 await device.start()
             except Exception as exc:
@@ -133,16 +134,33 @@ class Hal:
                 log.exception("cannot release %r", closer)
 
     async def _make_safe(self, evse: EvseHardware) -> None:
+        # A device never started was never energised, and its lines are not ours to drive.
+        started = set(map(id, self._started))
+        if id(evse.pilot) in started:
+            self._suspend_offer(evse)
+        if id(evse.contactor) in started:
+            await self._open_contactor(evse)
+        if id(evse.lock) in started:
+            await self._unlock(evse)
+
+    @staticmethod
+    def _suspend_offer(evse: EvseHardware) -> None:
         try:
             evse.pilot.set_current_limit_A(0)
         except Exception:
             log.exception("EVSE %s: cannot suspend the current offer", evse.evse_id)
+
+    @staticmethod
+    async def _open_contactor(evse: EvseHardware) -> None:
         try:
             evse.contactor.allow_power(False)
             if not await evse.contactor.open():
                 log.error("EVSE %s: contactor feedback does not read open", evse.evse_id)
         except Exception:
             log.exception("EVSE %s: cannot open the contactor", evse.evse_id)
+
+    @staticmethod
+    async def _unlock(evse: EvseHardware) -> None:
         try:
             # The lock re-checks the contactor itself: a contactor that did
             # not open keeps the cable locked (LockRefused).

@@ -202,9 +202,9 @@ class MockHal(Hal):
 
     # -- life cycle --------------------------------------------------------
 
-    async def start(self) -> None:
+    async def start(self, *, only=None) -> None:
         """Start the devices and the once-a-second persistence of the energy registers."""
-        await super().start()
+        await super().start(only=only)
         if self._ticker is None:
             self._ticker = asyncio.get_running_loop().create_task(self._persist_periodically())
 
