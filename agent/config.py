@@ -134,7 +134,13 @@ class RfidConfig:
 
     driver: Literal["mock", "rdm6300", "ascii-line", "pn532-uart"] = "mock"
     port: str = ""
-    baudrate: int = 9600
+    baudrate: int | None = None  # None: the reader's usual rate (9600; 115200 for pn532-uart)
+
+    def problems(self) -> list[tuple[str, str]]:
+        """Cross-key rules of this section, as (key, message) pairs."""
+        if self.driver != "mock" and not self.port:
+            return [("port", f"the {self.driver} reader needs a port")]
+        return []
 
 
 @dataclass(frozen=True)
