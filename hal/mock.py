@@ -136,7 +136,7 @@ class MockHal(Hal):
 
     def set_power(self, evse: int, watts: float) -> None:
         """Power the EV draws while the contactor feedback is closed (0 W otherwise)."""
-        self._evse(evse).meter.set_draw(watts)
+        self._mock_meter(evse).set_draw(watts)
         self._flow_changed.set()
 
     def inject_fault(self, evse: int, name: str) -> None:
@@ -157,7 +157,7 @@ class MockHal(Hal):
         elif name == "lock-failure":
             hw.lock.set_jammed(present)
         elif name == "meter-offline":
-            hw.meter.set_offline(present)
+            self._mock_meter(evse).set_offline(present)
         elif name == "rcd-trip":
             self._set_rcd(evse, hw, present)
         else:
@@ -194,8 +194,7 @@ class MockHal(Hal):
             "contactor_feedback": hw.contactor.feedback_closed,
             "locked": hw.lock.locked,
             "current_limit_A": hw.pilot.current_limit_A,
-            "energy_Wh": round(hw.meter.energy_Wh, 3),
-            "power_W": hw.meter.power_W,
+            **_meter_figures(hw.meter),
             "faults": sorted(self._injected[evse_id] | self._station_injected),
             "raised": sorted(raised),
         }
@@ -221,7 +220,7 @@ class MockHal(Hal):
     def persist_energy(self) -> bool:
         """Save the energy registers if they changed since the last save; True if written."""
         registers = dict(self._saved)  # keeps registers of EVSEs not configured this time
-        registers.update({i: hw.meter.energy_Wh for i, hw in self.evses.items()})
+        registers.update({i: meter.energy_Wh for i, meter in self._mock_meters().items()})
         if registers == self._saved:
             return False
         self._registers.save(registers)
@@ -230,7 +229,7 @@ class MockHal(Hal):
 
     async def _persist_periodically(self) -> None:
         while True:
-            if not any(hw.meter.power_W > 0 for hw in self.evses.values()):
+            if not any(meter.power_W > 0 for meter in self._mock_meters().values()):
                 self._persist_logged()  # the last energy before the flow stopped
                 self._flow_changed.clear()
                 await self._flow_changed.wait()
@@ -249,6 +248,16 @@ class MockHal(Hal):
     def _reader(self) -> MockTokenReader:
         return self.token_reader  # type: ignore[return-value]
 
+    def _mock_meters(self) -> dict[int, MockEnergyMeter]:
+        """The simulated meters (a real meter configured beside the mock GPIO is left out)."""
+        return {i: hw.meter for i, hw in self.evses.items() if isinstance(hw.meter, MockEnergyMeter)}
+
+    def _mock_meter(self, evse: int) -> MockEnergyMeter:
+        meter = self._evse(evse).meter
+        if not isinstance(meter, MockEnergyMeter):
+            raise SimulationError(f"EVSE {evse} has a real meter ({type(meter).__name__}); it cannot be simulated")
+        return meter
+
     def _evse(self, evse: int) -> EvseHardware:
         if isinstance(evse, bool) or not isinstance(evse, int) or evse not in self.evses:
             raise SimulationError(f"unknown EVSE {evse!r} (known: {sorted(self.evses)})")
@@ -257,7 +266,7 @@ class MockHal(Hal):
     def __repr__(self) -> str:
         parts = " ".join(
             f"evse{i}={hw.pilot.state.value}/{'closed' if hw.contactor.closed else 'open'}"
-            f"/{'locked' if hw.lock.locked else 'unlocked'}/{hw.meter.energy_Wh:.1f}Wh"
+            f"/{'locked' if hw.lock.locked else 'unlocked'}/{_meter_figures(hw.meter)['energy_Wh']}Wh"
             for i, hw in sorted(self.evses.items()))
         running = "started" if self.started else "stopped"
         return f"<MockHal {running} {parts} display={self.display.text!r}>"
@@ -288,3 +297,12 @@ def _per_evse(value: T | Mapping[int, T], evse_id: int) -> T:
         except KeyError:
             raise ValueError(f"no value given for EVSE {evse_id}") from None
     return value
+
+
+def _meter_figures(meter) -> dict:
+    """Energy and power as the state shows them: live for the mock meter, last reading for a real one."""
+    if isinstance(meter, MockEnergyMeter):
+        return {"energy_Wh": round(meter.energy_Wh, 3), "power_W": meter.power_W}
+    reading = meter.last_reading
+    return {"energy_Wh": None if reading is None else round(reading.energy_import_Wh, 3),
+            "power_W": None if reading is None else reading.power_W}

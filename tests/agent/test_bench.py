@@ -103,3 +103,50 @@ async def test_bench_selftest_and_relays_on_the_mock(tmp_path):
 async def test_bench_unknown_evse(tmp_path):
     code, _, err = await bench(mock_config(tmp_path), "meter", "3")
     assert code == 1 and "no EVSE 3" in err
+
+
+async def test_bench_rfid_json_reads_the_first_card(tmp_path):
+    import serial
+
+    from hal.rfid.rdm6300 import encode_frame
+
+    pair = PtyPair(tmp_path)
+    await pair.start()
+    try:
+        config = mock_config(tmp_path, "").read_text().replace(
+            '[hal]\nbackend = "mock"\n', f'[hal]\nbackend = "mock"\n[hal.rfid]\ndriver = "rdm6300"\nport = "{pair.bus_port}"\n')
+        (tmp_path / "rfid.toml").write_text(config)
+        task = asyncio.create_task(bench(tmp_path / "rfid.toml", "rfid", "--timeout", "10", "--json"))
+        await asyncio.sleep(1.0)
+        with serial.Serial(pair.meter_port) as device:
+            device.write(b"\x02garbage" + encode_frame("0A00C0FFEE"))
+        code, out, err = await task
+        assert code == 0, err
+        assert json.loads(out) == {"id_token": "0A00C0FFEE"}
+        code, _, err = await bench(tmp_path / "rfid.toml", "rfid", "--timeout", "0.5", "--json")
+        assert code == 1 and "no card" in err
+    finally:
+        await pair.stop()
+
+
+def test_bench_contactor_cycle_reports_a_welded_contactor(tmp_path, monkeypatch, capsys):
+    from agent.bench import run_bench
+    from agent.config import parse_config
+    from hal.gpio.fake import FakeGpioBackend
+
+    gpio = FakeGpioBackend()
+    gpio.wire(17, 27)
+    gpio.stick(27, True)  # the mirror contact reads closed whatever the coil does
+    monkeypatch.setattr("hal.gpio.open_backend", lambda name, **options: gpio)
+    pins = {"contactor": 17, "contactor_feedback": 27, "pilot_plug": 5, "pilot_charge": 6}
+    config = parse_config({
+        "station": {"id": "CP1", "data_dir": str(tmp_path / "data")},
+        "csms": {"url": "ws://127.0.0.1:9/ocpp"},
+        "evse": [{"id": 1, "gpio": pins, "meter": {"driver": "modbus", "port": str(tmp_path / "no-meter")}}],
+        "hal": {"backend": "raspberry-pi", "rfid": {"driver": "rdm6300", "port": str(tmp_path / "no-reader")}},
+    })
+    assert run_bench(config, ["contactor", "1", "--hold", "0"]) == 1
+    out = capsys.readouterr().out
+    assert "contactor open     FAIL  feedback CLOSED" in out
+    assert "fault raised: contactor-welded" in out
+    assert gpio.values(17)[-1] is False  # the coil is released even though the contact is welded
