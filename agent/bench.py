@@ -168,26 +168,18 @@ async def _cmd_rfid(config, args) -> int:
     return 0
 
 
-async def _cmd_contactor(config, args) -> int:
+async def _cmd_relay(config, args) -> int:
+    """Cycle the contactor, or the lock (with its contactor, which must read open to unlock)."""
     events = _Events()
     hal = await _station(config, events)
     hardware = hal.evse(args.evse)
     try:
-        await hal.start(only=[hardware.contactor])
-        result = await _cycle_contactor(hardware.contactor, hold_s=args.hold)
-    finally:
-        await hal.close()
-    _print_checks(result, events)
-    return 0 if all(c.ok for c in result) else 1
-
-
-async def _cmd_lock(config, args) -> int:
-    events = _Events()
-    hal = await _station(config, events)
-    hardware = hal.evse(args.evse)
-    try:
-        await hal.start(only=[hardware.contactor, hardware.lock])
-        result = await _cycle_lock(hardware.lock, hold_s=args.hold)
+        if args.device == "contactor":
+            await hal.start(only=[hardware.contactor])
+            result = await _cycle_contactor(hardware.contactor, hold_s=args.hold)
+        else:
+            await hal.start(only=[hardware.contactor, hardware.lock])
+            result = await _cycle_lock(hardware.lock, hold_s=args.hold)
     finally:
         await hal.close()
     _print_checks(result, events)
@@ -304,8 +296,8 @@ async def _call(release) -> None:
 _COMMANDS = {
     "meter": _cmd_meter,
     "rfid": _cmd_rfid,
-    "contactor": _cmd_contactor,
-    "lock": _cmd_lock,
+    "contactor": _cmd_relay,
+    "lock": _cmd_relay,
     "pilot": _cmd_pilot,
     "selftest": _cmd_selftest,
 }
