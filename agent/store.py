@@ -52,6 +52,40 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX outbox_grp ON outbox (grp) WHERE grp IS NOT NULL;
     """,
+    # 2: the authorization cache (agent.core.auth): idTokenInfo the CSMS returned.
+    """
+    CREATE TABLE auth_cache (
+        id_token   TEXT PRIMARY KEY,  -- upper case: idTags compare case-insensitively
+        status     TEXT NOT NULL,
+        expiry     REAL,
+        group_id   TEXT,
+        updated_at REAL NOT NULL,
+        -- Eviction order. A counter, not updated_at: the clock may jump when the
+        -- CSMS corrects it, and the newest entry must never be evicted first.
+        seq        INTEGER NOT NULL
+    );
+    CREATE INDEX auth_cache_seq ON auth_cache (seq);
+    """,
+    # 3: the transaction journal (agent.core.transactions).
+    """
+    CREATE TABLE transactions (
+        ref             TEXT PRIMARY KEY,  -- ours: the 2.0.1 transactionId and the outbox group
+        evse_id         INTEGER NOT NULL,
+        id_token        TEXT NOT NULL,
+        group_id        TEXT,
+        started_at      REAL NOT NULL,
+        meter_start_Wh  REAL NOT NULL,
+        remote_id       TEXT,              -- the 1.6 transactionId, once the CSMS assigned it
+        last_meter_Wh   REAL NOT NULL,
+        stopped_at      REAL,
+        meter_stop_Wh   REAL,
+        stop_reason     TEXT,
+        seq_no          INTEGER NOT NULL DEFAULT 0,
+        remote_start_id INTEGER
+    );
+    CREATE INDEX transactions_open ON transactions (evse_id) WHERE stopped_at IS NULL;
+    CREATE INDEX transactions_remote ON transactions (remote_id) WHERE remote_id IS NOT NULL;
+    """,
 )
 
 
