@@ -35,6 +35,8 @@ class Agent:
         self.clock = Clock()
         self.liveness = Liveness()
         self.store = self.settings = self.message_log = self.hal = None
+        self.station = self.sampler = self.core = None
+        self.reset_requested: bool | None = None  # None, False (restart) or True (reboot the board)
         self.session = None
         self.mock_control = None
         self.hal_events: asyncio.Queue = asyncio.Queue()
@@ -53,6 +55,7 @@ class Agent:
         self._lock.acquire()
         self._open_state(data_dir)
         await self._start_hal(data_dir)
+        await self._start_core()
         self.notifier.ready(f"HAL up; connecting to {self.config.endpoint_url}")
         self._start_protocol()
         self._tasks.append(asyncio.create_task(self._dispatch_hal_events(), name="hal-events"))
@@ -76,8 +79,53 @@ class Agent:
         if self.config.hal.backend == "mock":
             from hal.mock_control import MockControlServer
 
-            self.mock_control = MockControlServer(self.hal, data_dir / "mock-hal.sock")
+            self.mock_control = MockControlServer(self.hal, data_dir / "mock-hal.sock",
+                                                  status_provider=self._status_for_mock)
             await self.mock_control.start()
+
+    async def _start_core(self) -> None:
+        """The charging core: journal, authorization, EVSE machines, meter sampling."""
+        from agent.core.auth import AuthorizationCache, Authorizer
+        from agent.core.configuration import ConfigurationService
+        from agent.core.metering import MeterSampler
+        from agent.core.services import CoreServices
+        from agent.core.station import ChargingStation
+        from agent.core.transactions import TransactionJournal
+
+        station_cfg = self.config.station
+        journal = TransactionJournal(self.store)
+        authorizer = Authorizer(settings=self.settings, cache=AuthorizationCache(self.store, clock=self.clock),
+                                clock=self.clock, free_vend=station_cfg.free_vend)
+        self.station = ChargingStation(
+            hal=self.hal, store=self.store, settings=self.settings, clock=self.clock, authorizer=authorizer,
+            journal=journal, evse_max_current={e.id: e.max_current_A for e in self.config.evse},
+            liveness=self.liveness, free_vend_id_token=station_cfg.free_vend_id_token if station_cfg.free_vend else None)
+        self.sampler = MeterSampler(
+            meters={i: hw.meter for i, hw in self.hal.evses.items()}, clock=self.clock, settings=self.settings,
+            sink=self.station.meter_sample, transaction_of=self.station.transaction_ref,
+            offered_A=lambda evse_id: self.hal.evse(evse_id).pilot.current_limit_A)
+        self.station.sampler = self.sampler
+        self.core = CoreServices(station=self.station, authorizer=authorizer, journal=journal,
+                                 configuration=ConfigurationService(self.settings), store=self.store,
+                                 request_reset=self.request_reset)
+        await self.station.start()
+        await self.sampler.start()
+
+    def _status_for_mock(self, evse_id: int) -> dict:
+        """`sim state`: the status last reported, in the words of the OCPP version in use."""
+        from agent.protocol import status_word
+
+        if self.station is None:
+            return {"status": None, "transaction_id": None}
+        status, _ = self.station.statuses[evse_id]
+        tx = self.station.evses[evse_id].transaction
+        transaction_id = None
+        if tx is not None:
+            # 1.6: the CSMS's transactionId once confirmed; until then (offline) our own reference.
+            remote = self.station.journal.get(tx.ref).remote_id
+            use_remote = self.config.csms.ocpp_version == "1.6" and remote is not None
+            transaction_id = int(remote) if use_remote else tx.ref
+        return {"status": status_word(self.config.csms.ocpp_version, status), "transaction_id": transaction_id}
 
     def _start_protocol(self) -> None:
         from agent.protocol import adapter_class
@@ -90,7 +138,7 @@ class Agent:
         ticker = self.liveness.register("protocol")
         factory = partial(
             adapter_cls, station.id, station=info, settings=self.settings, clock=self.clock,
-            response_timeout_s=self.config.csms.response_timeout_s, ticker=ticker,
+            response_timeout_s=self.config.csms.response_timeout_s, ticker=ticker, core=self.core,
         )
         factory = _with_subprotocol(factory, adapter_cls.subprotocol)
         self.session = CsmsSession(
@@ -102,7 +150,7 @@ class Agent:
     # ------------------------------------------------------------ loops
 
     async def _dispatch_hal_events(self) -> None:
-        """Hand HAL events to the charging logic; until [core] lands, faults are logged."""
+        """Hand every HAL event to the station, in order."""
         ticker = self.liveness.register("hal-events")
         while True:
             try:
@@ -111,7 +159,10 @@ class Agent:
                 ticker.tick()
                 continue
             ticker.tick()
-            log.info("hardware event: %s", event)
+            try:
+                await self.station.handle_hal_event(event)
+            except Exception:
+                log.exception("hardware event %s could not be handled", event)
 
     async def _watchdog(self) -> None:
         """Pet systemd's watchdog only while every loop has ticked recently."""
@@ -131,6 +182,11 @@ class Agent:
 
     def request_stop(self) -> None:
         """Ask the main loop to shut down (signal-safe)."""
+        self._stop.set()
+
+    def request_reset(self, hard: bool) -> None:
+        """A CSMS Reset: stop (outputs safe), then restart the process (soft) or reboot (hard)."""
+        self.reset_requested = hard
         self._stop.set()
 
     def request_reload(self) -> None:
@@ -186,6 +242,10 @@ class Agent:
             await self.hal.safe_state()
         if self.session is not None:
             await self.session.stop()
+        if self.sampler is not None:
+            await self.sampler.stop()
+        if self.station is not None:
+            await self.station.stop()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

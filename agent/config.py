@@ -48,6 +48,8 @@ class StationConfig:
     model: str = "ocpp-agent"
     serial_number: str = ""
     firmware_version: str = ""
+    free_vend: bool = False  # private charger: plugging in starts charging, no card needed
+    free_vend_id_token: str = "FREEVEND"  # the idTag such sessions are reported with
 
     def problems(self) -> list[tuple[str, str]]:
         """Cross-key rules of this section, as (key, message) pairs."""
@@ -94,6 +96,30 @@ class MeterConfig:
 
 
 @dataclass(frozen=True)
+class PilotConfig:
+    """[evse.pilot]: how the EV's pilot is read and the current offered ("gpio" pins or a Modbus EVSE controller)."""
+
+    driver: Literal["gpio", "modbus-evse"] = "gpio"
+    model: Literal["evse-wb-din"] = "evse-wb-din"
+    port: str = ""
+    baudrate: int = 9600
+    parity: Literal["N", "E", "O"] = "N"
+    stopbits: Literal[1, 2] = 1
+    device_id: int = 2
+    poll_interval_s: float = 0.5
+    timeout_s: float = 0.3
+
+    def problems(self) -> list[tuple[str, str]]:
+        """Cross-key rules of this section, as (key, message) pairs."""
+        problems = []
+        if self.driver == "modbus-evse" and not self.port:
+            problems.append(("port", "the modbus-evse pilot driver needs a port"))
+        if not 1 <= self.device_id <= 247:
+            problems.append(("device_id", "must be a Modbus address 1..247"))
+        return problems
+
+
+@dataclass(frozen=True)
 class GpioPinsConfig:
     """[evse.gpio]: GPIO lines of one EVSE (BCM numbers, or gpiod line offsets/names)."""
 
@@ -121,6 +147,7 @@ class EvseConfig:
     max_current_A: float = 32.0
     phases: Literal[1, 3] = 3
     meter: MeterConfig = MeterConfig()
+    pilot: PilotConfig = PilotConfig()
     gpio: GpioPinsConfig = GpioPinsConfig()
 
     def problems(self) -> list[tuple[str, str]]:
@@ -386,7 +413,7 @@ def _gpio_problems(evses) -> list[ConfigProblem]:
     return [
         ConfigProblem(f"evse[{i}].gpio.{key}", message)
         for i, evse in enumerate(evses)
-        for key, message in gpio_pin_problems(evse.gpio)
+        for key, message in gpio_pin_problems(evse.gpio, pilot_on_gpio=evse.pilot.driver == "gpio")
     ]
 
 

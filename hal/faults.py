@@ -29,6 +29,7 @@ FAULTS: dict[str, FaultSpec] = {
         FaultSpec("contactor-stuck-open", True, "contactor did not close when commanded"),
         FaultSpec("lock-failure", True, "connector lock did not reach the commanded position"),
         FaultSpec("meter-offline", False, "energy meter not answering; charging may continue"),
+        FaultSpec("pilot-offline", True, "EVSE controller (pilot) not answering; EV state unknown"),
         FaultSpec("rcd-trip", True, "residual current device tripped; power path is open"),
         FaultSpec("reader-offline", False, "RFID reader not answering; local authorization lost"),
     )

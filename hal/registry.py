@@ -73,8 +73,12 @@ async def _build_raspberry_pi(config, emit: Callable) -> Hal:
     try:
         evses = []
         for evse in config.evse:
+            pilot_on_gpio = evse.pilot.driver == "gpio"
             contactor, lock, pilot = build_gpio_evse(evse.id, evse.gpio, backend=gpio, emit=emit,
-                                                     max_current_A=evse.max_current_A)
+                                                     max_current_A=evse.max_current_A, pilot_on_gpio=pilot_on_gpio)
+            if not pilot_on_gpio:
+                pilot, closer = await build_pilot(evse, emit)
+                closers.append(closer)
             meter, closer = await build_meter(evse, emit)
             closers.append(closer)
             evses.append(EvseHardware(evse.id, contactor, lock, meter, pilot))
@@ -101,6 +105,19 @@ async def build_meter(evse, emit: Callable):
             f"valid with real hardware: {', '.join(d for d in METER_DRIVERS if d != 'mock')}"
         )
     raise UnknownDriver(f"evse {evse.id}: meter driver {driver!r} is unknown; valid: {', '.join(METER_DRIVERS)}")
+
+
+async def build_pilot(evse, emit: Callable):
+    """A Modbus EVSE controller as the pilot of one ``[[evse]]``, and the closer of its (shared) bus."""
+    from hal.drivers.modbus_meter import close_all_buses
+    from hal.drivers.modbus_pilot import open_pilot
+
+    p = evse.pilot
+    pilot = await open_pilot(evse.id, emit=emit, model=p.model, port=p.port, device_id=p.device_id,
+                             baudrate=p.baudrate, parity=p.parity, stopbits=p.stopbits,
+                             max_current_A=evse.max_current_A, poll_interval_s=p.poll_interval_s,
+                             timeout_s=p.timeout_s)
+    return pilot, close_all_buses
 
 
 def build_token_reader(rfid, emit: Callable):

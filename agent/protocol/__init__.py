@@ -14,3 +14,14 @@ def adapter_class(ocpp_version: str):
 
         return Ocpp201Adapter
     raise ValueError(f"unsupported OCPP version {ocpp_version!r}")
+
+
+_OCCUPIED = {"Preparing", "Charging", "SuspendedEV", "SuspendedEVSE", "Finishing"}
+
+
+def status_word(ocpp_version: str, status) -> str:
+    """A core ConnectorStatus as the version reports it (2.0.1 folds the session states into Occupied)."""
+    value = status.value
+    if ocpp_version == "2.0.1" and value in _OCCUPIED:
+        return "Occupied"
+    return value

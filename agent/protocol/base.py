@@ -82,6 +82,7 @@ class AdapterBase:
         clock: Clock,
         response_timeout_s: float = 30.0,
         ticker=None,
+        core=None,
     ):
         super().__init__(station_id, connection, response_timeout=response_timeout_s, logger=log)
         self.station = station
@@ -94,6 +95,7 @@ class AdapterBase:
         self._tasks: set[asyncio.Task] = set()
         self._ticker = ticker
         self._closed = asyncio.Event()
+        self.core = core  # agent.core.services.CoreServices, or None for a bare protocol session
 
     # ----------------------------------------------------------- reading
 
@@ -251,6 +253,7 @@ class AdapterBase:
         if self._lost:
             return
         self._lost = True
+        self.on_disconnected()
         self._closed.set()
         for future in self._pending.values():
             if not future.done():
@@ -278,6 +281,7 @@ class AdapterBase:
 
     async def _registered_lifecycle(self) -> None:
         await self.boot()
+        await self.on_accepted()
         await self.heartbeat_loop()
 
     async def boot(self) -> None:
@@ -338,6 +342,12 @@ class AdapterBase:
             await asyncio.sleep(min(remaining, TICK_S))
 
     # ------------------------------------------------- version-specific
+
+    async def on_accepted(self) -> None:
+        """Registration accepted: the version adapter connects the core (statuses, outbox, Authorize)."""
+
+    def on_disconnected(self) -> None:
+        """The connection ended: the version adapter detaches from the core."""
 
     def boot_notification_request(self):
         """The version's BootNotification request."""

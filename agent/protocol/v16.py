@@ -1,12 +1,26 @@
-"""OCPP 1.6J adapter: translates between OCPP 1.6 messages and the charging core."""
+"""OCPP 1.6J adapter: translates between OCPP 1.6 messages and the charging core.
+
+Handlers validate, translate into a core command and return quickly; anything
+that must happen after the CALLRESULT (a reset) runs from an @after hook.
+"""
 
 from __future__ import annotations
 
+import logging
+
+from ocpp.routing import after, on
 from ocpp.v16 import ChargePoint as _LibraryChargePoint
-from ocpp.v16 import call
+from ocpp.v16 import call, call_result
 from ocpp.v16.enums import Action
 
-from agent.protocol.base import AdapterBase
+from agent.core.auth import CsmsUnavailable
+from agent.core.model import ConnectorStatus, IdTokenInfo, MeterSample, StopReason
+from agent.errors import CallAborted, CallTimeout
+from agent.protocol.base import AdapterBase, CallErrorReceived, InvalidResponse
+from agent.protocol.outbox import OutboxSender
+from agent.protocol.v16_codec import TransactionCodec, id_token_info, meter_value, status_notification
+
+log = logging.getLogger("agent.ocpp16")
 
 
 class Ocpp16Adapter(AdapterBase, _LibraryChargePoint):
@@ -17,7 +31,12 @@ class Ocpp16Adapter(AdapterBase, _LibraryChargePoint):
     known_actions = frozenset(a.value for a in Action)
     silent_while_rejected = True
     #: Station-initiated messages this adapter sends (read by `ocpp-agent pics`).
-    sends = frozenset({"BootNotification", "Heartbeat"})
+    sends = frozenset({"BootNotification", "Heartbeat", "Authorize", "StartTransaction", "StopTransaction",
+                       "MeterValues", "StatusNotification"})
+
+    _outbox: OutboxSender | None = None
+
+    # ------------------------------------------------------------ registration
 
     def boot_notification_request(self) -> call.BootNotification:
         """BootNotification with the station's identity (empty optional fields left out)."""
@@ -31,3 +50,117 @@ class Ocpp16Adapter(AdapterBase, _LibraryChargePoint):
     def heartbeat_request(self) -> call.Heartbeat:
         """A Heartbeat."""
         return call.Heartbeat()
+
+    async def on_accepted(self) -> None:
+        """Report every connector's status, start delivering the outbox, authorize online."""
+        core = self.core
+        if core is None:
+            return
+        codec = TransactionCodec(journal=core.journal, authorizer=core.authorizer, station=core.station)
+        self._outbox = OutboxSender(core.store, settings=self.settings, codec=codec, call=self.call)
+        core.station.port = self
+        core.authorizer.online = self._authorize_online
+        for evse_id, (status, error) in sorted(core.station.statuses.items()):
+            self.status_changed(evse_id, status, error)
+        self.spawn(self._outbox.run(), name="outbox")
+
+    def on_disconnected(self) -> None:
+        """Detach from the core: the station reports to nobody until the next registration."""
+        core = self.core
+        if core is not None and core.station.port is self:
+            core.station.port = None
+            core.authorizer.online = None
+
+    # ------------------------------------------------------------ CsmsPort
+
+    def status_changed(self, evse_id: int, status: ConnectorStatus, error: str | None) -> None:
+        """Send StatusNotification (fire and forget: a lost one is re-sent after reconnecting)."""
+        request = status_notification(evse_id, status, error, timestamp=self.clock.time())
+        self.spawn(self._send_quietly(request), name="status")
+
+    def outbox_changed(self) -> None:
+        """Wake the outbox sender."""
+        if self._outbox is not None:
+            self._outbox.wake()
+
+    def meter_values(self, evse_id: int, sample: MeterSample) -> None:
+        """Meter values outside a transaction (clock-aligned): sent once, not queued."""
+        request = call.MeterValues(connector_id=evse_id, meter_value=[meter_value(sample)])
+        self.spawn(self._send_quietly(request), name="meter-values")
+
+    async def _send_quietly(self, request) -> None:
+        try:
+            await self.call(request)
+        except (CallTimeout, CallErrorReceived, InvalidResponse) as exc:
+            log.warning("%s not delivered: %s", type(request).__name__, exc)
+
+    async def _authorize_online(self, id_token: str) -> IdTokenInfo:
+        try:
+            result = await self.call(call.Authorize(id_tag=id_token))
+        except (CallTimeout, CallAborted, CallErrorReceived, InvalidResponse) as exc:
+            raise CsmsUnavailable(f"Authorize failed: {exc}") from exc
+        return id_token_info(result.id_tag_info)
+
+    # ------------------------------------------------------------ Core profile handlers
+
+    @on(Action.change_availability)
+    async def on_change_availability(self, connector_id: int, type: str, **_):
+        """ChangeAvailability: 0 = the whole charge point; Scheduled while a transaction runs."""
+        status = await self.core.station.change_availability(connector_id, type == "Operative")
+        return call_result.ChangeAvailability(status=status)
+
+    @on(Action.change_configuration)
+    def on_change_configuration(self, key: str, value: str, **_):
+        """ChangeConfiguration through the station's single settings store."""
+        result = self.core.configuration.change_ocpp16(key, value)
+        return call_result.ChangeConfiguration(status=result.value)
+
+    @on(Action.get_configuration)
+    def on_get_configuration(self, key: list[str] | None = None, **_):
+        """GetConfiguration: known keys with their readonly flag, unknown ones listed back."""
+        known, unknown = self.core.configuration.get_ocpp16(key)
+        keys = [{"key": k.key, "readonly": k.readonly, **({"value": k.value} if k.value is not None else {})}
+                for k in known]
+        return call_result.GetConfiguration(configuration_key=keys or None, unknown_key=unknown or None)
+
+    @on(Action.clear_cache)
+    def on_clear_cache(self, **_):
+        """ClearCache: Rejected when the authorization cache is disabled."""
+        return call_result.ClearCache(status="Accepted" if self.core.authorizer.clear_cache() else "Rejected")
+
+    @on(Action.data_transfer)
+    def on_data_transfer(self, vendor_id: str, **_):
+        """DataTransfer: no vendor extensions are installed."""
+        return call_result.DataTransfer(status="UnknownVendorId")
+
+    @on(Action.remote_start_transaction)
+    def on_remote_start_transaction(self, id_tag: str, connector_id: int | None = None,
+                                    charging_profile: dict | None = None, **_):
+        """RemoteStartTransaction: Accepted when a connector can take it; authorization follows."""
+        if charging_profile is not None:
+            log.warning("RemoteStartTransaction: chargingProfile not applied (smart charging not built yet)")
+        accepted = self.core.station.remote_start(id_tag, evse_id=connector_id or None)
+        return call_result.RemoteStartTransaction(status="Accepted" if accepted else "Rejected")
+
+    @on(Action.remote_stop_transaction)
+    async def on_remote_stop_transaction(self, transaction_id: int, **_):
+        """RemoteStopTransaction: Accepted if the transaction runs here."""
+        stopped = await self.core.station.remote_stop(remote_id=str(transaction_id))
+        return call_result.RemoteStopTransaction(status="Accepted" if stopped else "Rejected")
+
+    @on(Action.reset)
+    def on_reset(self, type: str, **_):
+        """Reset: always Accepted; transactions end and the restart follows the reply."""
+        return call_result.Reset(status="Accepted")
+
+    @after(Action.reset)
+    async def after_reset(self, type: str, **_):
+        """End transactions with the reset's reason, then restart (Soft) or reboot the board (Hard)."""
+        hard = type == "Hard"
+        await self.core.station.prepare_reset(StopReason.HARD_RESET if hard else StopReason.SOFT_RESET)
+        self.core.request_reset(hard)
+
+    @on(Action.unlock_connector)
+    async def on_unlock_connector(self, connector_id: int, **_):
+        """UnlockConnector: a running transaction is stopped (UnlockCommand) before the lock opens."""
+        return call_result.UnlockConnector(status=await self.core.station.unlock(connector_id))

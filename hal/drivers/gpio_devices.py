@@ -371,9 +371,13 @@ _LOCK_PINS = {
 }
 
 
-def gpio_pin_problems(pins) -> list[tuple[str, str]]:
-    """Every problem of a ``GpioPinsConfig`` as (key, message); empty when it is safe to build."""
-    problems = [(key, why) for key, why in _REQUIRED.items() if getattr(pins, key) is None]
+def gpio_pin_problems(pins, *, pilot_on_gpio: bool = True) -> list[tuple[str, str]]:
+    """Every problem of a ``GpioPinsConfig`` as (key, message); empty when it is safe to build.
+
+    ``pilot_on_gpio`` False: the pilot is read elsewhere (a Modbus EVSE controller), so its pins are optional.
+    """
+    required = {k: v for k, v in _REQUIRED.items() if pilot_on_gpio or not k.startswith("pilot_")}
+    problems = [(key, why) for key, why in required.items() if getattr(pins, key) is None]
     problems += _lock_problems(pins)
     problems += _shared_line_problems(pins)
     return problems
@@ -413,14 +417,15 @@ def _shared_line_problems(pins) -> list[tuple[str, str]]:
 def build_gpio_evse(evse_id: int, pins, *, backend: GpioBackend, emit: Emit,
                     max_current_A: float = 32.0, debounce_ms: int = DEFAULT_DEBOUNCE_MS,
                     contactor_feedback_timeout_s: float = 0.5,
-                    lock_feedback_timeout_s: float = 1.0,
-                    ) -> tuple[GpioContactor, ConnectorLock, GpioPilot]:
+                    lock_feedback_timeout_s: float = 1.0, pilot_on_gpio: bool = True,
+                    ) -> tuple[GpioContactor, ConnectorLock, GpioPilot | None]:
     """The contactor, lock and pilot of EVSE ``evse_id`` from its ``GpioPinsConfig``.
 
     Raises GpioPinsError naming every bad key. Nothing touches the backend
-    until the devices are started (``Hal.start``).
+    until the devices are started (``Hal.start``). The pilot is None when
+    ``pilot_on_gpio`` is False (a Modbus EVSE controller provides it).
     """
-    problems = gpio_pin_problems(pins)
+    problems = gpio_pin_problems(pins, pilot_on_gpio=pilot_on_gpio)
     if problems:
         detail = "; ".join(f"gpio.{key}: {why}" for key, why in problems)
         raise GpioPinsError(f"EVSE {evse_id}: {detail}")
@@ -431,6 +436,8 @@ def build_gpio_evse(evse_id: int, pins, *, backend: GpioBackend, emit: Emit,
         feedback_timeout_s=contactor_feedback_timeout_s)
     lock = _build_lock(evse_id, pins, backend=backend, emit=emit, contactor=contactor,
                        debounce_ms=debounce_ms, feedback_timeout_s=lock_feedback_timeout_s)
+    if not pilot_on_gpio:
+        return contactor, lock, None
     pilot = GpioPilot(
         evse_id, emit=emit, backend=backend, plug_line=pins.pilot_plug,
         charge_line=pins.pilot_charge, active_high=pins.pilot_active_high,

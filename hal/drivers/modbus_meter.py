@@ -37,6 +37,8 @@ MAX_RETRIES = 5
 _REQUEST_BYTES = 8
 # Answer: id, function, byte count, 2 per register, CRC (2).
 _ANSWER_OVERHEAD_BYTES = 5
+# Answer to a register write (FC6 or FC16): id, function, address (2), value or count (2), CRC (2).
+_WRITE_ANSWER_BYTES = 8
 # The client's own timeout is only a backstop behind our per-request one.
 _BACKSTOP_TIMEOUT_S = 5.0
 _EXCEPTION_NAMES = {
@@ -155,6 +157,78 @@ class ModbusBus:
             return {block.start: await self._read_block(client, device_id, block, gap_s=gap_s,
                                                          timeout_s=timeout_s, retries=retries)
                     for block in blocks}
+
+    async def write_registers(self, *, device_id: int, address: int, values: Sequence[int],
+                              gap_s: float, timeout_s: float, retries: int) -> None:
+        """Write ``values`` to holding registers from ``address``, in turn with the other devices.
+
+        One value goes out as FC6 (write single register, which every device
+        we know accepts), several as FC16. A missing or garbled answer is
+        retried ``retries`` times: writing the same values again is harmless.
+        Raises MeterTimeout (no valid answer) or MeterReadError (port
+        unusable, exception response): the bus's errors, whatever the device.
+        """
+        values = list(values)
+        if not 1 <= len(values) <= 123 or not all(type(v) is int and 0 <= v <= 0xFFFF for v in values):
+            raise ValueError(f"values must be 1..123 register values 0..0xFFFF, not {values!r}")
+        self._loop = asyncio.get_running_loop()
+        # Request: id, function, address (2), then FC6 the value (2), FC16 count (2), byte
+        # count and the values; CRC (2). The answer echoes 8 bytes either way.
+        request_bytes = 8 if len(values) == 1 else 9 + 2 * len(values)
+        limit = timeout_s + (request_bytes + _WRITE_ANSWER_BYTES) * self.char_time_s
+        async with self._lock:
+            client = await self._open()
+            await self._write_attempts(client, device_id, address, values, gap_s=gap_s,
+                                       limit=limit, retries=retries)
+
+    async def _write_attempts(self, client, device_id: int, address: int, values: list[int], *,
+                              gap_s: float, limit: float, retries: int) -> None:
+        """Send one write up to ``retries`` + 1 times, keeping the line quiet as after a read."""
+        for attempt in range(retries + 1):
+            sent = await self._quiet(gap_s)
+            try:
+                await self._write_request(client, device_id, address, values, limit=limit)
+            except MeterTimeout:
+                if attempt < retries and client.connected:
+                    self._hold(gap_s, extra_s=_WRITE_ANSWER_BYTES * self.char_time_s)
+                    continue
+                self._hold(gap_s, until=sent + 2 * limit)
+                raise
+            except MeterReadError:
+                self._hold(gap_s)
+                raise
+            except asyncio.CancelledError:
+                # As for a read: the request is out and its answer may still come.
+                self._hold(gap_s, until=sent + 2 * limit)
+                raise
+            self._hold(gap_s, until=sent + 2 * limit if attempt else None)
+            return
+
+    async def _write_request(self, client, device_id: int, address: int, values: list[int], *,
+                             limit: float) -> None:
+        what = (f"device {device_id} on {self.port}: FC{6 if len(values) == 1 else 16}"
+                f" 0x{address:04X}+{len(values)}")
+        self.requests += 1
+        try:
+            async with asyncio.timeout(limit):
+                if len(values) == 1:
+                    response = await client.write_register(address, values[0], device_id=device_id)
+                else:
+                    response = await client.write_registers(address, values, device_id=device_id)
+        except TimeoutError as exc:
+            self.failed_requests += 1
+            raise MeterTimeout(f"{what}: no valid answer within {limit:.3f} s") from exc
+        except ModbusIOException as exc:
+            self.failed_requests += 1
+            raise MeterTimeout(f"{what}: {exc}") from exc
+        except (ConnectionException, ModbusException) as exc:
+            self.failed_requests += 1
+            raise MeterReadError(f"{what}: {exc}") from exc
+        if response.isError():
+            self.failed_requests += 1
+            code = getattr(response, "exception_code", None)
+            raise MeterReadError(f"{what}: exception response {code} "
+                                 f"({_EXCEPTION_NAMES.get(code, 'unknown')})")
 
     async def close(self) -> None:
         """Close the port (the next read reopens it)."""

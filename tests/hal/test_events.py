@@ -41,7 +41,7 @@ def test_meter_reading_as_dict_has_per_phase_lists():
 def test_faults_table_has_codes_and_severity():
     assert {code: spec.stops_charging for code, spec in FAULTS.items()} == {
         "contactor-welded": True, "contactor-stuck-open": True, "lock-failure": True,
-        "meter-offline": False, "rcd-trip": True, "reader-offline": False,
+        "meter-offline": False, "rcd-trip": True, "reader-offline": False, "pilot-offline": True,
     }
     assert all(spec.description and "\n" not in spec.description for spec in FAULTS.values())
 

@@ -1,0 +1,18 @@
+"""The core's long-lived services, handed as one bundle to each protocol adapter."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+
+@dataclass
+class CoreServices:
+    """What a protocol adapter may use: the station, authorization, the journal, settings access."""
+
+    station: object  # agent.core.station.ChargingStation
+    authorizer: object  # agent.core.auth.Authorizer
+    journal: object  # agent.core.transactions.TransactionJournal
+    configuration: object  # agent.core.configuration.ConfigurationService
+    store: object  # agent.store.StateStore
+    request_reset: Callable[[bool], None]  # ask the app to restart (False) or reboot the board (True)

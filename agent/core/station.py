@@ -1,0 +1,348 @@
+"""The charging station: its EVSE machines, and every decision that spans EVSEs.
+
+It turns hardware events into EVSE inputs (which EVSE a card tap is for),
+carries out the CSMS's commands in version-neutral form, ends transactions a
+crash left open, and tells the protocol adapter (the ``port``) what to report.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Protocol
+
+from agent.core.auth import Authorizer
+from agent.core.evse import PLUGGED, EvseMachine
+from agent.core.model import ConnectorStatus, IdTokenInfo, MeterSample, StopReason
+from agent.core.transactions import Transaction, TransactionJournal
+from hal.errors import HalError, MeterReadError
+from hal.events import FaultCleared, FaultRaised, PilotChanged, TokenPresented
+
+log = logging.getLogger("agent.station")
+
+_RESTART_REASON_KEY = "station:restart_reason"
+_AVAILABILITY_KEY = "station:inoperative"  # list of inoperative EVSE ids (0 = the whole station)
+
+
+class CsmsPort(Protocol):
+    """What the core needs from the protocol adapter that is connected (or None while offline)."""
+
+    def status_changed(self, evse_id: int, status: ConnectorStatus, error: str | None) -> None:
+        """An EVSE's status changed (evse 0: the station)."""
+
+    def outbox_changed(self) -> None:
+        """Transaction records were queued: send them when possible."""
+
+    def meter_values(self, evse_id: int, sample: MeterSample) -> None:
+        """Meter values outside a transaction (not durable)."""
+
+
+class ChargingStation:
+    """All EVSEs of the station and the logic between them."""
+
+    def __init__(self, *, hal, store, settings, clock, authorizer: Authorizer, journal: TransactionJournal,
+                 evse_max_current: dict[int, float], liveness=None, free_vend_id_token: str | None = None):
+        self.hal = hal
+        self.store = store
+        self.settings = settings
+        self.clock = clock
+        self.authorizer = authorizer
+        self.journal = journal
+        self.port: CsmsPort | None = None
+        self.sampler = None
+        self.statuses: dict[int, tuple[ConnectorStatus, str | None]] = {0: (ConnectorStatus.AVAILABLE, None)}
+        self.station_faults: set[str] = set()
+        self._pending: tuple[str, IdTokenInfo, float] | None = None  # a tap held for the next plug-in
+        self._tasks: set[asyncio.Task] = set()
+        self._free_vend_id_token = free_vend_id_token
+        inoperative = set(store.get(_AVAILABILITY_KEY, []))
+        self.evses: dict[int, EvseMachine] = {}
+        for evse_id, max_current in evse_max_current.items():
+            machine = EvseMachine(
+                evse_id, hardware=hal.evse(evse_id), journal=journal, settings=settings, clock=clock,
+                max_current_A=max_current, on_status=self._status_changed,
+                on_transaction=self._transaction_changed, sample_now=self._sample_now,
+                ticker=liveness.register(f"evse-{evse_id}") if liveness else None)
+            machine.operative = evse_id not in inoperative and 0 not in inoperative
+            self.evses[evse_id] = machine
+            self.statuses[evse_id] = (ConnectorStatus.AVAILABLE, None)
+
+    # ------------------------------------------------------------ life cycle
+
+    async def start(self) -> None:
+        """End what a crash left open, then start every EVSE loop."""
+        await self._recover()
+        for machine in self.evses.values():
+            await machine.start()
+
+    async def stop(self) -> None:
+        """Stop the EVSE loops and background tasks (outputs: the HAL's safe_state)."""
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for machine in self.evses.values():
+            await machine.stop()
+
+    async def _recover(self) -> None:
+        """End every transaction still open in the journal: once, with the last meter value."""
+        reason = StopReason(self.store.get(_RESTART_REASON_KEY) or StopReason.POWER_LOSS.value)
+        for tx in self.journal.open_transactions():
+            energy = await self._energy_now(tx.evse_id)
+            meter_stop = max(tx.last_meter_Wh, energy) if energy is not None else tx.last_meter_Wh
+            self.journal.end(tx.ref, meter_stop_Wh=meter_stop, stopped_at=self.clock.time(), reason=reason)
+            log.warning("transaction %s on EVSE %d was open at start-up: ended (%s, %.1f Wh)",
+                        tx.ref, tx.evse_id, reason.value, meter_stop)
+        self.store.delete(_RESTART_REASON_KEY)
+        self._outbox_changed()
+
+    async def _energy_now(self, evse_id: int) -> float | None:
+        try:
+            return (await self.hal.evse(evse_id).meter.read()).energy_import_Wh
+        except (KeyError, MeterReadError, HalError):
+            return None
+
+    # ------------------------------------------------------------ hardware events
+
+    async def handle_hal_event(self, event) -> None:
+        """Route one HAL event to the EVSE it concerns (or decide, for a card tap)."""
+        if isinstance(event, PilotChanged):
+            await self._pilot_changed(event)
+        elif isinstance(event, TokenPresented):
+            self._spawn(self.tap(event.id_token, evse_id=event.evse_id), name="tap")
+        elif isinstance(event, (FaultRaised, FaultCleared)):
+            await self._fault(event)
+
+    async def _pilot_changed(self, event: PilotChanged) -> None:
+        machine = self.evses.get(event.evse_id)
+        if machine is None:
+            return
+        if event.state in PLUGGED and machine.transaction is None and machine.authorization is None:
+            if self._pending is not None:
+                id_token, info, granted = self._pending
+                self._pending = None
+                timeout = self.settings["connection_timeout_s"]
+                if timeout <= 0 or asyncio.get_running_loop().time() - granted <= timeout:
+                    machine.submit("authorize", id_token=id_token, info=info)
+            elif self._free_vend_id_token:
+                from agent.core.model import AuthorizationStatus
+
+                info = IdTokenInfo(AuthorizationStatus.ACCEPTED)
+                machine.submit("authorize", id_token=self._free_vend_id_token, info=info)
+        await machine.submit("pilot", state=event.state)
+
+    async def _fault(self, event) -> None:
+        active = isinstance(event, FaultRaised)
+        if event.evse_id is None:
+            (self.station_faults.add if active else self.station_faults.discard)(event.code)
+            self._status_changed(0, self.statuses[0][0], next(iter(sorted(self.station_faults)), None))
+            return
+        machine = self.evses.get(event.evse_id)
+        if machine is not None:
+            await machine.submit("fault", code=event.code, active=active)
+
+    # ------------------------------------------------------------ card taps
+
+    async def tap(self, id_token: str, *, evse_id: int | None = None) -> str:
+        """A card was presented: stop its session, or authorize an EVSE. Returns what was done."""
+        id_token = id_token.upper()
+        own = self._session_of(id_token, evse_id=evse_id)
+        if own is not None:
+            await own.submit("stop", reason=StopReason.LOCAL, id_token=id_token)
+            return "stopped"
+        decision = await self.authorizer.authorize(id_token)
+        if not decision.info.accepted:
+            log.info("card %s refused (%s, %s)", id_token, decision.info.status.value, decision.source)
+            self._show(f"Card refused: {decision.info.status.value}")
+            return "refused"
+        group_session = self._group_session(decision.info.group_id, evse_id=evse_id)
+        if group_session is not None:
+            await group_session.submit("stop", reason=StopReason.LOCAL, id_token=id_token)
+            return "stopped"
+        return await self._grant(id_token, decision.info, evse_id=evse_id)
+
+    def _session_of(self, id_token: str, *, evse_id: int | None) -> EvseMachine | None:
+        for machine in self._candidates(evse_id):
+            tx = machine.transaction
+            if tx is not None and tx.id_token.upper() == id_token:
+                return machine
+        return None
+
+    def _group_session(self, group_id: str | None, *, evse_id: int | None) -> EvseMachine | None:
+        if not group_id:
+            return None
+        for machine in self._candidates(evse_id):
+            tx = machine.transaction
+            if tx is not None and tx.group_id and tx.group_id.upper() == group_id.upper():
+                return machine
+        return None
+
+    def _candidates(self, evse_id: int | None) -> list[EvseMachine]:
+        if evse_id is None:
+            return list(self.evses.values())
+        return [self.evses[evse_id]] if evse_id in self.evses else []
+
+    async def _grant(self, id_token: str, info: IdTokenInfo, *, evse_id: int | None,
+                     remote_start_id: int | None = None) -> str:
+        target = self._target_evse(evse_id)
+        if target is None and evse_id is None and len(self.evses) > 1 and self._any_free():
+            # Several free EVSEs and none plugged: the next one plugged in gets this authorization.
+            self._pending = (id_token, info, asyncio.get_running_loop().time())
+            self._show("Plug in your vehicle")
+            return "held"
+        if target is None:
+            return "no-evse"
+        used = await target.submit("authorize", id_token=id_token, info=info, remote_start_id=remote_start_id)
+        return "authorized" if used else "no-evse"
+
+    def _target_evse(self, evse_id: int | None) -> EvseMachine | None:
+        """The EVSE an authorization is for: the one named, else the plugged one without a session,
+        else the only free one."""
+        if evse_id is not None:
+            machine = self.evses.get(evse_id)
+            return machine if machine is not None and self._free(machine) else None
+        plugged = [m for m in self.evses.values() if self._free(m) and m.pilot in PLUGGED]
+        if plugged:
+            return plugged[0]
+        free = [m for m in self.evses.values() if self._free(m)]
+        return free[0] if len(free) == 1 else None
+
+    def _any_free(self) -> bool:
+        return any(self._free(m) for m in self.evses.values())
+
+    @staticmethod
+    def _free(machine: EvseMachine) -> bool:
+        return machine.transaction is None and machine.operative and machine.status is not ConnectorStatus.FAULTED
+
+    # ------------------------------------------------------------ CSMS commands
+
+    def remote_start(self, id_token: str, *, evse_id: int | None, remote_start_id: int | None = None) -> bool:
+        """RemoteStartTransaction: accept if an EVSE can take it; authorization follows in the background."""
+        if evse_id is not None and (evse_id not in self.evses or not self._free(self.evses[evse_id])):
+            return False
+        if evse_id is None and self._target_evse(None) is None:
+            return False
+        self._spawn(self._remote_start(id_token.upper(), evse_id, remote_start_id), name="remote-start")
+        return True
+
+    async def _remote_start(self, id_token: str, evse_id: int | None, remote_start_id: int | None) -> None:
+        if self.settings["authorize_remote_tx_requests"]:
+            decision = await self.authorizer.authorize(id_token)
+            if not decision.info.accepted:
+                log.info("remote start for %s refused by authorization (%s)", id_token, decision.info.status.value)
+                return
+            info = decision.info
+        else:
+            from agent.core.model import AuthorizationStatus
+
+            info = IdTokenInfo(AuthorizationStatus.ACCEPTED)
+        target = self._target_evse(evse_id)
+        if target is None:
+            log.warning("remote start for %s: no EVSE free any more", id_token)
+            return
+        await target.submit("authorize", id_token=id_token, info=info, remote_start_id=remote_start_id)
+
+    async def remote_stop(self, *, remote_id: str | None = None, ref: str | None = None) -> bool:
+        """RemoteStopTransaction / RequestStopTransaction: True if the transaction runs here."""
+        for machine in self.evses.values():
+            tx = machine.transaction
+            if tx is not None and ((ref and tx.ref == ref) or (remote_id and self._remote_id(tx) == str(remote_id))):
+                machine.submit("stop", reason=StopReason.REMOTE)
+                return True
+        return False
+
+    def _remote_id(self, tx: Transaction) -> str | None:
+        fresh = self.journal.get(tx.ref)
+        return fresh.remote_id if fresh else None
+
+    async def change_availability(self, evse_id: int, operative: bool) -> str:
+        """ChangeAvailability for one EVSE or the whole station (0): Accepted, Scheduled or Rejected."""
+        if evse_id != 0 and evse_id not in self.evses:
+            return "Rejected"
+        self._persist_availability(evse_id, operative)
+        targets = self.evses.values() if evse_id == 0 else [self.evses[evse_id]]
+        answers = [await machine.submit("availability", operative=operative) for machine in targets]
+        if evse_id == 0:
+            self._status_changed(0, ConnectorStatus.AVAILABLE if operative else ConnectorStatus.UNAVAILABLE,
+                                 self.statuses[0][1])
+        return "Scheduled" if "Scheduled" in answers else "Accepted"
+
+    def _persist_availability(self, evse_id: int, operative: bool) -> None:
+        inoperative = set(self.store.get(_AVAILABILITY_KEY, []))
+        if evse_id == 0:
+            inoperative = set() if operative else {0}
+        else:
+            (inoperative.discard if operative else inoperative.add)(evse_id)
+        self.store.put(_AVAILABILITY_KEY, sorted(inoperative))
+
+    async def unlock(self, evse_id: int) -> str:
+        """UnlockConnector: Unlocked or UnlockFailed (a running transaction is stopped first)."""
+        if evse_id not in self.evses:
+            return "NotSupported"
+        if not getattr(self.hal.evse(evse_id).lock, "fitted", True):
+            return "NotSupported"
+        return "Unlocked" if await self.evses[evse_id].submit("unlock") else "UnlockFailed"
+
+    async def prepare_reset(self, reason: StopReason) -> None:
+        """End every transaction with ``reason`` and remember it, so the next start reports Reboot."""
+        self.store.put(_RESTART_REASON_KEY, StopReason.REBOOT.value)
+        await asyncio.gather(*(m.submit("end_for_reset", reason=reason) for m in self.evses.values()))
+
+    def set_limit(self, evse_id: int, amps: float) -> None:
+        """Smart charging: the current this EVSE may offer (0 suspends)."""
+        self.evses[evse_id].submit("limit", amps=amps)
+
+    def deauthorize(self, ref: str) -> None:
+        """The CSMS refused the token of a transaction after it started."""
+        for machine in self.evses.values():
+            if machine.transaction is not None and machine.transaction.ref == ref:
+                machine.submit("deauthorize", ref=ref)
+
+    # ------------------------------------------------------------ reporting
+
+    def _status_changed(self, evse_id: int, status: ConnectorStatus, error: str | None) -> None:
+        self.statuses[evse_id] = (status, error)
+        if self.port is not None:
+            self.port.status_changed(evse_id, status, error)
+
+    def _transaction_changed(self, evse_id: int, tx: Transaction | None) -> None:
+        self._outbox_changed()
+        if self.sampler is not None:
+            (self.sampler.transaction_started if tx else self.sampler.transaction_ended)(evse_id)
+
+    def _outbox_changed(self) -> None:
+        if self.port is not None:
+            self.port.outbox_changed()
+
+    async def _sample_now(self, evse_id: int, measurands, *, context: str):
+        if self.sampler is None:
+            return None
+        return await self.sampler.sample_now(evse_id, measurands, context=context)
+
+    def meter_sample(self, evse_id: int, sample: MeterSample, ref: str | None) -> None:
+        """The sampler's sink: transaction samples are journaled (durable), others sent as they are."""
+        if ref is not None:
+            energy = next((v.value for v in sample.values if v.measurand == "Energy.Active.Import.Register"), None)
+            self.journal.add_meter_values(ref, sample, energy_Wh=energy)
+            self._outbox_changed()
+        elif self.port is not None:
+            self.port.meter_values(evse_id, sample)
+
+    def transaction_ref(self, evse_id: int) -> str | None:
+        """The running transaction of an EVSE (for the sampler)."""
+        tx = self.evses[evse_id].transaction
+        return tx.ref if tx else None
+
+    def _show(self, text: str) -> None:
+        display = getattr(self.hal, "display", None)
+        if display is not None:
+            display.show(text)
+
+    def _spawn(self, coro, *, name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("%s failed", task.get_name(), exc_info=task.exception())

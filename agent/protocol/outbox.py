@@ -1,0 +1,99 @@
+"""Delivers the durable outbox over the current connection: in order, one at a time, exactly as queued.
+
+A record leaves the outbox only in the same SQLite transaction that applies
+the CSMS's answer (e.g. the transactionId of a StartTransaction), so a crash at
+any point either replays the record or has fully applied it. A CALLERROR
+counts as a failed attempt (TransactionMessageAttempts, with the retry interval
+growing per attempt); timeouts and lost connections do not: the record was not
+delivered and simply goes again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Protocol
+
+from agent.errors import CallAborted, CallTimeout, ConnectionLost
+from agent.protocol.base import CallErrorReceived, InvalidResponse
+from agent.store import OutboxItem
+
+log = logging.getLogger("agent.outbox")
+
+
+class Undeliverable(Exception):
+    """A record that can never be sent (its transaction's start was dropped); it is discarded."""
+
+
+class OutboxCodec(Protocol):
+    """Turns neutral outbox records into one version's CALLs and applies the answers."""
+
+    def encode(self, item: OutboxItem):
+        """The CALL payload for ``item``; raise Undeliverable if it can never be sent."""
+
+    def apply(self, item: OutboxItem, result) -> None:
+        """Apply the CALLRESULT (inside the SQLite transaction that removes the item)."""
+
+    def after_commit(self, item: OutboxItem, result) -> None:
+        """Act on the answer once it is durable (e.g. stop a transaction whose token was refused)."""
+
+
+class OutboxSender:
+    """Sends outbox records while a connection is up; woken when records are added."""
+
+    def __init__(self, store, *, settings, codec: OutboxCodec, call):
+        self._store = store
+        self._settings = settings
+        self._codec = codec
+        self._call = call
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """New records were queued."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Deliver until the connection drops (CallAborted/ConnectionLost end the loop)."""
+        while True:
+            item = self._store.outbox.head()
+            if item is None:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            try:
+                await self._deliver(item)
+            except (CallAborted, ConnectionLost):
+                return
+
+    async def _deliver(self, item: OutboxItem) -> None:
+        try:
+            payload = self._codec.encode(item)
+        except Undeliverable as exc:
+            log.error("discarding %s #%d: %s", item.action, item.id, exc)
+            self._store.outbox.remove(item.id)
+            return
+        try:
+            result = await self._call(payload)
+        except CallTimeout:
+            log.warning("%s #%d: no answer; sending it again", item.action, item.id)
+            return
+        except (CallErrorReceived, InvalidResponse) as exc:
+            await self._failed(item, exc)
+            return
+        with self._store.transaction():
+            self._codec.apply(item, result)
+            self._store.outbox.remove(item.id)
+        self._codec.after_commit(item, result)
+
+    async def _failed(self, item: OutboxItem, exc: Exception) -> None:
+        attempts = self._store.outbox.record_attempt(item.id)
+        allowed = max(1, self._settings["transaction_message_attempts"])
+        if attempts >= allowed:
+            log.error("%s #%d failed %d times (%s); discarded as TransactionMessageAttempts says",
+                      item.action, item.id, attempts, exc)
+            self._store.outbox.remove(item.id)
+            return
+        delay = self._settings["transaction_message_retry_interval_s"] * attempts
+        log.warning("%s #%d failed (%s); attempt %d of %d in %d s", item.action, item.id, exc,
+                    attempts + 1, allowed, delay)
+        await asyncio.sleep(delay)

@@ -1,0 +1,112 @@
+"""OCPP 1.6 wording of the core's records: transaction messages, sampled values, statuses, idTagInfo."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from ocpp.v16 import call
+
+from agent.clock import format_iso
+from agent.core.model import AuthorizationStatus, ConnectorStatus, IdTokenInfo, MeterSample
+from agent.core.transactions import ENDED, METER_VALUES, STARTED, sample_from_dict
+from agent.protocol.outbox import Undeliverable
+from agent.store import OutboxItem
+
+log = logging.getLogger("agent.ocpp16")
+
+# HAL fault codes as 1.6 ChargePointErrorCode; anything else is OtherError with the code as vendorErrorCode.
+ERROR_CODES = {
+    "contactor-welded": "PowerSwitchFailure",
+    "contactor-stuck-open": "PowerSwitchFailure",
+    "lock-failure": "ConnectorLockFailure",
+    "meter-offline": "PowerMeterFailure",
+    "rcd-trip": "GroundFailure",
+    "reader-offline": "ReaderFailure",
+    "pilot-offline": "EVCommunicationError",
+}
+
+
+def status_notification(connector_id: int, status: ConnectorStatus, error: str | None,
+                        *, timestamp: float) -> call.StatusNotification:
+    """StatusNotification for a connector (0 = the whole charge point)."""
+    code = ERROR_CODES.get(error, "OtherError") if error else "NoError"
+    return call.StatusNotification(
+        connector_id=connector_id, error_code=code, status=status.value, timestamp=format_iso(timestamp),
+        vendor_error_code=error if error and code == "OtherError" else None,
+        info=error[:50] if error else None,
+    )
+
+
+def meter_value(sample: MeterSample) -> dict:
+    """A core MeterSample as a 1.6 MeterValue element."""
+    values = []
+    for v in sample.values:
+        entry = {"value": f"{v.value:g}", "context": v.context, "measurand": v.measurand,
+                 "location": v.location, "unit": v.unit}
+        if v.phase:
+            entry["phase"] = v.phase
+        values.append(entry)
+    return {"timestamp": format_iso(sample.timestamp), "sampled_value": values}
+
+
+def id_token_info(id_tag_info: dict | None) -> IdTokenInfo | None:
+    """A 1.6 idTagInfo (snake_case dict from the library) as the core's IdTokenInfo."""
+    if not id_tag_info:
+        return None
+    expiry = id_tag_info.get("expiry_date")
+    try:
+        expiry_ts = datetime.fromisoformat(expiry).timestamp() if expiry else None
+    except ValueError:
+        expiry_ts = None
+    return IdTokenInfo(AuthorizationStatus(id_tag_info["status"]), expiry_ts, id_tag_info.get("parent_id_tag"))
+
+
+class TransactionCodec:
+    """Neutral outbox records as 1.6 StartTransaction / MeterValues / StopTransaction."""
+
+    def __init__(self, *, journal, authorizer, station):
+        self._journal = journal
+        self._authorizer = authorizer
+        self._station = station
+
+    def encode(self, item: OutboxItem):
+        """The 1.6 CALL for an outbox record."""
+        p = item.payload
+        if item.action == STARTED:
+            return call.StartTransaction(
+                connector_id=p["evse_id"], id_tag=p["id_token"], meter_start=round(p["meter_start_Wh"]),
+                timestamp=format_iso(p["timestamp"]), reservation_id=p.get("reservation_id"))
+        transaction_id = self._transaction_id(p["ref"], item)
+        if item.action == METER_VALUES:
+            return call.MeterValues(connector_id=p["evse_id"], transaction_id=transaction_id,
+                                    meter_value=[meter_value(sample_from_dict(p["sample"]))])
+        if item.action == ENDED:
+            data = [meter_value(sample_from_dict(p["sample"]))] if p.get("sample") else None
+            return call.StopTransaction(
+                transaction_id=transaction_id, meter_stop=round(p["meter_stop_Wh"]),
+                timestamp=format_iso(p["timestamp"]), reason=p["reason"], id_tag=p.get("id_token"),
+                transaction_data=data)
+        raise Undeliverable(f"unknown record {item.action}")
+
+    def _transaction_id(self, ref: str, item: OutboxItem) -> int:
+        tx = self._journal.get(ref)
+        if tx is None or tx.remote_id is None:
+            raise Undeliverable(f"transaction {ref} has no transactionId from the CSMS (its start was not accepted)")
+        return int(tx.remote_id)
+
+    def apply(self, item: OutboxItem, result) -> None:
+        """Record what the CSMS answered (inside the transaction that removes the record)."""
+        if item.action == STARTED:
+            self._journal.set_remote_id(item.payload["ref"], str(result.transaction_id))
+
+    def after_commit(self, item: OutboxItem, result) -> None:
+        """Cache the idTagInfo and act on a refused token."""
+        info = id_token_info(getattr(result, "id_tag_info", None))
+        token = item.payload.get("id_token")
+        if info is None or not token:
+            return
+        self._authorizer.remember(token, info)
+        if item.action == STARTED and not info.accepted:
+            log.warning("CSMS refused %s for transaction %s (%s)", token, result.transaction_id, info.status.value)
+            self._station.deauthorize(item.payload["ref"])
