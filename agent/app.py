@@ -10,7 +10,10 @@ import asyncio
 import io
 import logging
 import os
+import shlex
 import signal
+import subprocess
+import sys
 from functools import partial
 from pathlib import Path
 
@@ -275,7 +278,7 @@ def _with_subprotocol(factory, subprotocol: str):
     return factory
 
 
-async def _main(config: AgentConfig, config_path: str | None) -> int:
+async def _main(config: AgentConfig, config_path: str | None) -> tuple[int, bool | None]:
     agent = Agent(config, config_path=config_path)
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, agent.request_stop)
@@ -288,17 +291,41 @@ async def _main(config: AgentConfig, config_path: str | None) -> int:
     except AgentError as exc:
         log.error("start-up failed: %s", exc)
         await agent.shutdown()
-        return 1
+        return 1, None
     except Exception:
         log.exception("fatal error; making outputs safe")
         await agent.shutdown()
-        return 1
+        return 1, None
     await agent.shutdown()
-    return 0
+    return 0, agent.reset_requested
 
 
 def run_agent(config: AgentConfig, *, config_path: str | None = None) -> int:
     """Run the daemon until SIGTERM/SIGINT; 0 after a clean stop, 1 on a start-up error."""
     configure_logging(config.logging.level, config.logging.levels)
     log.info("ocpp-agent starting: station %s, OCPP %s, pid %d", config.station.id, config.csms.ocpp_version, os.getpid())
-    return asyncio.run(_main(config, config_path))
+    code, reset = asyncio.run(_main(config, config_path))
+    if reset is None:
+        return code
+    _restart(config, config_path=config_path, reboot=reset)
+    return code
+
+
+def _restart(config: AgentConfig, *, config_path: str | None, reboot: bool) -> None:
+    """After a CSMS Reset (outputs already safe): reboot the board (Hard) or restart this process (Soft).
+
+    A failed reboot command falls back to restarting the process, so the
+    station comes back either way.
+    """
+    if reboot:
+        command = shlex.split(config.system.reboot_command)
+        log.warning("Hard reset: running %s", config.system.reboot_command)
+        try:
+            if subprocess.run(command, timeout=60).returncode == 0:
+                return
+        except (OSError, subprocess.SubprocessError) as exc:
+            log.error("reboot command failed: %s", exc)
+        log.error("reboot command did not succeed; restarting the agent instead")
+    log.warning("Soft reset: restarting the agent")
+    argv = [sys.executable, "-m", "agent", "run"] + (["--config", config_path] if config_path else [])
+    os.execv(sys.executable, argv)

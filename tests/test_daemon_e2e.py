@@ -211,3 +211,27 @@ async def test_daemon_sighup_applies_new_csms_url_and_sigusr1_dumps_tasks(tmp_pa
         if process.returncode is None:
             process.kill()
         await other.stop()
+
+
+async def test_daemon_soft_reset_ends_the_session_and_restarts(tmp_path, csms):
+    from ocpp.v16 import call as call16
+
+    from hal.mock_client import request
+
+    process = await start_agent(write_config(tmp_path, csms.url), None)
+    socket_path = str(tmp_path / "data" / "mock-hal.sock")
+    try:
+        await csms.wait_for_call("StatusNotification", timeout=10)  # registered: taps are authorized online
+        for command in ({"cmd": "plug", "evse": 1}, {"cmd": "tap", "id_token": "04A1B2C3"}):
+            assert (await asyncio.to_thread(request, socket_path, command))["ok"]
+        await csms.wait_for_call("StartTransaction", timeout=5)
+        result = await csms.call("CP-E2E", call16.Reset(type="Soft"))
+        assert result.status == "Accepted"
+        stop = (await csms.wait_for_call("StopTransaction", timeout=5))[0].payload
+        assert stop["reason"] == "SoftReset"
+        await csms.wait_for_call("BootNotification", count=2, timeout=15)
+        assert process.returncode is None  # the same process, re-executed
+        assert len(csms.calls("StopTransaction")) == 1  # not ended a second time after the restart
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), 10) == 0
