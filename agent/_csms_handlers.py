@@ -36,6 +36,7 @@ class _Recording:
         if isinstance(frame, list) and len(frame) == 4 and frame[0] == 2:
             await self.sim.record(self.id, frame[2], frame[3], frame[1])
         await super().route_message(raw_msg)
+        await self.sim.notify()  # the handler changed the simulator's state: wake waiters again
 
 
 class Csms16ChargePoint(_Recording, _Cp16):
@@ -61,14 +62,22 @@ class Csms16ChargePoint(_Recording, _Cp16):
 
     @on("StartTransaction")
     def on_start(self, connector_id, id_tag, meter_start, timestamp, **extra):
+        # A retransmission (same connector, card, meter and time) gets the same id, as a real CSMS does.
+        key = (self.id, connector_id, id_tag, meter_start, timestamp)
         b = self.sim.behaviour
-        tx_id, b.next_transaction_id = b.next_transaction_id, b.next_transaction_id + 1
-        self.sim.transactions[tx_id] = {"connector_id": connector_id, "id_tag": id_tag, "meter_start": meter_start}
+        tx_id = self.sim.start_keys.get(key)
+        if tx_id is None:
+            tx_id, b.next_transaction_id = b.next_transaction_id, b.next_transaction_id + 1
+            self.sim.start_keys[key] = tx_id
+            self.sim.transactions[tx_id] = {"connector_id": connector_id, "id_tag": id_tag,
+                                            "meter_start": meter_start, "starts": 0, "stops": []}
+        self.sim.transactions[tx_id]["starts"] += 1
         return r16.StartTransaction(transaction_id=tx_id, id_tag_info={"status": b.authorize_status})
 
     @on("StopTransaction")
-    def on_stop(self, transaction_id, meter_stop, timestamp, **extra):
-        self.sim.transactions.setdefault(transaction_id, {})["meter_stop"] = meter_stop
+    def on_stop(self, transaction_id, meter_stop, timestamp, reason="Local", **extra):
+        entry = self.sim.transactions.setdefault(transaction_id, {"starts": 0, "stops": []})
+        entry["stops"].append({"meter_stop": meter_stop, "reason": reason, "timestamp": timestamp})
         return r16.StopTransaction(id_tag_info={"status": "Accepted"})
 
     @on("MeterValues")

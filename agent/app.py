@@ -70,7 +70,10 @@ class Agent:
         from agent.store import StateStore
 
         self.store = StateStore(data_dir / "state.sqlite")
-        self.settings = Settings(self.store, initial=self.config.initial_settings)
+        self.settings = Settings(self.store, initial=self.config.initial_settings, computed={
+            "number_of_connectors": lambda: len(self.config.evse),
+            "supported_feature_profiles": lambda: supported_profiles(self.config.csms.ocpp_version),
+        })
         max_bytes = int(self.config.logging.message_log_max_MiB * 1024 * 1024)
         self.message_log = MessageLog(data_dir / "messages.sqlite", max_bytes=max_bytes)
 
@@ -263,6 +266,20 @@ class Agent:
         if self._lock is not None:
             self._lock.release()
         log.info("stopped; outputs are safe")
+
+
+def supported_profiles(ocpp_version: str) -> tuple[str, ...]:
+    """1.6 feature profiles whose every message the adapter supports (SupportedFeatureProfiles)."""
+    if ocpp_version != "1.6":
+        return ()
+    from agent.pics import support_table
+
+    rows = support_table("1.6")
+    names = {"Core": "Core", "Firmware Management": "FirmwareManagement",
+             "Local Auth List Management": "LocalAuthListManagement", "Reservation": "Reservation",
+             "Smart Charging": "SmartCharging", "Remote Trigger": "RemoteTrigger"}
+    return tuple(code for profile, code in names.items()
+                 if all(r["supported"] for r in rows if r["profile"] == profile))
 
 
 def _merge_live(old: AgentConfig, new: AgentConfig) -> AgentConfig:

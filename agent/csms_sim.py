@@ -76,6 +76,7 @@ class CsmsSimulator:
         self._server = None
         self.port = 0
         self.transactions: dict[int, dict] = {}
+        self.start_keys: dict[tuple, int] = {}  # StartTransaction content -> the id it was given
         self.status: dict[tuple[str, int], str] = defaultdict(str)
 
     @property
@@ -129,7 +130,7 @@ class CsmsSimulator:
         charge_point = self._make_charge_point(station_id, _HookedConnection(self, station_id, websocket))
         station = _Station(station_id, websocket, charge_point)
         self.stations[station_id] = station
-        await self._notify()
+        await self.notify()
         try:
             await charge_point.start()
         except Exception as exc:  # the connection ended; that is normal for a CSMS
@@ -137,7 +138,7 @@ class CsmsSimulator:
         finally:
             if self.stations.get(station_id) is station:
                 del self.stations[station_id]
-            await self._notify()
+            await self.notify()
 
     def _make_charge_point(self, station_id: str, connection):
         if self.ocpp_version == "1.6":
@@ -149,9 +150,10 @@ class CsmsSimulator:
     async def record(self, station_id: str, action: str, payload: dict, message_id: str) -> None:
         """Remember a received CALL and wake waiters."""
         self.received.append(Received(station_id, action, payload, message_id))
-        await self._notify()
+        await self.notify()
 
-    async def _notify(self) -> None:
+    async def notify(self) -> None:
+        """Wake every ``wait_for`` to re-check its condition."""
         async with self._changed:
             self._changed.notify_all()
 

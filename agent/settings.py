@@ -327,6 +327,7 @@ class Settings:
             raise KeyError(f"unknown setting {name!r}") from None
 
     def __getitem__(self, name: str) -> Any:
+        """The current value; a computed setting asks the station each time."""
         supplier = self._computed.get(name)
         if supplier is not None:
             return _convert(self._by_name[name], supplier())

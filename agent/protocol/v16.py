@@ -13,7 +13,10 @@ from ocpp.v16 import ChargePoint as _LibraryChargePoint
 from ocpp.v16 import call, call_result
 from ocpp.v16.enums import Action
 
+from ocpp.exceptions import OccurenceConstraintViolationError
+
 from agent.core.auth import CsmsUnavailable
+from agent.core.configuration import TooManyKeysError
 from agent.core.model import ConnectorStatus, IdTokenInfo, MeterSample, StopReason
 from agent.errors import CallAborted, CallTimeout
 from agent.protocol.base import AdapterBase, CallErrorReceived, InvalidResponse
@@ -32,7 +35,7 @@ class Ocpp16Adapter(AdapterBase, _LibraryChargePoint):
     silent_while_rejected = True
     #: Station-initiated messages this adapter sends (read by `ocpp-agent pics`).
     sends = frozenset({"BootNotification", "Heartbeat", "Authorize", "StartTransaction", "StopTransaction",
-                       "MeterValues", "StatusNotification"})
+                       "MeterValues", "StatusNotification", "DataTransfer"})
 
     _outbox: OutboxSender | None = None
 
@@ -94,6 +97,11 @@ class Ocpp16Adapter(AdapterBase, _LibraryChargePoint):
         except (CallTimeout, CallErrorReceived, InvalidResponse) as exc:
             log.warning("%s not delivered: %s", type(request).__name__, exc)
 
+    async def data_transfer(self, vendor_id: str, *, message_id: str | None = None, data: str | None = None):
+        """Send a vendor-specific DataTransfer to the CSMS and return (status, data)."""
+        result = await self.call(call.DataTransfer(vendor_id=vendor_id, message_id=message_id, data=data))
+        return result.status, result.data
+
     async def _authorize_online(self, id_token: str) -> IdTokenInfo:
         try:
             result = await self.call(call.Authorize(id_tag=id_token))
@@ -118,7 +126,11 @@ class Ocpp16Adapter(AdapterBase, _LibraryChargePoint):
     @on(Action.get_configuration)
     def on_get_configuration(self, key: list[str] | None = None, **_):
         """GetConfiguration: known keys with their readonly flag, unknown ones listed back."""
-        known, unknown = self.core.configuration.get_ocpp16(key)
+        try:
+            known, unknown = self.core.configuration.get_ocpp16(key)
+        except TooManyKeysError as exc:
+            raise OccurenceConstraintViolationError(
+                description=f"{exc.requested} keys requested; GetConfigurationMaxKeys is {exc.limit}") from None
         keys = [{"key": k.key, "readonly": k.readonly, **({"value": k.value} if k.value is not None else {})}
                 for k in known]
         return call_result.GetConfiguration(configuration_key=keys or None, unknown_key=unknown or None)

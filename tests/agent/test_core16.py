@@ -119,6 +119,8 @@ async def test_core16_remote_start_and_remote_stop(tmp_path, csms):
         start = (await csms.wait_for_call("StartTransaction"))[0].payload
         assert start["idTag"] == "REMOTE1"
         assert csms.calls("Authorize")  # AuthorizeRemoteTxRequests
+        # The CSMS knows the transaction by the id it answered with; wait until the agent has it too.
+        await wait_until(lambda: agent.station.journal.by_remote_id("1") is not None)
         result = await csms.call("CP1", call16.RemoteStopTransaction(transaction_id=1))
         assert result.status == "Accepted"
         stop = (await csms.wait_for_call("StopTransaction"))[0].payload
@@ -252,3 +254,17 @@ async def test_core16_offline_session_delivered_in_order_after_reconnect(tmp_pat
             assert stop["meterStop"] >= back.calls("StartTransaction")[0].payload["meterStart"]
         finally:
             await back.stop()
+
+
+async def test_core16_supported_profiles_and_get_configuration_max_keys(tmp_path, csms):
+    from ocpp.exceptions import OccurenceConstraintViolationError
+
+    async with running_agent(agent_config(tmp_path, csms.url, evses=2)) as agent:
+        await reach_status(csms, "Available")
+        result = await csms.call("CP1", call16.GetConfiguration(key=["SupportedFeatureProfiles", "NumberOfConnectors"]))
+        values = {k["key"]: k["value"] for k in result.configuration_key}
+        assert values == {"SupportedFeatureProfiles": "Core", "NumberOfConnectors": "2"}
+        with pytest.raises(OccurenceConstraintViolationError):
+            await csms.call("CP1", call16.GetConfiguration(key=[f"K{i}" for i in range(101)]))
+        status, _ = await agent.session.adapter.data_transfer("com.example", message_id="hello")
+        assert status == "UnknownVendorId"
