@@ -244,6 +244,8 @@ class Agent:
     async def shutdown(self) -> None:
         """Safe outputs first, then close the CSMS connection, then release everything."""
         self.notifier.stopping()
+        if self.station is not None:
+            self.station.note_controlled_stop()
         if self.hal is not None:
             await self.hal.safe_state()
         if self.session is not None:

@@ -74,6 +74,7 @@ class EvseMachine:
         self._ticker = ticker
         self._queue: asyncio.Queue[Command] = asyncio.Queue()
         self._task: asyncio.Task | None = None
+        self._allowance_task: asyncio.Task | None = None
         self._reported: tuple | None = None
 
     def __repr__(self) -> str:
@@ -96,10 +97,11 @@ class EvseMachine:
 
     async def stop(self) -> None:
         """Stop the loop (outputs are made safe by the HAL's safe_state)."""
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        for task in (self._task, self._allowance_task):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        self._task = self._allowance_task = None
 
     # ------------------------------------------------------------ the loop
 
@@ -156,8 +158,13 @@ class EvseMachine:
         previous, self.pilot = self.pilot, state
         if state is PilotState.A and previous in PLUGGED:
             self._finishing = False
-            if self.transaction is not None and self.settings["stop_transaction_on_ev_side_disconnect"]:
+            if self.transaction is None:
+                return
+            if self.settings["stop_transaction_on_ev_side_disconnect"]:
                 await self._stop_transaction(StopReason.EV_DISCONNECTED)
+            elif self.settings["unlock_connector_on_ev_side_disconnect"]:
+                # The transaction goes on (suspended) but the cable may be taken: energy off first.
+                await self._make_safe(unlock=True)
 
     async def _on_authorize(self, id_token: str, info: IdTokenInfo, remote_start_id: int | None = None):
         """A token was accepted for this EVSE (tap or remote start). True if it will be used."""
@@ -183,8 +190,27 @@ class EvseMachine:
             return
         if self.settings["stop_transaction_on_invalid_id"]:
             await self._stop_transaction(StopReason.DEAUTHORIZED)
-        else:
+            return
+        allowance = self.settings["max_energy_on_invalid_id_Wh"]
+        if allowance <= 0:
             self.suspended_by_csms = True  # energy stops; the transaction waits for the driver
+            return
+        # MaxEnergyOnInvalidId: charging may go on until this much energy has been delivered.
+        self._allowance_task = asyncio.create_task(self._watch_allowance(ref, allowance), name="max-energy")
+
+    async def _watch_allowance(self, ref: str, allowance_Wh: float) -> None:
+        limit = self.transaction.meter_start_Wh + allowance_Wh
+        while self.transaction is not None and self.transaction.ref == ref:
+            energy = await self._read_energy_Wh()
+            if energy is not None and energy >= limit:
+                self.submit("suspend_invalid", ref=ref)
+                return
+            await asyncio.sleep(1.0)  # only while a refused token is still charging
+
+    async def _on_suspend_invalid(self, ref: str):
+        if self.transaction is not None and self.transaction.ref == ref:
+            log.info("EVSE %d: MaxEnergyOnInvalidId reached; energy stopped", self.evse_id)
+            self.suspended_by_csms = True
 
     async def _on_availability(self, operative: bool):
         """Operative/inoperative; answers "Accepted" or "Scheduled" (after the running transaction)."""
@@ -241,6 +267,9 @@ class EvseMachine:
         return ConnectorStatus.SUSPENDED_EV
 
     async def _evaluate(self) -> None:
+        if (self.transaction is not None and self.pilot in PLUGGED and not self.hw.lock.locked
+                and "lock-failure" not in self.faults):
+            await self.hw.lock.lock()  # replugged during a transaction that went on
         if (self.transaction is None and self.authorization is not None and self.pilot in PLUGGED
                 and self.operative and not self._stops_charging()):
             await self._start_transaction()

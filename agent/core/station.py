@@ -55,6 +55,7 @@ class ChargingStation:
         self._pending: tuple[str, IdTokenInfo, float] | None = None  # a tap held for the next plug-in
         self._tasks: set[asyncio.Task] = set()
         self._free_vend_id_token = free_vend_id_token
+        self._status_timers: dict[int, asyncio.TimerHandle] = {}
         inoperative = set(store.get(_AVAILABILITY_KEY, []))
         self.evses: dict[int, EvseMachine] = {}
         for evse_id, max_current in evse_max_current.items():
@@ -282,6 +283,11 @@ class ChargingStation:
             return "NotSupported"
         return "Unlocked" if await self.evses[evse_id].submit("unlock") else "UnlockFailed"
 
+    def note_controlled_stop(self) -> None:
+        """The agent is stopping on purpose: transactions left open end with Reboot at the next start."""
+        if self.store.get(_RESTART_REASON_KEY) is None:
+            self.store.put(_RESTART_REASON_KEY, StopReason.REBOOT.value)
+
     async def prepare_reset(self, reason: StopReason) -> None:
         """End every transaction with ``reason`` and remember it, so the next start reports Reboot."""
         self.store.put(_RESTART_REASON_KEY, StopReason.REBOOT.value)
@@ -301,8 +307,21 @@ class ChargingStation:
 
     def _status_changed(self, evse_id: int, status: ConnectorStatus, error: str | None) -> None:
         self.statuses[evse_id] = (status, error)
-        if self.port is not None:
-            self.port.status_changed(evse_id, status, error)
+        pending = self._status_timers.pop(evse_id, None)
+        if pending is not None:
+            pending.cancel()
+        hold = self.settings["minimum_status_duration_s"]
+        if hold > 0 and status is not ConnectorStatus.FAULTED:
+            # MinimumStatusDuration: report only a status that lasted; a fault is reported at once.
+            loop = asyncio.get_running_loop()
+            self._status_timers[evse_id] = loop.call_later(hold, self._report_status, evse_id, (status, error))
+            return
+        self._report_status(evse_id, (status, error))
+
+    def _report_status(self, evse_id: int, state: tuple[ConnectorStatus, str | None]) -> None:
+        self._status_timers.pop(evse_id, None)
+        if self.port is not None and self.statuses.get(evse_id) == state:
+            self.port.status_changed(evse_id, *state)
 
     def _transaction_changed(self, evse_id: int, tx: Transaction | None) -> None:
         self._outbox_changed()

@@ -5,6 +5,7 @@ import asyncio
 import pytest
 from ocpp.v16 import call as call16
 
+from agent.core.model import AuthorizationStatus, IdTokenInfo
 from agent.csms_sim import CsmsBehaviour, CsmsSimulator
 from tests.harness import agent_config, running_agent, wait_until
 
@@ -268,3 +269,59 @@ async def test_core16_supported_profiles_and_get_configuration_max_keys(tmp_path
             await csms.call("CP1", call16.GetConfiguration(key=[f"K{i}" for i in range(101)]))
         status, _ = await agent.session.adapter.data_transfer("com.example", message_id="hello")
         assert status == "UnknownVendorId"
+
+
+async def test_core16_graceful_stop_mid_session_ends_with_reboot(tmp_path, csms):
+    config = agent_config(tmp_path, csms.url)
+    async with running_agent(config) as agent:
+        await charge_session(agent, csms)
+    async with running_agent(config):
+        stop = (await csms.wait_for_call("StopTransaction"))[0].payload
+        assert stop["reason"] == "Reboot" and stop["transactionId"] == 1
+
+
+async def test_core16_ev_disconnect_without_stop_unlocks_and_relocks(tmp_path, csms):
+    settings = {"StopTransactionOnEVSideDisconnect": False, "UnlockConnectorOnEVSideDisconnect": True}
+    async with running_agent(agent_config(tmp_path, csms.url, configuration=settings)) as agent:
+        await charge_session(agent, csms)
+        agent.hal.unplug(1)
+        await reach_status(csms, "SuspendedEV")
+        hw = agent.hal.evse(1)
+        assert not hw.contactor.closed and not hw.lock.locked
+        assert not csms.calls("StopTransaction")
+        agent.hal.plug(1)
+        agent.hal.ev_charge(1, True)
+        await reach_status(csms, "Charging")
+        assert hw.lock.locked and hw.contactor.closed
+
+
+@pytest.mark.parametrize("stop_on_invalid, expected", [(True, "DeAuthorized"), (False, None)])
+async def test_core16_start_refused_by_csms(tmp_path, csms, stop_on_invalid, expected):
+    settings = {"StopTransactionOnInvalidId": stop_on_invalid, "LocalPreAuthorize": True,
+                "AllowOfflineTxForUnknownId": True}
+    async with running_agent(agent_config(tmp_path, csms.url, configuration=settings)) as agent:
+        await reach_status(csms, "Available")
+        agent.hal.plug(1)
+        agent.hal.ev_charge(1, True)
+        agent.core.authorizer.remember(CARD, IdTokenInfo(AuthorizationStatus.ACCEPTED))  # cached as good
+        csms.behaviour.authorize_status = "Blocked"  # but StartTransaction.conf will say Blocked
+        agent.hal.tap(CARD)  # pre-authorized from the cache: no Authorize, the start is what the CSMS judges
+        await csms.wait_for_call("StartTransaction")
+        if expected:
+            stop = (await csms.wait_for_call("StopTransaction"))[0].payload
+            assert stop["reason"] == expected
+        else:
+            await reach_status(csms, "SuspendedEVSE")
+            assert not agent.hal.evse(1).contactor.closed
+
+
+async def test_core16_minimum_status_duration_hides_short_statuses(tmp_path, csms):
+    config = agent_config(tmp_path, csms.url, configuration={"MinimumStatusDuration": 1})
+    async with running_agent(config) as agent:
+        await reach_status(csms, "Available", timeout=3)
+        agent.hal.plug(1)
+        agent.hal.unplug(1)  # Preparing for a moment only
+        await asyncio.sleep(1.3)
+        assert "Preparing" not in statuses(csms)
+        agent.hal.plug(1)
+        await reach_status(csms, "Preparing", timeout=3)
