@@ -235,3 +235,40 @@ async def test_daemon_soft_reset_ends_the_session_and_restarts(tmp_path, csms):
     finally:
         process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(process.wait(), 10) == 0
+
+
+async def run_sim(config_path, *args):
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "agent", "sim", "--config", str(config_path), *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, _ = await asyncio.wait_for(process.communicate(), 30)
+    return process.returncode, out.decode()
+
+
+async def test_daemon_sim_cli_drives_a_whole_session(tmp_path, csms):
+    import json
+
+    config_path = write_config(tmp_path, csms.url)
+    process = await start_agent(config_path, None)
+    try:
+        await csms.wait_for_call("StatusNotification", timeout=10)
+        for args in (["plug", "2"], ["tap", "04A1B2C3"], ["ev", "2", "charge"], ["power", "2", "7200"]):
+            code, out = await run_sim(config_path, *args)
+            assert code == 0 and json.loads(out)["ok"], (args, out)
+        await csms.wait_for_call("StartTransaction", timeout=5)
+        await asyncio.sleep(0.3)
+        code, out = await run_sim(config_path, "state")
+        evse2 = json.loads(out)["evses"][1]
+        assert evse2["status"] == "Charging" and evse2["transaction_id"] == 1
+        assert evse2["contactor_closed"] and evse2["locked"] and evse2["current_limit_A"] == 32.0
+        code, out = await run_sim(config_path, "tap", "04A1B2C3")
+        assert code == 0
+        stop = (await csms.wait_for_call("StopTransaction", timeout=5))[0].payload
+        assert stop["transactionId"] == 1 and stop["reason"] == "Local"
+        code, out = await run_sim(config_path, "fault", "9", "rcd-trip")
+        assert code == 1 and json.loads(out)["ok"] is False
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), 10) == 0
+    code, out = await run_sim(config_path, "state")
+    assert code == 2  # nobody listening any more
