@@ -86,6 +86,15 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX transactions_open ON transactions (evse_id) WHERE stopped_at IS NULL;
     CREATE INDEX transactions_remote ON transactions (remote_id) WHERE remote_id IS NOT NULL;
     """,
+    # 4: samples kept for StopTransaction's transactionData (StopTxnSampledData / StopTxnAlignedData).
+    """
+    CREATE TABLE transaction_data (
+        id     INTEGER PRIMARY KEY AUTOINCREMENT,
+        ref    TEXT NOT NULL,
+        sample TEXT NOT NULL
+    );
+    CREATE INDEX transaction_data_ref ON transaction_data (ref);
+    """,
 )
 
 

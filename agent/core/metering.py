@@ -41,6 +41,9 @@ SAMPLE_INTERVAL = "meter_value_sample_interval_s"
 ALIGNED_INTERVAL = "clock_aligned_data_interval_s"
 SAMPLED_DATA = "meter_values_sampled_data"
 ALIGNED_DATA = "meter_values_aligned_data"
+# What StopTransaction's transactionData wants at the same moments; sampled in the same read.
+STOP_SAMPLED_DATA = "stop_txn_sampled_data"
+STOP_ALIGNED_DATA = "stop_txn_aligned_data"
 
 # The corrected clock may jump when the CSMS corrects it, and Clock has no
 # change notification, so a long aligned sleep is cut into slices of at most
@@ -226,10 +229,17 @@ class MeterSampler:
 
     # -- sampling ------------------------------------------------------------
 
+    def _union(self, primary: str, extra: str) -> tuple[str, ...]:
+        """The measurands of ``primary`` then those only ``extra`` (a setting the catalog may lack) asks for."""
+        wanted = list(_as_list(self._settings[primary]))
+        try:
+            more = _as_list(self._settings[extra])
+        except KeyError:
+            more = ()
+        return tuple(wanted + [m for m in more if m not in wanted])
+
     async def _take(self, evse_id: int, measurands: Iterable[str], context: str) -> MeterSample | None:
-        if isinstance(measurands, str):  # a 1.6-style CSV value: never iterate its letters
-            measurands = [m.strip() for m in measurands.split(",")]
-        wanted = tuple(m for m in measurands if m in _EXTRACTORS)
+        wanted = tuple(m for m in _as_list(measurands) if m in _EXTRACTORS)
         if not wanted:
             return None  # no read for nothing
         try:
@@ -270,7 +280,7 @@ class MeterSampler:
             await asyncio.sleep(due - loop.time())
             ref = self._transaction_of(evse_id)
             if ref is not None:  # no transaction (any more) means nothing to attribute it to
-                sample = await self._take(evse_id, self._settings[SAMPLED_DATA], PERIODIC)
+                sample = await self._take(evse_id, self._union(SAMPLED_DATA, STOP_SAMPLED_DATA), PERIODIC)
                 if sample is not None:
                     self._deliver(evse_id, sample, ref)
             due = _next_period(due, interval_s, loop.time())
@@ -289,7 +299,7 @@ class MeterSampler:
             due = next_boundary(max(due, self._clock.time()), interval_s)
 
     async def _aligned_sample(self) -> None:
-        measurands = self._settings[ALIGNED_DATA]
+        measurands = self._union(ALIGNED_DATA, STOP_ALIGNED_DATA)
         evse_ids = sorted(self._meters)
         # Concurrently, so one meter timing out does not push the others off the boundary.
         samples = await asyncio.gather(*(self._take(i, measurands, CLOCK) for i in evse_ids))
@@ -366,3 +376,10 @@ class MeterSampler:
         aligned = "off" if self._aligned is None else f"{self._aligned[0]:g}s"
         return (f"<MeterSampler {'running' if self._running else 'stopped'}"
                 f" periodic={sorted(self._periodic)} aligned={aligned}>")
+
+
+def _as_list(measurands) -> tuple[str, ...]:
+    """A measurand setting as a tuple; a 1.6-style CSV string is split, never iterated letter by letter."""
+    if isinstance(measurands, str):
+        return tuple(m.strip() for m in measurands.split(",") if m.strip())
+    return tuple(measurands)

@@ -338,13 +338,24 @@ class ChargingStation:
         return await self.sampler.sample_now(evse_id, measurands, context=context)
 
     def meter_sample(self, evse_id: int, sample: MeterSample, ref: str | None) -> None:
-        """The sampler's sink: transaction samples are journaled (durable), others sent as they are."""
-        if ref is not None:
-            energy = next((v.value for v in sample.values if v.measurand == "Energy.Active.Import.Register"), None)
-            self.journal.add_meter_values(ref, sample, energy_Wh=energy)
+        """The sampler's sink: transaction samples are journaled (durable), others sent as they are.
+
+        One reading serves both MeterValues (MeterValues*Data) and the stop's
+        transactionData (StopTxn*Data); each gets the measurands it asked for.
+        """
+        periodic = bool(sample.values) and sample.values[0].context == "Sample.Periodic"
+        for_csms = _only(sample, self.settings["meter_values_sampled_data" if periodic else "meter_values_aligned_data"])
+        if ref is None:
+            if self.port is not None and for_csms.values:
+                self.port.meter_values(evse_id, for_csms)
+            return
+        energy = next((v.value for v in sample.values if v.measurand == "Energy.Active.Import.Register"), None)
+        if for_csms.values:
+            self.journal.add_meter_values(ref, for_csms, energy_Wh=energy)
             self._outbox_changed()
-        elif self.port is not None:
-            self.port.meter_values(evse_id, sample)
+        for_stop = _only(sample, self.settings["stop_txn_sampled_data" if periodic else "stop_txn_aligned_data"])
+        if for_stop.values:
+            self.journal.add_transaction_data(ref, for_stop)
 
     def transaction_ref(self, evse_id: int) -> str | None:
         """The running transaction of an EVSE (for the sampler)."""
@@ -365,3 +376,10 @@ class ChargingStation:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("%s failed", task.get_name(), exc_info=task.exception())
+
+
+def _only(sample: MeterSample, measurands) -> MeterSample:
+    """The values of ``sample`` whose measurand is listed (a "Measurand.Phase" entry selects one phase)."""
+    wanted = set(measurands)
+    values = tuple(v for v in sample.values if v.measurand in wanted or f"{v.measurand}.{v.phase}" in wanted)
+    return MeterSample(sample.timestamp, values)

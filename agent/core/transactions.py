@@ -104,6 +104,9 @@ class TransactionJournal:
                 "remote_start_id": remote_start_id,
                 "sample": sample_to_dict(begin_sample) if begin_sample else None,
             }, group=ref)
+            if begin_sample is not None:
+                db.execute("INSERT INTO transaction_data (ref, sample) VALUES (?, ?)",
+                           (ref, json.dumps(sample_to_dict(begin_sample))))
         return self._row(ref)
 
     def add_meter_values(self, ref: str, sample: MeterSample, *, energy_Wh: float | None) -> None:
@@ -116,6 +119,16 @@ class TransactionJournal:
             self._store.outbox.append(METER_VALUES, {
                 "ref": ref, "evse_id": tx.evse_id if tx else None, "sample": sample_to_dict(sample),
             }, group=ref)
+
+    def add_transaction_data(self, ref: str, sample: MeterSample) -> None:
+        """Keep a sample for the transactionData of this transaction's stop record."""
+        with self._store.transaction() as db:
+            db.execute("INSERT INTO transaction_data (ref, sample) VALUES (?, ?)",
+                       (ref, json.dumps(sample_to_dict(sample))))
+
+    def _transaction_data(self, ref: str) -> list[dict]:
+        rows = self._db.execute("SELECT sample FROM transaction_data WHERE ref = ? ORDER BY id", (ref,)).fetchall()
+        return [json.loads(row[0]) for row in rows]
 
     def end(self, ref: str, *, meter_stop_Wh: float, stopped_at: float, reason: StopReason,
             stop_id_token: str | None = None, end_sample: MeterSample | None = None) -> Transaction | None:
@@ -131,11 +144,12 @@ class TransactionJournal:
             meter_stop = max(meter_stop_Wh, tx.meter_start_Wh)  # a meter swap must not bill negative energy
             db.execute("UPDATE transactions SET stopped_at = ?, meter_stop_Wh = ?, stop_reason = ? WHERE ref = ?",
                        (stopped_at, meter_stop, reason.value, ref))
+            data = self._transaction_data(ref) + ([sample_to_dict(end_sample)] if end_sample else [])
             self._store.outbox.append(ENDED, {
                 "ref": ref, "evse_id": tx.evse_id, "id_token": stop_id_token, "timestamp": stopped_at,
-                "meter_stop_Wh": meter_stop, "reason": reason.value,
-                "sample": sample_to_dict(end_sample) if end_sample else None,
+                "meter_stop_Wh": meter_stop, "reason": reason.value, "transaction_data": data,
             }, group=ref)
+            db.execute("DELETE FROM transaction_data WHERE ref = ?", (ref,))
         return self._row(ref)
 
     def set_remote_id(self, ref: str, remote_id: str) -> None:

@@ -82,7 +82,7 @@ class TransactionCodec:
             return call.MeterValues(connector_id=p["evse_id"], transaction_id=transaction_id,
                                     meter_value=[meter_value(sample_from_dict(p["sample"]))])
         if item.action == ENDED:
-            data = [meter_value(sample_from_dict(p["sample"]))] if p.get("sample") else None
+            data = [meter_value(sample_from_dict(s)) for s in p.get("transaction_data", [])] or None
             return call.StopTransaction(
                 transaction_id=transaction_id, meter_stop=round(p["meter_stop_Wh"]),
                 timestamp=format_iso(p["timestamp"]), reason=p["reason"], id_tag=p.get("id_token"),

@@ -325,3 +325,20 @@ async def test_core16_minimum_status_duration_hides_short_statuses(tmp_path, csm
         assert "Preparing" not in statuses(csms)
         agent.hal.plug(1)
         await reach_status(csms, "Preparing", timeout=3)
+
+
+async def test_core16_stop_transaction_carries_transaction_data(tmp_path, csms):
+    settings = {"MeterValueSampleInterval": 1, "MeterValuesSampledData": "Power.Active.Import",
+                "StopTxnSampledData": "Energy.Active.Import.Register"}
+    async with running_agent(agent_config(tmp_path, csms.url, configuration=settings)) as agent:
+        await charge_session(agent, csms)
+        values = (await csms.wait_for_call("MeterValues", timeout=4))[0].payload
+        assert {v["measurand"] for v in values["meterValue"][0]["sampledValue"]} == {"Power.Active.Import"}
+        await asyncio.sleep(1.2)
+        agent.hal.tap(CARD)
+        stop = (await csms.wait_for_call("StopTransaction"))[0].payload
+    data = stop["transactionData"]
+    contexts = [mv["sampledValue"][0]["context"] for mv in data]
+    assert contexts[0] == "Transaction.Begin" and contexts[-1] == "Transaction.End"
+    assert "Sample.Periodic" in contexts
+    assert all(mv["sampledValue"][0]["measurand"] == "Energy.Active.Import.Register" for mv in data)
