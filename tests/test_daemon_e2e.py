@@ -272,3 +272,19 @@ async def test_daemon_sim_cli_drives_a_whole_session(tmp_path, csms):
         assert await asyncio.wait_for(process.wait(), 10) == 0
     code, out = await run_sim(config_path, "state")
     assert code == 2  # nobody listening any more
+
+
+async def test_daemon_hard_reset_runs_the_reboot_command(tmp_path, csms):
+    from ocpp.v16 import call as call16
+
+    marker = tmp_path / "rebooted"
+    config_path = write_config(tmp_path, csms.url, extra=f'[system]\nreboot_command = "touch {marker}"\n')
+    process = await start_agent(config_path, None)
+    try:
+        await csms.wait_for_call("StatusNotification", timeout=10)
+        assert (await csms.call("CP-E2E", call16.Reset(type="Hard"))).status == "Accepted"
+        assert await asyncio.wait_for(process.wait(), 15) == 0
+        assert marker.exists()
+    finally:
+        if process.returncode is None:
+            process.kill()
