@@ -34,6 +34,7 @@ class Authorization:
     info: IdTokenInfo
     granted_at: float  # loop time
     remote_start_id: int | None = None
+    token_type: str = "ISO14443"  # how the token was presented (2.0.1 IdTokenEnumType)
 
 
 @dataclass
@@ -166,11 +167,13 @@ class EvseMachine:
                 # The transaction goes on (suspended) but the cable may be taken: energy off first.
                 await self._make_safe(unlock=True)
 
-    async def _on_authorize(self, id_token: str, info: IdTokenInfo, remote_start_id: int | None = None):
+    async def _on_authorize(self, id_token: str, info: IdTokenInfo, remote_start_id: int | None = None,
+                            token_type: str = "ISO14443"):
         """A token was accepted for this EVSE (tap or remote start). True if it will be used."""
         if self.transaction is not None or not self.operative or self._stops_charging():
             return False
-        self.authorization = Authorization(id_token, info, asyncio.get_running_loop().time(), remote_start_id)
+        self.authorization = Authorization(id_token, info, asyncio.get_running_loop().time(), remote_start_id,
+                                           token_type)
         self._finishing = False
         return True
 
@@ -295,6 +298,9 @@ class EvseMachine:
 
     def _report(self, status: ConnectorStatus) -> None:
         error = next((c for c in sorted(self.faults)), None)
+        if status is not self.status and self.transaction is not None:
+            self.journal.add_status(self.transaction.ref, status.value, timestamp=self.clock.time())
+            self._on_transaction(self.evse_id, self.transaction)
         self.status = status
         if (status, error) != self._reported:
             self._reported = (status, error)
@@ -322,7 +328,8 @@ class EvseMachine:
         self.transaction = self.journal.begin(
             evse_id=self.evse_id, id_token=auth.id_token, group_id=auth.info.group_id,
             meter_start_Wh=energy, started_at=self.clock.time(), remote_start_id=auth.remote_start_id,
-            begin_sample=begin)
+            begin_sample=begin, token_type=auth.token_type,
+            trigger="RemoteStart" if auth.remote_start_id is not None else "Authorized")
         self.authorization = None
         self.suspended_by_csms = False
         log.info("EVSE %d: transaction %s started for %s at %.1f Wh", self.evse_id, self.transaction.ref,

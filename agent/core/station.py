@@ -56,6 +56,8 @@ class ChargingStation:
         self._tasks: set[asyncio.Task] = set()
         self._free_vend_id_token = free_vend_id_token
         self._status_timers: dict[int, asyncio.TimerHandle] = {}
+        self._sampling: set[int] = set()
+        journal.offline = lambda: self.port is None
         inoperative = set(store.get(_AVAILABILITY_KEY, []))
         self.evses: dict[int, EvseMachine] = {}
         for evse_id, max_current in evse_max_current.items():
@@ -324,9 +326,17 @@ class ChargingStation:
             self.port.status_changed(evse_id, *state)
 
     def _transaction_changed(self, evse_id: int, tx: Transaction | None) -> None:
+        """A transaction started, changed state or ended: wake the outbox, (re)arm sampling."""
         self._outbox_changed()
-        if self.sampler is not None:
-            (self.sampler.transaction_started if tx else self.sampler.transaction_ended)(evse_id)
+        running = self.sampler is not None and evse_id in self._sampling
+        if self.sampler is None or bool(tx) == running:
+            return
+        if tx:
+            self._sampling.add(evse_id)
+            self.sampler.transaction_started(evse_id)
+        else:
+            self._sampling.discard(evse_id)
+            self.sampler.transaction_ended(evse_id)
 
     def _outbox_changed(self) -> None:
         if self.port is not None:

@@ -14,11 +14,13 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import asdict, dataclass
+from typing import Callable
 
 from agent.core.model import MeterSample, Sample, StopReason
 
 STARTED = "TransactionStarted"
 METER_VALUES = "TransactionMeterValues"
+STATUS = "TransactionStatus"  # the charging state changed (2.0.1 reports it; 1.6 does not)
 ENDED = "TransactionEnded"
 
 
@@ -67,6 +69,8 @@ class TransactionJournal:
     def __init__(self, store):
         self._store = store
         self._db = store.connection
+        #: Whether the CSMS is unreachable right now (2.0.1 marks events that happened offline).
+        self.offline: Callable[[], bool] = lambda: False
 
     def _row(self, ref: str) -> Transaction | None:
         row = self._db.execute(f"SELECT {_COLUMNS} FROM transactions WHERE ref = ?", (ref,)).fetchone()
@@ -87,9 +91,17 @@ class TransactionJournal:
             f"SELECT {_COLUMNS} FROM transactions WHERE stopped_at IS NULL ORDER BY started_at").fetchall()
         return [Transaction(*row) for row in rows]
 
+    def _append(self, db, kind: str, ref: str, payload: dict) -> None:
+        """Queue a record for ``ref`` with its seqNo: numbered when created, so a resend keeps its number."""
+        seq_no = db.execute("SELECT seq_no FROM transactions WHERE ref = ?", (ref,)).fetchone()[0]
+        db.execute("UPDATE transactions SET seq_no = seq_no + 1 WHERE ref = ?", (ref,))
+        self._store.outbox.append(kind, {**payload, "ref": ref, "seq_no": seq_no, "offline": self.offline()},
+                                  group=ref)
+
     def begin(self, *, evse_id: int, id_token: str, group_id: str | None, meter_start_Wh: float,
               started_at: float, remote_start_id: int | None = None, reservation_id: int | None = None,
-              begin_sample: MeterSample | None = None) -> Transaction:
+              begin_sample: MeterSample | None = None, token_type: str = "ISO14443",
+              trigger: str = "Authorized") -> Transaction:
         """Record a new transaction and its TransactionStarted outbox record, atomically."""
         ref = str(uuid.uuid4())
         with self._store.transaction() as db:
@@ -98,12 +110,12 @@ class TransactionJournal:
                 "last_meter_Wh, remote_start_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (ref, evse_id, id_token, group_id, started_at, meter_start_Wh, meter_start_Wh, remote_start_id),
             )
-            self._store.outbox.append(STARTED, {
-                "ref": ref, "evse_id": evse_id, "id_token": id_token, "timestamp": started_at,
+            self._append(db, STARTED, ref, {
+                "evse_id": evse_id, "id_token": id_token, "token_type": token_type, "timestamp": started_at,
                 "meter_start_Wh": meter_start_Wh, "reservation_id": reservation_id,
-                "remote_start_id": remote_start_id,
+                "remote_start_id": remote_start_id, "trigger": trigger,
                 "sample": sample_to_dict(begin_sample) if begin_sample else None,
-            }, group=ref)
+            })
             if begin_sample is not None:
                 db.execute("INSERT INTO transaction_data (ref, sample) VALUES (?, ?)",
                            (ref, json.dumps(sample_to_dict(begin_sample))))
@@ -116,9 +128,17 @@ class TransactionJournal:
                 db.execute("UPDATE transactions SET last_meter_Wh = MAX(last_meter_Wh, ?) WHERE ref = ?",
                            (energy_Wh, ref))
             tx = self._row(ref)
-            self._store.outbox.append(METER_VALUES, {
-                "ref": ref, "evse_id": tx.evse_id if tx else None, "sample": sample_to_dict(sample),
-            }, group=ref)
+            if tx is None:
+                return
+            self._append(db, METER_VALUES, ref, {"evse_id": tx.evse_id, "sample": sample_to_dict(sample)})
+
+    def add_status(self, ref: str, charging_state: str, *, timestamp: float) -> None:
+        """Queue a charging-state change of a running transaction (Charging, SuspendedEV, ...)."""
+        with self._store.transaction() as db:
+            tx = self._row(ref)
+            if tx is not None and tx.active:
+                self._append(db, STATUS, ref, {"evse_id": tx.evse_id, "charging_state": charging_state,
+                                               "timestamp": timestamp})
 
     def add_transaction_data(self, ref: str, sample: MeterSample) -> None:
         """Keep a sample for the transactionData of this transaction's stop record."""
@@ -145,10 +165,10 @@ class TransactionJournal:
             db.execute("UPDATE transactions SET stopped_at = ?, meter_stop_Wh = ?, stop_reason = ? WHERE ref = ?",
                        (stopped_at, meter_stop, reason.value, ref))
             data = self._transaction_data(ref) + ([sample_to_dict(end_sample)] if end_sample else [])
-            self._store.outbox.append(ENDED, {
-                "ref": ref, "evse_id": tx.evse_id, "id_token": stop_id_token, "timestamp": stopped_at,
+            self._append(db, ENDED, ref, {
+                "evse_id": tx.evse_id, "id_token": stop_id_token, "timestamp": stopped_at,
                 "meter_stop_Wh": meter_stop, "reason": reason.value, "transaction_data": data,
-            }, group=ref)
+            })
             db.execute("DELETE FROM transaction_data WHERE ref = ?", (ref,))
         return self._row(ref)
 
@@ -156,13 +176,6 @@ class TransactionJournal:
         """Remember the transactionId the CSMS assigned (1.6 StartTransaction.conf)."""
         with self._store.transaction() as db:
             db.execute("UPDATE transactions SET remote_id = ? WHERE ref = ?", (str(remote_id), ref))
-
-    def next_seq_no(self, ref: str) -> int:
-        """Take the next 2.0.1 seqNo of ``ref``: durable, gap-free, never reused."""
-        with self._store.transaction() as db:
-            row = db.execute("SELECT seq_no FROM transactions WHERE ref = ?", (ref,)).fetchone()
-            db.execute("UPDATE transactions SET seq_no = seq_no + 1 WHERE ref = ?", (ref,))
-        return row[0] if row else 0
 
     def prune(self, *, keep: int = 1000) -> None:
         """Forget the oldest ended transactions whose records have all been delivered."""

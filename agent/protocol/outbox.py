@@ -72,6 +72,9 @@ class OutboxSender:
             log.error("discarding %s #%d: %s", item.action, item.id, exc)
             self._store.outbox.remove(item.id)
             return
+        if payload is None:  # a record this OCPP version does not report
+            self._store.outbox.remove(item.id)
+            return
         try:
             result = await self._call(payload)
         except CallTimeout:

@@ -9,7 +9,7 @@ from ocpp.v16 import call
 
 from agent.clock import format_iso
 from agent.core.model import AuthorizationStatus, ConnectorStatus, IdTokenInfo, MeterSample
-from agent.core.transactions import ENDED, METER_VALUES, STARTED, sample_from_dict
+from agent.core.transactions import ENDED, METER_VALUES, STARTED, STATUS, sample_from_dict
 from agent.protocol.outbox import Undeliverable
 from agent.store import OutboxItem
 
@@ -71,8 +71,10 @@ class TransactionCodec:
         self._station = station
 
     def encode(self, item: OutboxItem):
-        """The 1.6 CALL for an outbox record."""
+        """The 1.6 CALL for an outbox record (None: 1.6 has no message for it)."""
         p = item.payload
+        if item.action == STATUS:
+            return None  # 1.6 reports charging states with StatusNotification only
         if item.action == STARTED:
             return call.StartTransaction(
                 connector_id=p["evse_id"], id_tag=p["id_token"], meter_start=round(p["meter_start_Wh"]),
