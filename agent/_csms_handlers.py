@@ -111,8 +111,15 @@ class Csms201ChargePoint(_Recording, _Cp201):
         return r201.Authorize(id_token_info={"status": self.sim.behaviour.authorize_status})
 
     @on("TransactionEvent")
-    def on_transaction_event(self, event_type, transaction_info, **extra):
-        self.sim.transactions.setdefault(transaction_info["transaction_id"], {}).setdefault("events", []).append(event_type)
+    def on_transaction_event(self, event_type, transaction_info, seq_no, trigger_reason, timestamp, **extra):
+        # Keyed by (transactionId, seqNo): a retransmission after a power cut is recognised as one.
+        tx = self.sim.transactions.setdefault(transaction_info["transaction_id"], {"events": {}, "resent": 0})
+        if seq_no in tx["events"]:
+            tx["resent"] += 1
+        tx["events"][seq_no] = {"event_type": event_type, "trigger_reason": trigger_reason,
+                                "transaction_info": transaction_info, **extra}
+        if extra.get("id_token"):
+            return r201.TransactionEvent(id_token_info={"status": self.sim.behaviour.authorize_status})
         return r201.TransactionEvent()
 
     @on("MeterValues")

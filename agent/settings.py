@@ -167,6 +167,9 @@ SETTINGS: tuple[SettingDef, ...] = (
     SettingDef("retry_backoff_wait_minimum_s", int, 3, None, "OCPPCommCtrlr.RetryBackOffWaitMinimum", minimum=0),
     SettingDef("retry_backoff_random_range_s", int, 10, None, "OCPPCommCtrlr.RetryBackOffRandomRange", minimum=0),
     SettingDef("retry_backoff_repeat_times", int, 5, None, "OCPPCommCtrlr.RetryBackOffRepeatTimes", minimum=0),
+    # OCPP 2.0.1 only: the CSO's organization, the O= of a future certificate signing request.
+    # (minimum/maximum of a str setting bound its length; the 2.0.1 device model checks them.)
+    SettingDef("organization_name", str, "", None, "SecurityCtrlr.OrganizationName", maximum=64),
 )
 
 SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}

@@ -130,7 +130,7 @@ class ChargingStation:
                 from agent.core.model import AuthorizationStatus
 
                 info = IdTokenInfo(AuthorizationStatus.ACCEPTED)
-                machine.submit("authorize", id_token=self._free_vend_id_token, info=info)
+                machine.submit("authorize", id_token=self._free_vend_id_token, info=info, token_type="NoAuthorization")
         await machine.submit("pilot", state=event.state)
 
     async def _fault(self, event) -> None:
@@ -218,16 +218,18 @@ class ChargingStation:
 
     # ------------------------------------------------------------ CSMS commands
 
-    def remote_start(self, id_token: str, *, evse_id: int | None, remote_start_id: int | None = None) -> bool:
+    def remote_start(self, id_token: str, *, evse_id: int | None, remote_start_id: int | None = None,
+                     token_type: str = "Central") -> bool:
         """RemoteStartTransaction: accept if an EVSE can take it; authorization follows in the background."""
         if evse_id is not None and (evse_id not in self.evses or not self._free(self.evses[evse_id])):
             return False
         if evse_id is None and self._target_evse(None) is None:
             return False
-        self._spawn(self._remote_start(id_token.upper(), evse_id, remote_start_id), name="remote-start")
+        self._spawn(self._remote_start(id_token.upper(), evse_id, remote_start_id, token_type), name="remote-start")
         return True
 
-    async def _remote_start(self, id_token: str, evse_id: int | None, remote_start_id: int | None) -> None:
+    async def _remote_start(self, id_token: str, evse_id: int | None, remote_start_id: int | None,
+                            token_type: str) -> None:
         if self.settings["authorize_remote_tx_requests"]:
             decision = await self.authorizer.authorize(id_token)
             if not decision.info.accepted:
@@ -242,7 +244,8 @@ class ChargingStation:
         if target is None:
             log.warning("remote start for %s: no EVSE free any more", id_token)
             return
-        await target.submit("authorize", id_token=id_token, info=info, remote_start_id=remote_start_id)
+        await target.submit("authorize", id_token=id_token, info=info, remote_start_id=remote_start_id,
+                            token_type=token_type)
 
     async def remote_stop(self, *, remote_id: str | None = None, ref: str | None = None) -> bool:
         """RemoteStopTransaction / RequestStopTransaction: True if the transaction runs here."""

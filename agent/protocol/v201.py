@@ -1,12 +1,30 @@
-"""OCPP 2.0.1 adapter: translates between OCPP 2.0.1 messages and the charging core."""
+"""OCPP 2.0.1 adapter: translates between OCPP 2.0.1 messages and the charging core.
+
+The parallel of ``v16``: the same core commands, in 2.0.1's words. Handlers
+validate, translate and return quickly; a reset runs from its @after hook.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
+from ocpp.routing import after, on
 from ocpp.v201 import ChargePoint as _LibraryChargePoint
-from ocpp.v201 import call, datatypes
+from ocpp.v201 import call, call_result, datatypes
 from ocpp.v201.enums import Action, BootReasonEnumType
 
-from agent.protocol.base import AdapterBase
+from agent.core.auth import CsmsUnavailable
+from agent.core.model import ConnectorStatus, IdTokenInfo, MeterSample, StopReason
+from agent.errors import CallAborted, CallTimeout
+from agent.protocol import status_word
+from agent.protocol.base import AdapterBase, CallErrorReceived, InvalidResponse
+from agent.protocol.outbox import OutboxSender
+from agent.protocol.v201_codec import TransactionCodec, id_token_info, meter_value, status_notification
+
+log = logging.getLogger("agent.ocpp201")
+
+BOOT_REASON_KEY = "ocpp201:boot_reason"
 
 
 class Ocpp201Adapter(AdapterBase, _LibraryChargePoint):
@@ -16,14 +34,20 @@ class Ocpp201Adapter(AdapterBase, _LibraryChargePoint):
     subprotocol = "ocpp2.0.1"
     known_actions = frozenset(a.value for a in Action)
     #: Station-initiated messages this adapter sends (read by `ocpp-agent pics`).
-    sends = frozenset({"BootNotification", "Heartbeat"})
+    sends = frozenset({"BootNotification", "Heartbeat", "Authorize", "TransactionEvent", "StatusNotification",
+                       "MeterValues", "DataTransfer"})
 
-    def __init__(self, *args, boot_reason: str = "PowerUp", **kwargs):
+    _outbox: OutboxSender | None = None
+
+    def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.boot_reason = boot_reason
+        self._reported: dict[int, str] = {}  # connector status last sent on this connection
+
+    # ------------------------------------------------------------ registration
 
     def boot_notification_request(self) -> call.BootNotification:
-        """BootNotification with the station's identity and why it booted."""
+        """BootNotification with the station's identity and why it booted (a reset is remembered)."""
+        reason = (self.core.store.get(BOOT_REASON_KEY) if self.core else None) or "PowerUp"
         return call.BootNotification(
             charging_station=datatypes.ChargingStationType(
                 vendor_name=self.station.vendor[:50],
@@ -31,9 +55,184 @@ class Ocpp201Adapter(AdapterBase, _LibraryChargePoint):
                 serial_number=self.station.serial_number[:25] or None,
                 firmware_version=self.station.firmware_version[:50] or None,
             ),
-            reason=BootReasonEnumType(self.boot_reason),
+            reason=BootReasonEnumType(reason),
         )
 
     def heartbeat_request(self) -> call.Heartbeat:
         """A Heartbeat."""
         return call.Heartbeat()
+
+    async def on_accepted(self) -> None:
+        """Report every connector's status, start delivering the outbox, authorize online."""
+        core = self.core
+        if core is None:
+            return
+        core.store.delete(BOOT_REASON_KEY)
+        codec = TransactionCodec(journal=core.journal, authorizer=core.authorizer, station=core.station)
+        self._outbox = OutboxSender(core.store, settings=self.settings, codec=codec, call=self.call)
+        core.station.port = self
+        core.authorizer.online = self._authorize_online
+        for evse_id, (status, error) in sorted(core.station.statuses.items()):
+            self.status_changed(evse_id, status, error)
+        self.spawn(self._outbox.run(), name="outbox")
+
+    def on_disconnected(self) -> None:
+        """Detach from the core until the next registration."""
+        core = self.core
+        if core is not None and core.station.port is self:
+            core.station.port = None
+            core.authorizer.online = None
+
+    # ------------------------------------------------------------ CsmsPort
+
+    def status_changed(self, evse_id: int, status: ConnectorStatus, error: str | None) -> None:
+        """StatusNotification per connector (2.0.1 reports the station's own state elsewhere)."""
+        if evse_id == 0:
+            return
+        word = status_word("2.0.1", status)
+        if self._reported.get(evse_id) == word:
+            return  # Preparing -> Charging -> Finishing are all "Occupied" in 2.0.1
+        self._reported[evse_id] = word
+        self.spawn(self._send_quietly(status_notification(evse_id, status, timestamp=self.clock.time())),
+                   name="status")
+
+    def outbox_changed(self) -> None:
+        """Wake the outbox sender."""
+        if self._outbox is not None:
+            self._outbox.wake()
+
+    def meter_values(self, evse_id: int, sample: MeterSample) -> None:
+        """MeterValues outside a transaction: sent once, not queued."""
+        request = call.MeterValues(evse_id=evse_id, meter_value=[meter_value(sample)])
+        self.spawn(self._send_quietly(request), name="meter-values")
+
+    async def _send_quietly(self, request) -> None:
+        try:
+            await self.call(request)
+        except (CallTimeout, CallErrorReceived, InvalidResponse) as exc:
+            log.warning("%s not delivered: %s", type(request).__name__, exc)
+
+    async def _authorize_online(self, id_token: str) -> IdTokenInfo:
+        try:
+            result = await self.call(call.Authorize(id_token={"id_token": id_token, "type": "ISO14443"}))
+        except (CallTimeout, CallAborted, CallErrorReceived, InvalidResponse) as exc:
+            raise CsmsUnavailable(f"Authorize failed: {exc}") from exc
+        return id_token_info(result.id_token_info)
+
+    async def data_transfer(self, vendor_id: str, *, message_id: str | None = None, data=None):
+        """Send a vendor-specific DataTransfer to the CSMS and return (status, data)."""
+        result = await self.call(call.DataTransfer(vendor_id=vendor_id, message_id=message_id, data=data))
+        return result.status, result.data
+
+    # ------------------------------------------------------------ handlers
+
+    @on(Action.change_availability)
+    async def on_change_availability(self, operational_status: str, evse: dict | None = None, **_):
+        """ChangeAvailability for the station (no evse), an EVSE, or its connector."""
+        evse_id = (evse or {}).get("id", 0)
+        if evse and evse.get("connector_id") not in (None, 1):
+            return call_result.ChangeAvailability(status="Rejected")
+        status = await self.core.station.change_availability(evse_id, operational_status == "Operative")
+        return call_result.ChangeAvailability(status=status)
+
+    @on(Action.clear_cache)
+    def on_clear_cache(self, **_):
+        """ClearCache: Rejected when the authorization cache is disabled."""
+        return call_result.ClearCache(status="Accepted" if self.core.authorizer.clear_cache() else "Rejected")
+
+    @on(Action.data_transfer)
+    def on_data_transfer(self, vendor_id: str, **_):
+        """DataTransfer: no vendor extensions are installed."""
+        return call_result.DataTransfer(status="UnknownVendorId")
+
+    @on(Action.request_start_transaction)
+    def on_request_start_transaction(self, id_token: dict, remote_start_id: int, evse_id: int | None = None,
+                                     charging_profile: dict | None = None, **_):
+        """RequestStartTransaction: Accepted when an EVSE can take it; authorization follows."""
+        if charging_profile is not None:
+            log.warning("RequestStartTransaction: chargingProfile not applied (smart charging not built yet)")
+        accepted = self.core.station.remote_start(id_token["id_token"], evse_id=evse_id,
+                                                  remote_start_id=remote_start_id, token_type=id_token["type"])
+        return call_result.RequestStartTransaction(status="Accepted" if accepted else "Rejected")
+
+    @on(Action.request_stop_transaction)
+    async def on_request_stop_transaction(self, transaction_id: str, **_):
+        """RequestStopTransaction: Accepted if the transaction runs here."""
+        stopped = await self.core.station.remote_stop(ref=transaction_id)
+        return call_result.RequestStopTransaction(status="Accepted" if stopped else "Rejected")
+
+    @on(Action.get_transaction_status)
+    def on_get_transaction_status(self, transaction_id: str | None = None, **_):
+        """GetTransactionStatus: is it still running, and are messages about it still queued."""
+        pending = self.core.store.outbox.pending(group=transaction_id) if transaction_id else \
+            self.core.store.outbox.pending()
+        if transaction_id is None:
+            return call_result.GetTransactionStatus(messages_in_queue=bool(pending))
+        tx = self.core.journal.get(transaction_id)
+        return call_result.GetTransactionStatus(messages_in_queue=bool(pending),
+                                                ongoing_indicator=bool(tx and tx.active))
+
+    @on(Action.reset)
+    def on_reset(self, type: str, evse_id: int | None = None, **_):
+        """Reset the station: Immediate, or OnIdle (Scheduled while a transaction runs). Per-EVSE: Rejected."""
+        if evse_id is not None:
+            return call_result.Reset(status="Rejected")
+        busy = any(m.transaction is not None for m in self.core.station.evses.values())
+        return call_result.Reset(status="Scheduled" if (type == "OnIdle" and busy) else "Accepted")
+
+    @after(Action.reset)
+    async def after_reset(self, type: str, evse_id: int | None = None, **_):
+        """End transactions (Immediate) or wait for them (OnIdle), then restart the agent."""
+        if evse_id is not None:
+            return
+        station = self.core.station
+        if type == "OnIdle":
+            while any(m.transaction is not None for m in station.evses.values()):
+                await asyncio.sleep(1.0)
+        self.core.store.put(BOOT_REASON_KEY, "RemoteReset")
+        await station.prepare_reset(StopReason.SOFT_RESET)
+        self.core.request_reset(False)
+
+    @on(Action.unlock_connector)
+    async def on_unlock_connector(self, evse_id: int, connector_id: int, **_):
+        """UnlockConnector: never while an authorized transaction runs (2.0.1 does not stop it)."""
+        station = self.core.station
+        if evse_id not in station.evses or connector_id != 1:
+            return call_result.UnlockConnector(status="UnknownConnector")
+        if station.evses[evse_id].transaction is not None:
+            return call_result.UnlockConnector(status="OngoingAuthorizedTransaction")
+        status = await station.unlock(evse_id)
+        return call_result.UnlockConnector(status="Unlocked" if status == "Unlocked" else "UnlockFailed")
+
+    @on(Action.trigger_message)
+    def on_trigger_message(self, requested_message: str, evse: dict | None = None, **_):
+        """TriggerMessage for the messages this station can send on demand."""
+        evse_id = (evse or {}).get("id")
+        if evse_id is not None and evse_id not in self.core.station.evses:
+            return call_result.TriggerMessage(status="Rejected")
+        send = {"Heartbeat": self._trigger_heartbeat, "StatusNotification": self._trigger_status,
+                "MeterValues": self._trigger_meter_values, "BootNotification": None}.get(requested_message, False)
+        if send is False:
+            return call_result.TriggerMessage(status="NotImplemented")
+        if send is None:  # BootNotification once accepted is refused (F06.FR.17)
+            return call_result.TriggerMessage(status="Rejected")
+        self.spawn(send(evse_id), name=f"trigger-{requested_message}")
+        return call_result.TriggerMessage(status="Accepted")
+
+    async def _trigger_heartbeat(self, evse_id: int | None) -> None:
+        await self._send_quietly(call.Heartbeat())
+
+    async def _trigger_status(self, evse_id: int | None) -> None:
+        for i, (status, error) in sorted(self.core.station.statuses.items()):
+            if i != 0 and evse_id in (None, i):
+                self._reported.pop(i, None)  # a triggered status is sent even if unchanged
+                self.status_changed(i, status, error)
+
+    async def _trigger_meter_values(self, evse_id: int | None) -> None:
+        station = self.core.station
+        for i in sorted(station.evses):
+            if evse_id in (None, i) and station.sampler is not None:
+                sample = await station.sampler.sample_now(i, self.settings["meter_values_aligned_data"],
+                                                          context="Trigger")
+                if sample is not None:
+                    await self._send_quietly(call.MeterValues(evse_id=i, meter_value=[meter_value(sample)]))

@@ -1,5 +1,6 @@
-"""Power cuts: SIGKILL the agent at random points of sessions; every transaction is started and
-stopped exactly once at the CSMS, with meterStop >= meterStart and never a placeholder id."""
+"""Power cuts: SIGKILL the agent at random points of sessions, on OCPP 1.6 and 2.0.1: every
+transaction is started and ended exactly once at the CSMS, never with a placeholder id, and
+2.0.1 seqNos run without gaps."""
 
 import asyncio
 import os
@@ -16,7 +17,7 @@ from hal.mock_client import request
 RUNS = int(os.environ.get("CRASH_RUNS", "20"))
 
 
-def write_config(tmp_path, url):
+def write_config(tmp_path, url, version="1.6"):
     path = tmp_path / "agent.toml"
     path.write_text(textwrap.dedent(f"""
         [station]
@@ -24,13 +25,13 @@ def write_config(tmp_path, url):
         data_dir = "{tmp_path / 'data'}"
         [csms]
         url = "{url}"
+        ocpp_version = "{version}"
         [[evse]]
         id = 1
         [hal]
         backend = "mock"
-        [ocpp16.configuration]
-        MeterValueSampleInterval = 1
         [ocpp201.variables]
+        "SampledDataCtrlr.TxUpdatedInterval" = 1
         "OCPPCommCtrlr.RetryBackOffWaitMinimum" = 1
         "OCPPCommCtrlr.RetryBackOffRandomRange" = 0
         """))
@@ -65,10 +66,11 @@ async def one_crash(config_path, socket_path, csms, rng):
         await process.wait()
 
 
-async def test_crash_recovery_sigkill_at_random_points(tmp_path):
-    csms = CsmsSimulator(behaviour=CsmsBehaviour(heartbeat_interval=300, authorize_status="Accepted"))
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+async def test_crash_recovery_sigkill_at_random_points(tmp_path, version):
+    csms = CsmsSimulator(ocpp_version=version, behaviour=CsmsBehaviour(heartbeat_interval=300))
     await csms.start()
-    config_path = write_config(tmp_path, csms.url)
+    config_path = write_config(tmp_path, csms.url, version)
     socket_path = str(tmp_path / "data" / "mock-hal.sock")
     rng = random.Random(int(os.environ.get("CRASH_SEED", "1")))
     try:
@@ -78,15 +80,27 @@ async def test_crash_recovery_sigkill_at_random_points(tmp_path):
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "agent", "run", "--config", str(config_path),
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
-        await csms.wait_for(lambda: csms.transactions and all(t["stops"] for t in csms.transactions.values()),
-                            timeout=20)
+        done = _all_ended_16 if version == "1.6" else _all_ended_201
+        await csms.wait_for(lambda: csms.transactions and done(csms.transactions), timeout=20)
         await asyncio.sleep(0.5)
         process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(process.wait(), 10) == 0
     finally:
         await csms.stop()
+    assert len(csms.transactions) >= RUNS // 3, "the runs must have produced transactions"
+    (_check_16 if version == "1.6" else _check_201)(csms)
+
+
+def _all_ended_16(transactions) -> bool:
+    return all(t["stops"] for t in transactions.values())
+
+
+def _all_ended_201(transactions) -> bool:
+    return all(any(e["event_type"] == "Ended" for e in t["events"].values()) for t in transactions.values())
+
+
+def _check_16(csms) -> None:
     transactions = csms.transactions
-    assert len(transactions) >= RUNS // 3, "the runs must have produced transactions"
     for tx_id, tx in transactions.items():
         assert tx["starts"] >= 1, f"transaction {tx_id} stopped but never started"
         # A cut between the CSMS's answer and our commit resends the same StopTransaction
@@ -98,12 +112,24 @@ async def test_crash_recovery_sigkill_at_random_points(tmp_path):
         assert call.payload.get("transactionId", 1) in transactions  # never -1 or a local id
     starts = sum(tx["starts"] - 1 for tx in transactions.values())
     stops = sum(len(tx["stops"]) - 1 for tx in transactions.values())
-    print(f"\n{RUNS} power cuts: {len(transactions)} transactions, each started and stopped once at the CSMS; "
+    print(f"\n1.6, {RUNS} power cuts: {len(transactions)} transactions, each started and stopped once at the CSMS; "
           f"retransmitted after a cut: {starts} StartTransaction, {stops} StopTransaction (identical content)")
 
 
+def _check_201(csms) -> None:
+    for tx_id, tx in csms.transactions.items():
+        seq = sorted(tx["events"])
+        assert seq == list(range(len(seq))), f"transaction {tx_id}: seqNo gaps {seq}"
+        kinds = [tx["events"][n]["event_type"] for n in seq]
+        assert kinds[0] == "Started" and kinds.count("Started") == 1, kinds
+        assert kinds[-1] == "Ended" and kinds.count("Ended") == 1, kinds
+    resent = sum(tx["resent"] for tx in csms.transactions.values())
+    print(f"\n2.0.1, {RUNS} power cuts: {len(csms.transactions)} transactions, each Started and Ended once, "
+          f"seqNo without gaps; {resent} TransactionEvent retransmissions (same seqNo)")
+
+
 @pytest.mark.slow
-async def test_crash_recovery_many_power_cuts(tmp_path, monkeypatch):
-    global RUNS
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+async def test_crash_recovery_many_power_cuts(tmp_path, monkeypatch, version):
     monkeypatch.setattr(sys.modules[__name__], "RUNS", 100)
-    await test_crash_recovery_sigkill_at_random_points(tmp_path)
+    await test_crash_recovery_sigkill_at_random_points(tmp_path, version)

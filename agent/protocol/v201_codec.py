@@ -1,0 +1,143 @@
+"""OCPP 2.0.1 wording of the core's records: TransactionEvent, sampled values, statuses, idTokenInfo."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from ocpp.v201 import call
+
+from agent.clock import format_iso
+from agent.core.model import AuthorizationStatus, ConnectorStatus, IdTokenInfo, MeterSample, StopReason
+from agent.core.transactions import ENDED, METER_VALUES, STARTED, STATUS, sample_from_dict
+from agent.protocol import status_word
+from agent.store import OutboxItem
+
+log = logging.getLogger("agent.ocpp201")
+
+# Core stop reasons as 2.0.1 stoppedReason (2.0.1 has no reset or unlock reasons of its own).
+STOPPED_REASON = {
+    StopReason.LOCAL: "Local", StopReason.REMOTE: "Remote", StopReason.EV_DISCONNECTED: "EVDisconnected",
+    StopReason.POWER_LOSS: "PowerLoss", StopReason.REBOOT: "Reboot", StopReason.SOFT_RESET: "ImmediateReset",
+    StopReason.HARD_RESET: "ImmediateReset", StopReason.DEAUTHORIZED: "DeAuthorized",
+    StopReason.EMERGENCY_STOP: "EmergencyStop", StopReason.UNLOCK_COMMAND: "Other", StopReason.OTHER: "Other",
+}
+END_TRIGGER = {
+    StopReason.LOCAL: "StopAuthorized", StopReason.REMOTE: "RemoteStop",
+    StopReason.EV_DISCONNECTED: "EVCommunicationLost", StopReason.SOFT_RESET: "ResetCommand",
+    StopReason.HARD_RESET: "ResetCommand", StopReason.DEAUTHORIZED: "Deauthorized",
+    StopReason.UNLOCK_COMMAND: "UnlockCommand",
+}
+CHARGING_STATE = {
+    ConnectorStatus.CHARGING.value: "Charging", ConnectorStatus.SUSPENDED_EV.value: "SuspendedEV",
+    ConnectorStatus.SUSPENDED_EVSE.value: "SuspendedEVSE", ConnectorStatus.PREPARING.value: "EVConnected",
+    ConnectorStatus.FINISHING.value: "EVConnected",
+}
+_CONTEXTS = {"Sample.Periodic", "Sample.Clock", "Transaction.Begin", "Transaction.End", "Trigger", "Other",
+             "Interruption.Begin", "Interruption.End"}
+
+
+def status_notification(evse_id: int, status: ConnectorStatus, *, timestamp: float) -> call.StatusNotification:
+    """StatusNotification of an EVSE's (only) connector."""
+    return call.StatusNotification(timestamp=format_iso(timestamp), connector_status=status_word("2.0.1", status),
+                                   evse_id=evse_id, connector_id=1)
+
+
+def meter_value(sample: MeterSample) -> dict:
+    """A core MeterSample as a 2.0.1 MeterValueType (snake_case; the library converts)."""
+    values = []
+    for v in sample.values:
+        entry = {"value": v.value, "context": v.context if v.context in _CONTEXTS else "Other",
+                 "measurand": v.measurand, "location": v.location, "unit_of_measure": {"unit": v.unit}}
+        if v.phase:
+            entry["phase"] = v.phase
+        values.append(entry)
+    return {"timestamp": format_iso(sample.timestamp), "sampled_value": values}
+
+
+def id_token_info(info: dict | None) -> IdTokenInfo | None:
+    """A 2.0.1 idTokenInfo (snake_case dict) as the core's IdTokenInfo."""
+    if not info:
+        return None
+    status = info["status"]
+    if status not in AuthorizationStatus._value2member_map_:
+        status = "Invalid"  # Unknown, NoCredit, NotAllowedTypeEVSE, NotAtThisLocation, NotAtThisTime
+    expiry = info.get("cache_expiry_date_time")
+    try:
+        expiry_ts = datetime.fromisoformat(expiry).timestamp() if expiry else None
+    except ValueError:
+        expiry_ts = None
+    group = (info.get("group_id_token") or {}).get("id_token")
+    return IdTokenInfo(AuthorizationStatus(status), expiry_ts, group)
+
+
+class TransactionCodec:
+    """Neutral outbox records as 2.0.1 TransactionEvent Started / Updated / Ended."""
+
+    def __init__(self, *, journal, authorizer, station):
+        self._journal = journal
+        self._authorizer = authorizer
+        self._station = station
+
+    def encode(self, item: OutboxItem):
+        """The TransactionEvent for an outbox record."""
+        p = item.payload
+        common = {"seq_no": p["seq_no"], "offline": p.get("offline") or None,
+                  "evse": {"id": p["evse_id"], "connector_id": 1}}
+        if item.action == STARTED:
+            return self._started(p, common)
+        if item.action == METER_VALUES:
+            sample = sample_from_dict(p["sample"])
+            trigger = "MeterValueClock" if _context(sample) == "Sample.Clock" else "MeterValuePeriodic"
+            return call.TransactionEvent(event_type="Updated", timestamp=format_iso(sample.timestamp),
+                                         trigger_reason=trigger, transaction_info={"transaction_id": p["ref"]},
+                                         meter_value=[meter_value(sample)], **common)
+        if item.action == STATUS:
+            state = CHARGING_STATE.get(p["charging_state"], "EVConnected")
+            return call.TransactionEvent(event_type="Updated", timestamp=format_iso(p["timestamp"]),
+                                         trigger_reason="ChargingStateChanged",
+                                         transaction_info={"transaction_id": p["ref"], "charging_state": state},
+                                         **common)
+        if item.action == ENDED:
+            return self._ended(p, common)
+        return None
+
+    def _started(self, p: dict, common: dict):
+        info = {"transaction_id": p["ref"], "charging_state": "EVConnected"}
+        if p.get("remote_start_id") is not None:
+            info["remote_start_id"] = p["remote_start_id"]
+        sample = p.get("sample")
+        return call.TransactionEvent(
+            event_type="Started", timestamp=format_iso(p["timestamp"]), trigger_reason=p.get("trigger", "Authorized"),
+            transaction_info=info, id_token={"id_token": p["id_token"], "type": p.get("token_type", "ISO14443")},
+            reservation_id=p.get("reservation_id"),
+            meter_value=[meter_value(sample_from_dict(sample))] if sample else None, **common)
+
+    def _ended(self, p: dict, common: dict):
+        reason = StopReason(p["reason"])
+        samples = [meter_value(sample_from_dict(s)) for s in p.get("transaction_data", [])]
+        token = {"id_token": p["id_token"], "type": "ISO14443"} if p.get("id_token") else None
+        return call.TransactionEvent(
+            event_type="Ended", timestamp=format_iso(p["timestamp"]),
+            trigger_reason=END_TRIGGER.get(reason, "AbnormalCondition"),
+            transaction_info={"transaction_id": p["ref"], "stopped_reason": STOPPED_REASON[reason],
+                              "charging_state": "Idle"},
+            id_token=token, meter_value=samples or None, **common)
+
+    def apply(self, item: OutboxItem, result) -> None:
+        """Nothing to record: the station chose the transactionId itself."""
+
+    def after_commit(self, item: OutboxItem, result) -> None:
+        """Cache the idTokenInfo the CSMS returned and act on a refused token."""
+        info = id_token_info(getattr(result, "id_token_info", None))
+        token = item.payload.get("id_token")
+        if info is None or not token:
+            return
+        self._authorizer.remember(token, info)
+        if item.action == STARTED and not info.accepted:
+            log.warning("CSMS refused %s for transaction %s (%s)", token, item.payload["ref"], info.status.value)
+            self._station.deauthorize(item.payload["ref"])
+
+
+def _context(sample: MeterSample) -> str:
+    return sample.values[0].context if sample.values else "Sample.Periodic"

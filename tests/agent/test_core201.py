@@ -1,0 +1,179 @@
+"""OCPP 2.0.1 end to end: the same charging core, TransactionEvent and the 2.0.1 remote-control set."""
+
+import asyncio
+
+import pytest
+from ocpp.v201 import call as call201
+
+from agent.csms_sim import CsmsBehaviour, CsmsSimulator
+from tests.harness import agent_config, running_agent, wait_until
+
+CARD = "04A1B2C3"
+
+
+@pytest.fixture
+async def csms():
+    sim = CsmsSimulator(ocpp_version="2.0.1", behaviour=CsmsBehaviour(heartbeat_interval=300))
+    await sim.start()
+    yield sim
+    await sim.stop()
+
+
+def config(tmp_path, csms, **variables):
+    return agent_config(tmp_path, csms.url, ocpp_version="2.0.1",
+                        variables={"SampledDataCtrlr.TxUpdatedInterval": 1, **variables})
+
+
+def statuses(csms, evse=1):
+    return [r.payload["connectorStatus"] for r in csms.calls("StatusNotification") if r.payload["evseId"] == evse]
+
+
+async def reach_status(csms, status, evse=1, timeout=5.0):
+    await csms.wait_for(lambda: statuses(csms, evse)[-1:] == [status], timeout=timeout)
+
+
+def events(csms):
+    return [r.payload for r in csms.calls("TransactionEvent")]
+
+
+async def charge(agent, csms):
+    agent.hal.plug(1)
+    await reach_status(csms, "Occupied")
+    agent.hal.tap(CARD)
+    await csms.wait_for(lambda: any(e["eventType"] == "Started" for e in events(csms)))
+    agent.hal.ev_charge(1, True)
+    agent.hal.set_power(1, 7200)
+    await wait_until(lambda: agent.hal.evse(1).contactor.closed)
+
+
+async def test_core201_full_session_with_transaction_events(tmp_path, csms):
+    async with running_agent(config(tmp_path, csms)) as agent:
+        await reach_status(csms, "Available")
+        await charge(agent, csms)
+        assert csms.calls("Authorize")[0].payload["idToken"] == {"idToken": CARD, "type": "ISO14443"}
+        await csms.wait_for(lambda: any(e["triggerReason"] == "MeterValuePeriodic" for e in events(csms)), timeout=4)
+        agent.hal.tap(CARD)
+        await csms.wait_for(lambda: any(e["eventType"] == "Ended" for e in events(csms)))
+        agent.hal.unplug(1)
+        await reach_status(csms, "Available")
+    evs = events(csms)
+    started, ended = evs[0], evs[-1]
+    assert started["eventType"] == "Started" and started["idToken"]["idToken"] == CARD
+    assert started["evse"] == {"id": 1, "connectorId": 1}
+    tx_id = started["transactionInfo"]["transactionId"]
+    assert all(e["transactionInfo"]["transactionId"] == tx_id for e in evs)
+    assert [e["seqNo"] for e in evs] == list(range(len(evs)))  # no gaps, in order
+    assert any(e["transactionInfo"].get("chargingState") == "Charging" for e in evs)
+    assert ended["transactionInfo"]["stoppedReason"] == "Local" and ended["triggerReason"] == "StopAuthorized"
+    assert statuses(csms) == ["Available", "Occupied", "Available"]
+
+
+async def test_core201_request_start_and_stop(tmp_path, csms):
+    async with running_agent(config(tmp_path, csms)) as agent:
+        agent.hal.plug(1)
+        await reach_status(csms, "Occupied")
+        result = await csms.call("CP1", call201.RequestStartTransaction(
+            id_token={"id_token": "APP-USER-1", "type": "Central"}, remote_start_id=77))
+        assert result.status == "Accepted"
+        await csms.wait_for(lambda: events(csms))
+        started = events(csms)[0]
+        assert started["triggerReason"] == "RemoteStart"
+        assert started["transactionInfo"]["remoteStartId"] == 77
+        assert started["idToken"] == {"idToken": "APP-USER-1", "type": "Central"}
+        tx_id = started["transactionInfo"]["transactionId"]
+        status = await csms.call("CP1", call201.GetTransactionStatus(transaction_id=tx_id))
+        assert status.ongoing_indicator is True
+        result = await csms.call("CP1", call201.RequestStopTransaction(transaction_id=tx_id))
+        assert result.status == "Accepted"
+        await csms.wait_for(lambda: events(csms)[-1]["eventType"] == "Ended")
+        assert events(csms)[-1]["transactionInfo"]["stoppedReason"] == "Remote"
+        result = await csms.call("CP1", call201.RequestStopTransaction(transaction_id="nope"))
+        assert result.status == "Rejected"
+        await asyncio.sleep(0.2)
+        status = await csms.call("CP1", call201.GetTransactionStatus(transaction_id=tx_id))
+        assert status.ongoing_indicator is False and status.messages_in_queue is False
+
+
+async def test_core201_unlock_connector_statuses(tmp_path, csms):
+    async with running_agent(config(tmp_path, csms)) as agent:
+        await charge(agent, csms)
+        result = await csms.call("CP1", call201.UnlockConnector(evse_id=1, connector_id=1))
+        assert result.status == "OngoingAuthorizedTransaction"
+        result = await csms.call("CP1", call201.UnlockConnector(evse_id=3, connector_id=1))
+        assert result.status == "UnknownConnector"
+        agent.hal.tap(CARD)
+        await csms.wait_for(lambda: events(csms)[-1]["eventType"] == "Ended")
+        result = await csms.call("CP1", call201.UnlockConnector(evse_id=1, connector_id=1))
+        assert result.status == "Unlocked"
+
+
+async def test_core201_change_availability_station_and_evse(tmp_path, csms):
+    async with running_agent(config(tmp_path, csms)) as agent:
+        await reach_status(csms, "Available")
+        result = await csms.call("CP1", call201.ChangeAvailability(operational_status="Inoperative",
+                                                                   evse={"id": 1}))
+        assert result.status == "Accepted"
+        await reach_status(csms, "Unavailable")
+        await charge_blocked(agent, csms)
+        result = await csms.call("CP1", call201.ChangeAvailability(operational_status="Operative"))
+        assert result.status == "Accepted"
+        await reach_status(csms, "Occupied")  # still plugged in
+
+
+async def charge_blocked(agent, csms):
+    agent.hal.plug(1)
+    agent.hal.tap(CARD)
+    await asyncio.sleep(0.3)
+    assert not events(csms)
+
+
+async def test_core201_trigger_message(tmp_path, csms):
+    async with running_agent(config(tmp_path, csms)):
+        await reach_status(csms, "Available")
+        before = len(csms.calls("StatusNotification"))
+        result = await csms.call("CP1", call201.TriggerMessage(requested_message="StatusNotification", evse={"id": 1}))
+        assert result.status == "Accepted"
+        await csms.wait_for_call("StatusNotification", count=before + 1)
+        result = await csms.call("CP1", call201.TriggerMessage(requested_message="MeterValues"))
+        assert result.status == "Accepted"
+        await csms.wait_for_call("MeterValues")
+        result = await csms.call("CP1", call201.TriggerMessage(requested_message="SignV2GCertificate"))
+        assert result.status == "NotImplemented"
+        result = await csms.call("CP1", call201.TriggerMessage(requested_message="BootNotification"))
+        assert result.status == "Rejected"
+
+
+async def test_core201_offline_session_marked_offline_and_delivered(tmp_path, csms):
+    agent_cfg = config(tmp_path, csms, **{"AuthCtrlr.OfflineTxForUnknownIdEnabled": True})
+    async with running_agent(agent_cfg) as agent:
+        await reach_status(csms, "Available")
+        port = csms.port
+        await csms.stop()
+        await wait_until(lambda: not agent.session.connected.is_set())
+        agent.hal.plug(1)
+        agent.hal.tap(CARD)
+        agent.hal.ev_charge(1, True)
+        await wait_until(lambda: agent.station.evses[1].transaction is not None)
+        await asyncio.sleep(1.2)
+        agent.hal.tap(CARD)
+        await wait_until(lambda: agent.station.evses[1].transaction is None)
+        back = CsmsSimulator(ocpp_version="2.0.1")
+        await back.start(port=port)
+        try:
+            await back.wait_for(lambda: any(r.payload["eventType"] == "Ended" for r in back.calls("TransactionEvent")),
+                                timeout=10)
+            evs = [r.payload for r in back.calls("TransactionEvent")]
+            assert [e["seqNo"] for e in evs] == list(range(len(evs)))
+            assert evs[0]["eventType"] == "Started" and all(e.get("offline") for e in evs)
+        finally:
+            await back.stop()
+
+
+async def test_core201_graceful_stop_ends_with_reboot_and_boot_reason(tmp_path, csms):
+    cfg = config(tmp_path, csms)
+    async with running_agent(cfg) as agent:
+        await charge(agent, csms)
+    async with running_agent(cfg):
+        await csms.wait_for(lambda: events(csms)[-1]["eventType"] == "Ended")
+        assert events(csms)[-1]["transactionInfo"]["stoppedReason"] == "Reboot"
+        assert csms.calls("BootNotification")[-1].payload["reason"] == "PowerUp"
