@@ -70,9 +70,10 @@ class Agent:
         from agent.store import StateStore
 
         self.store = StateStore(data_dir / "state.sqlite")
+        profiles = supported_profiles(self.config.csms.ocpp_version)  # fixed by the code: compute once
         self.settings = Settings(self.store, initial=self.config.initial_settings, computed={
             "number_of_connectors": lambda: len(self.config.evse),
-            "supported_feature_profiles": lambda: supported_profiles(self.config.csms.ocpp_version),
+            "supported_feature_profiles": lambda: profiles,
         })
         max_bytes = int(self.config.logging.message_log_max_MiB * 1024 * 1024)
         self.message_log = MessageLog(data_dir / "messages.sqlite", max_bytes=max_bytes)

@@ -80,11 +80,13 @@ async def test_crash_recovery_sigkill_at_random_points(tmp_path, version):
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "agent", "run", "--config", str(config_path),
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
-        done = _all_ended_16 if version == "1.6" else _all_ended_201
-        await csms.wait_for(lambda: csms.transactions and done(csms.transactions), timeout=20)
-        await asyncio.sleep(0.5)
-        process.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(process.wait(), 10) == 0
+        try:
+            done = _all_ended_16 if version == "1.6" else _all_ended_201
+            await csms.wait_for(lambda: csms.transactions and done(csms.transactions), timeout=20)
+            await asyncio.sleep(0.5)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            assert await asyncio.wait_for(process.wait(), 10) == 0
     finally:
         await csms.stop()
     assert len(csms.transactions) >= RUNS // 3, "the runs must have produced transactions"

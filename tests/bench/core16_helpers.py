@@ -51,6 +51,21 @@ def describe_ms(values: list[float]) -> str:
             f" max {max(values) * 1e3:.3f} ms")
 
 
+async def wakeup_lag(samples: int = 500, sleep_s: float = 0.001) -> list[float]:
+    """How late ``asyncio.sleep`` wakes up on this host, with nothing else running in the loop.
+
+    The latency figures' tails are only as good as the host: on a busy or virtualised
+    machine (CPU steal) an idle loop already wakes milliseconds late now and then, and
+    a p99 above that floor is the agent's, not the host's.
+    """
+    lags = []
+    for _ in range(samples):
+        started = time.monotonic()
+        await asyncio.sleep(sleep_s)
+        lags.append(time.monotonic() - started - sleep_s)
+    return lags
+
+
 # ------------------------------------------------------------------ waiting
 
 async def poll_until(predicate: Callable[[], object], *, timeout: float = 5.0, interval: float = 0.001,
