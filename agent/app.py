@@ -114,9 +114,28 @@ class Agent:
         self.station.sampler = self.sampler
         self.core = CoreServices(station=self.station, authorizer=authorizer, journal=journal,
                                  configuration=ConfigurationService(self.settings), store=self.store,
-                                 request_reset=self.request_reset)
+                                 request_reset=self.request_reset, device_model=self._device_model())
         await self.station.start()
         await self.sampler.start()
+
+    def _device_model(self):
+        """The 2.0.1 device model over the same settings, with the station's live facts."""
+        from agent.core.device_model import DeviceModel, max_power_W, station_suppliers, variable_key
+
+        config = self.config
+        computed = {
+            **station_suppliers(self.station),
+            "ClockCtrlr.DateTime": self.clock.now_iso,
+            "SecurityCtrlr.Identity": lambda: config.station.id,
+            "SecurityCtrlr.SecurityProfile": lambda: config.csms.security_profile,
+            "OCPPCommCtrlr.MessageTimeout[Default]": lambda: int(config.csms.response_timeout_s),
+            "AuthCtrlr.Enabled": lambda: not config.station.free_vend,
+            "ChargingStation.SupplyPhases": lambda: max(e.phases for e in config.evse),
+        }
+        for evse in config.evse:
+            computed[variable_key("EVSE", "SupplyPhases", evse_id=evse.id)] = lambda p=evse.phases: p
+        return DeviceModel(self.settings, evse_ids=[e.id for e in config.evse], computed=computed,
+                           evse_max_power_W={e.id: max_power_W(e.max_current_A, e.phases) for e in config.evse})
 
     def _status_for_mock(self, evse_id: int) -> dict:
         """`sim state`: the status last reported, in the words of the OCPP version in use."""

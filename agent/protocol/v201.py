@@ -20,6 +20,7 @@ from agent.errors import CallAborted, CallTimeout
 from agent.protocol import status_word
 from agent.protocol.base import AdapterBase, CallErrorReceived, InvalidResponse
 from agent.protocol.outbox import OutboxSender
+from agent.protocol.v201_device_model import DeviceModelHandlers
 from agent.protocol.v201_codec import TransactionCodec, id_token_info, meter_value, status_notification
 
 log = logging.getLogger("agent.ocpp201")
@@ -27,7 +28,7 @@ log = logging.getLogger("agent.ocpp201")
 BOOT_REASON_KEY = "ocpp201:boot_reason"
 
 
-class Ocpp201Adapter(AdapterBase, _LibraryChargePoint):
+class Ocpp201Adapter(DeviceModelHandlers, AdapterBase, _LibraryChargePoint):
     """The Charging Station side of OCPP 2.0.1."""
 
     ocpp_version = "2.0.1"
@@ -35,7 +36,7 @@ class Ocpp201Adapter(AdapterBase, _LibraryChargePoint):
     known_actions = frozenset(a.value for a in Action)
     #: Station-initiated messages this adapter sends (read by `ocpp-agent pics`).
     sends = frozenset({"BootNotification", "Heartbeat", "Authorize", "TransactionEvent", "StatusNotification",
-                       "MeterValues", "DataTransfer"})
+                       "MeterValues", "DataTransfer", "NotifyReport"})
 
     _outbox: OutboxSender | None = None
 

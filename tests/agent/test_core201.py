@@ -177,3 +177,37 @@ async def test_core201_graceful_stop_ends_with_reboot_and_boot_reason(tmp_path, 
         await csms.wait_for(lambda: events(csms)[-1]["eventType"] == "Ended")
         assert events(csms)[-1]["transactionInfo"]["stoppedReason"] == "Reboot"
         assert csms.calls("BootNotification")[-1].payload["reason"] == "PowerUp"
+
+
+async def test_core201_get_and_set_variables_share_the_1_6_store(tmp_path, csms):
+    async with running_agent(config(tmp_path, csms)) as agent:
+        await reach_status(csms, "Available")
+        result = await csms.call("CP1", call201.GetVariables(get_variable_data=[
+            {"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "HeartbeatInterval"}},
+            {"component": {"name": "NoSuchCtrlr"}, "variable": {"name": "X"}},
+            {"component": {"name": "EVSE", "evse": {"id": 1}}, "variable": {"name": "AvailabilityState"}},
+        ]))
+        statuses_ = [(r["attribute_status"], r.get("attribute_value")) for r in result.get_variable_result]
+        assert statuses_ == [("Accepted", "300"), ("UnknownComponent", None), ("Accepted", "Available")]
+        result = await csms.call("CP1", call201.SetVariables(set_variable_data=[
+            {"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "HeartbeatInterval"}, "attribute_value": "120"},
+            {"component": {"name": "OCPPCommCtrlr"}, "variable": {"name": "HeartbeatInterval"}, "attribute_value": "-5"},
+            {"component": {"name": "ClockCtrlr"}, "variable": {"name": "DateTime"}, "attribute_value": "x"},
+        ]))
+        assert [r["attribute_status"] for r in result.set_variable_result] == ["Accepted", "Rejected", "Rejected"]
+        assert agent.settings["heartbeat_interval_s"] == 120
+        known, _ = agent.core.configuration.get_ocpp16(["HeartbeatInterval"])
+        assert known[0].value == "120"  # the 1.6 key reads the same value
+
+
+async def test_core201_full_inventory_report_in_chunks(tmp_path, csms):
+    async with running_agent(config(tmp_path, csms)):
+        await reach_status(csms, "Available")
+        result = await csms.call("CP1", call201.GetBaseReport(request_id=7, report_base="FullInventory"))
+        assert result.status == "Accepted"
+        await csms.wait_for(lambda: any(not r.payload.get("tbc") for r in csms.calls("NotifyReport")), timeout=5)
+        reports = [r.payload for r in csms.calls("NotifyReport")]
+        assert [r["seqNo"] for r in reports] == list(range(len(reports)))
+        assert all(r["requestId"] == 7 for r in reports)
+        names = {(d["component"]["name"], d["variable"]["name"]) for r in reports for d in r["reportData"]}
+        assert ("OCPPCommCtrlr", "HeartbeatInterval") in names and ("EVSE", "AvailabilityState") in names

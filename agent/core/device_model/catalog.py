@@ -270,10 +270,10 @@ def _check_computed(computed: Mapping[str, Callable[[], Any]], settings_keys: se
 
 
 def _report_order(entry: Entry) -> tuple:
+    """Controllers in COMPONENT_ORDER (others after them), the station, then each EVSE followed by its connector."""
     name = entry.component.name
-    rank = COMPONENT_ORDER.index(name) if name in COMPONENT_ORDER else COMPONENT_ORDER.index("ChargingStation") - 0.5
-    # Per EVSE: the EVSE, then its connector, before the next EVSE.
-    where = (entry.component.evse_id or 0, entry.component.connector_id or 0)
     if name in PER_EVSE:
-        return (COMPONENT_ORDER.index("EVSE"), where, rank)
-    return (rank, where, 0)
+        return (len(COMPONENT_ORDER), entry.component.evse_id, entry.component.connector_id or 0)
+    if name in COMPONENT_ORDER:
+        return (COMPONENT_ORDER.index(name), 0, 0)
+    return (COMPONENT_ORDER.index("ChargingStation") - 0.5, name.lower(), 0)

@@ -155,27 +155,29 @@ class DeviceModel:
         SummaryInventory: AvailabilityState of the station, EVSEs and connectors
         plus any Problem/Tripped/Overload/Fallback that is true, without
         characteristics. Write-only values never appear; a variable whose value
-        is unknown right now is left out. An empty list means EmptyResultSet. ValueError for an unknown base or criterion, or a base
-        combined with GetReport filters.
+        is unknown right now is left out. An empty list means EmptyResultSet.
+        ValueError for an unknown base or criterion, or a base combined with
+        GetReport filters.
         """
-        if base is not None:
-            if component_criteria or component_variables is not None:
-                raise ValueError("a base report takes no criteria or component variables")
-            kind = ReportBase(base)
-            chosen = _report.select_base(self.entries, kind, self._read)
-            full = kind is not ReportBase.SUMMARY_INVENTORY
-        else:
+        if base is None:
             chosen = _report.select_custom(self.entries, self._read, criteria=component_criteria,
                                            component_variables=component_variables)
-            full = True
+            return self._items(chosen, characteristics=True)
+        if component_criteria or component_variables is not None:
+            raise ValueError("a base report takes no criteria or component variables")
+        kind = ReportBase(base)
+        chosen = _report.select_base(self.entries, kind, self._read)
+        return self._items(chosen, characteristics=kind is not ReportBase.SUMMARY_INVENTORY)
+
+    def _items(self, chosen: list[Entry], *, characteristics: bool) -> list[ReportItem]:
         items = []
         for entry in chosen:
             if entry.mutability is Mutability.WRITE_ONLY:
-                items.append(_report.report_item(entry, None, characteristics=full))
+                items.append(_report.report_item(entry, None, characteristics=characteristics))
                 continue
             value = self._read(entry)
             if value is not None:  # 2.0.1 lets a report omit the value of a write-only variable only
-                items.append(_report.report_item(entry, value, characteristics=full))
+                items.append(_report.report_item(entry, value, characteristics=characteristics))
         return items
 
     @staticmethod
@@ -191,4 +193,6 @@ _SET_UNKNOWN = {"component": SetVariableStatus.UNKNOWN_COMPONENT, "variable": Se
 
 def _is_actual(attribute_type: str | None) -> bool:
     # Absent means Actual (2.0.1 AttributeEnumType default); an unknown name is not supported either.
-    return attribute_type is None or str(getattr(attribute_type, "value", attribute_type)) == AttributeType.ACTUAL.value
+    if attribute_type is None:
+        return True
+    return str(getattr(attribute_type, "value", attribute_type)) == AttributeType.ACTUAL.value
