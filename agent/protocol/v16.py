@@ -35,7 +35,8 @@ class Ocpp16Adapter(AdapterBase, _LibraryChargePoint):
     silent_while_rejected = True
     #: Station-initiated messages this adapter sends (read by `ocpp-agent pics`).
     sends = frozenset({"BootNotification", "Heartbeat", "Authorize", "StartTransaction", "StopTransaction",
-                       "MeterValues", "StatusNotification", "DataTransfer"})
+                       "MeterValues", "StatusNotification", "DataTransfer", "DiagnosticsStatusNotification",
+                       "FirmwareStatusNotification"})
 
     _outbox: OutboxSender | None = None
 
@@ -176,3 +177,53 @@ class Ocpp16Adapter(AdapterBase, _LibraryChargePoint):
     async def on_unlock_connector(self, connector_id: int, **_):
         """UnlockConnector: a running transaction is stopped (UnlockCommand) before the lock opens."""
         return call_result.UnlockConnector(status=await self.core.station.unlock(connector_id))
+
+    # ------------------------------------------------------------ Remote Trigger profile
+
+    @on(Action.trigger_message)
+    def on_trigger_message(self, requested_message: str, connector_id: int | None = None, **_):
+        """TriggerMessage: the requested message follows the reply (for one connector, or all)."""
+        if connector_id is not None and connector_id != 0 and connector_id not in self.core.station.evses:
+            return call_result.TriggerMessage(status="Rejected")
+        send = getattr(self, f"_trigger_{requested_message}", None)
+        if send is None:
+            return call_result.TriggerMessage(status="NotImplemented")
+        self.spawn(send(connector_id or None), name=f"trigger-{requested_message}")
+        return call_result.TriggerMessage(status="Accepted")
+
+    async def _trigger_BootNotification(self, connector_id: int | None) -> None:  # noqa: N802 (action name)
+        try:
+            response = await self.call(self.boot_notification_request())
+        except (CallTimeout, CallErrorReceived, InvalidResponse) as exc:
+            log.warning("triggered BootNotification failed: %s", exc)
+            return
+        self.clock.sync(response.current_time)
+        if response.status == "Accepted" and response.interval > 0:
+            self.settings.set("heartbeat_interval_s", response.interval)
+
+    async def _trigger_Heartbeat(self, connector_id: int | None) -> None:  # noqa: N802
+        await self._send_quietly(call.Heartbeat())
+
+    async def _trigger_StatusNotification(self, connector_id: int | None) -> None:  # noqa: N802
+        for evse_id, (status, error) in sorted(self.core.station.statuses.items()):
+            if connector_id in (None, evse_id):
+                self.status_changed(evse_id, status, error)
+
+    async def _trigger_MeterValues(self, connector_id: int | None) -> None:  # noqa: N802
+        station = self.core.station
+        for evse_id in sorted(station.evses):
+            if connector_id in (None, evse_id) and station.sampler is not None:
+                sample = await station.sampler.sample_now(evse_id, self.settings["meter_values_sampled_data"],
+                                                          context="Trigger")
+                if sample is None:
+                    continue
+                tx = station.evses[evse_id].transaction
+                remote = self.core.journal.get(tx.ref).remote_id if tx else None
+                await self._send_quietly(call.MeterValues(connector_id=evse_id, meter_value=[meter_value(sample)],
+                                                          transaction_id=int(remote) if remote else None))
+
+    async def _trigger_DiagnosticsStatusNotification(self, connector_id: int | None) -> None:  # noqa: N802
+        await self._send_quietly(call.DiagnosticsStatusNotification(status="Idle"))  # no upload runs
+
+    async def _trigger_FirmwareStatusNotification(self, connector_id: int | None) -> None:  # noqa: N802
+        await self._send_quietly(call.FirmwareStatusNotification(status="Idle"))  # no update runs

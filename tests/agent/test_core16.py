@@ -264,7 +264,7 @@ async def test_core16_supported_profiles_and_get_configuration_max_keys(tmp_path
         await reach_status(csms, "Available")
         result = await csms.call("CP1", call16.GetConfiguration(key=["SupportedFeatureProfiles", "NumberOfConnectors"]))
         values = {k["key"]: k["value"] for k in result.configuration_key}
-        assert values == {"SupportedFeatureProfiles": "Core", "NumberOfConnectors": "2"}
+        assert values == {"SupportedFeatureProfiles": "Core,RemoteTrigger", "NumberOfConnectors": "2"}
         with pytest.raises(OccurenceConstraintViolationError):
             await csms.call("CP1", call16.GetConfiguration(key=[f"K{i}" for i in range(101)]))
         status, _ = await agent.session.adapter.data_transfer("com.example", message_id="hello")
@@ -342,3 +342,21 @@ async def test_core16_stop_transaction_carries_transaction_data(tmp_path, csms):
     assert contexts[0] == "Transaction.Begin" and contexts[-1] == "Transaction.End"
     assert "Sample.Periodic" in contexts
     assert all(mv["sampledValue"][0]["measurand"] == "Energy.Active.Import.Register" for mv in data)
+
+
+async def test_core16_trigger_message(tmp_path, csms):
+    async with running_agent(agent_config(tmp_path, csms.url, evses=2)) as agent:
+        await reach_status(csms, "Available", connector=2)
+        before = len(csms.calls("StatusNotification"))
+        result = await csms.call("CP1", call16.TriggerMessage(requested_message="StatusNotification", connector_id=2))
+        assert result.status == "Accepted"
+        await csms.wait_for_call("StatusNotification", count=before + 1)
+        assert csms.calls("StatusNotification")[-1].payload["connectorId"] == 2
+        for message in ("Heartbeat", "MeterValues", "BootNotification", "DiagnosticsStatusNotification",
+                        "FirmwareStatusNotification"):
+            result = await csms.call("CP1", call16.TriggerMessage(requested_message=message))
+            assert result.status == "Accepted", message
+            await csms.wait_for_call(message, count=2 if message == "BootNotification" else 1)
+        assert csms.calls("MeterValues")[0].payload["meterValue"][0]["sampledValue"][0]["context"] == "Trigger"
+        result = await csms.call("CP1", call16.TriggerMessage(requested_message="StatusNotification", connector_id=9))
+        assert result.status == "Rejected"
