@@ -49,7 +49,8 @@ class CsmsSession:
             subprotocol=self._adapter_factory.subprotocol,
             station_id=self._config.station.id,
             security_profile=csms.security_profile,
-            password=csms.password,
+            # A password the CSMS set (2.0.1 BasicAuthPassword) wins over the config file's, from the next connection.
+            password=self._settings["basic_auth_password"] or csms.password,
             ca_file=csms.ca_file,
             client_cert_file=csms.client_cert_file,
             client_key_file=csms.client_key_file,

@@ -170,6 +170,10 @@ SETTINGS: tuple[SettingDef, ...] = (
     # OCPP 2.0.1 only: the CSO's organization, the O= of a future certificate signing request.
     # (minimum/maximum of a str setting bound its length; the 2.0.1 device model checks them.)
     SettingDef("organization_name", str, "", None, "SecurityCtrlr.OrganizationName", maximum=64),
+    # Write-only: set by the CSMS (2.0.1 SetVariables), used from the next connection, never read back
+    # or logged. Empty: the config file's csms.password applies.
+    SettingDef("basic_auth_password", str, "", None, "SecurityCtrlr.BasicAuthPassword", secret=True,
+               minimum=16, maximum=40),
 )
 
 SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}

@@ -211,3 +211,30 @@ async def test_core201_full_inventory_report_in_chunks(tmp_path, csms):
         assert all(r["requestId"] == 7 for r in reports)
         names = {(d["component"]["name"], d["variable"]["name"]) for r in reports for d in r["reportData"]}
         assert ("OCPPCommCtrlr", "HeartbeatInterval") in names and ("EVSE", "AvailabilityState") in names
+
+
+async def test_core201_basic_auth_password_change_applies_next_connection_and_is_never_logged(tmp_path, caplog):
+    from agent.msglog import MessageLog
+
+    old, new = "old-password-0123456", "new-password-6543210"
+    sim = CsmsSimulator(ocpp_version="2.0.1", behaviour=CsmsBehaviour(password=old))
+    await sim.start()
+    try:
+        cfg = agent_config(tmp_path, sim.url, ocpp_version="2.0.1", csms={"security_profile": 1, "password": old})
+        async with running_agent(cfg):
+            await sim.wait_for_call("StatusNotification")
+            result = await sim.call("CP1", call201.SetVariables(set_variable_data=[
+                {"component": {"name": "SecurityCtrlr"}, "variable": {"name": "BasicAuthPassword"},
+                 "attribute_value": new}]))
+            assert result.set_variable_result[0]["attribute_status"] == "Accepted"
+            get = await sim.call("CP1", call201.GetVariables(get_variable_data=[
+                {"component": {"name": "SecurityCtrlr"}, "variable": {"name": "BasicAuthPassword"}}]))
+            assert get.get_variable_result[0]["attribute_status"] == "Rejected"  # write-only
+            sim.behaviour.password = new  # the CSMS switches over
+            await sim.drop_connections()
+            await sim.wait_for_call("BootNotification", count=2, timeout=8)
+        frames = MessageLog(tmp_path / "data" / "messages.sqlite").query(limit=None)
+        assert not any(new in f.frame for f in frames)
+        assert new not in caplog.text
+    finally:
+        await sim.stop()
