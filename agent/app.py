@@ -115,8 +115,26 @@ class Agent:
         self.core = CoreServices(station=self.station, authorizer=authorizer, journal=journal,
                                  configuration=ConfigurationService(self.settings), store=self.store,
                                  request_reset=self.request_reset, device_model=self._device_model())
+        self._record_startup()
+        self.settings.subscribe(self._security_setting_changed)
         await self.station.start()
         await self.sampler.start()
+
+    def _record_startup(self) -> None:
+        """Security event: a power-up, or a restart the agent did itself (reset, graceful stop)."""
+        from agent.core.security_events import RESET_OR_REBOOT, STARTUP, record_security_event
+
+        restarted = self.store.get("station:restart_reason") is not None
+        record_security_event(self.store, RESET_OR_REBOOT if restarted else STARTUP, timestamp=self.clock.time())
+
+    def _security_setting_changed(self, name: str, value) -> None:
+        from agent.core.security_events import RECONFIGURATION, record_security_event
+
+        if name == "basic_auth_password":
+            record_security_event(self.store, RECONFIGURATION, timestamp=self.clock.time(),
+                                  tech_info="BasicAuthPassword changed")
+            if self.station is not None:
+                self.station._outbox_changed()
 
     def _device_model(self):
         """The 2.0.1 device model over the same settings, with the station's live facts."""

@@ -19,7 +19,7 @@ from collections import deque
 from dataclasses import dataclass
 
 MESSAGES_SHOWN = 8
-PLAIN_BODY_CHARS = 200  # long enough for every field of the demo's messages, short enough for a CI log
+PLAIN_BODY_CHARS = 300  # long enough for every field of the demo's messages, short enough for a CI log
 
 _UUID = re.compile(r"[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
 _CSI = "\x1b["

@@ -296,7 +296,7 @@ class AdapterBase:
                 log.warning("BootNotification failed (%s); retrying in %.0f s", exc, delay)
                 await self.sleep(delay)
                 continue
-            self.clock.sync(response.current_time)
+            self._clock_synced(response.current_time)
             self.registration = str(response.status)
             if self.registration == "Accepted":
                 self._adopt_heartbeat_interval(response.interval)
@@ -306,6 +306,15 @@ class AdapterBase:
             delay = response.interval if response.interval > 0 else self.settings["heartbeat_interval_s"]
             log.warning("BootNotification %s; trying again in %d s", self.registration, delay)
             await self.sleep(delay)
+
+    def _clock_synced(self, current_time: str) -> None:
+        """Adopt the CSMS's time; a large jump is a security event."""
+        from agent.core.security_events import CLOCK_JUMP_S, SETTING_SYSTEM_TIME, record_security_event
+
+        delta = self.clock.sync(current_time)
+        if abs(delta) > CLOCK_JUMP_S and self.core is not None:
+            record_security_event(self.core.store, SETTING_SYSTEM_TIME, timestamp=self.clock.time(),
+                                  tech_info=f"clock corrected by {delta:+.0f} s from the CSMS")
 
     def _retry_delays(self):
         return backoff_delays(
@@ -327,7 +336,7 @@ class AdapterBase:
             except (CallTimeout, CallErrorReceived, InvalidResponse) as exc:
                 log.warning("Heartbeat failed: %s", exc)
                 continue
-            self.clock.sync(response.current_time)
+            self._clock_synced(response.current_time)
 
     async def sleep(self, seconds: float) -> None:
         """Sleep while ticking the liveness ticker, so the watchdog sees a healthy idle loop."""

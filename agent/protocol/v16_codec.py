@@ -73,8 +73,8 @@ class TransactionCodec:
     def encode(self, item: OutboxItem):
         """The 1.6 CALL for an outbox record (None: 1.6 has no message for it)."""
         p = item.payload
-        if item.action == STATUS:
-            return None  # 1.6 reports charging states with StatusNotification only
+        if item.action == STATUS or item.group is None:
+            return None  # charging states: StatusNotification only; security events: 1.6 security extension
         if item.action == STARTED:
             return call.StartTransaction(
                 connector_id=p["evse_id"], id_tag=p["id_token"], meter_start=round(p["meter_start_Wh"]),

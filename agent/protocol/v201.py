@@ -36,7 +36,7 @@ class Ocpp201Adapter(DeviceModelHandlers, AdapterBase, _LibraryChargePoint):
     known_actions = frozenset(a.value for a in Action)
     #: Station-initiated messages this adapter sends (read by `ocpp-agent pics`).
     sends = frozenset({"BootNotification", "Heartbeat", "Authorize", "TransactionEvent", "StatusNotification",
-                       "MeterValues", "DataTransfer", "NotifyReport"})
+                       "MeterValues", "DataTransfer", "NotifyReport", "SecurityEventNotification"})
 
     _outbox: OutboxSender | None = None
 

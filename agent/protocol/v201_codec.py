@@ -9,6 +9,7 @@ from ocpp.v201 import call
 
 from agent.clock import format_iso
 from agent.core.model import AuthorizationStatus, ConnectorStatus, IdTokenInfo, MeterSample, StopReason
+from agent.core.security_events import SECURITY_EVENT
 from agent.core.transactions import ENDED, METER_VALUES, STARTED, STATUS, sample_from_dict
 from agent.protocol import status_word
 from agent.store import OutboxItem
@@ -80,7 +81,9 @@ class TransactionCodec:
         self._station = station
 
     def encode(self, item: OutboxItem):
-        """The TransactionEvent for an outbox record."""
+        """The 2.0.1 CALL for an outbox record: a TransactionEvent, or a SecurityEventNotification."""
+        if item.group is None:
+            return self.encode_other(item)
         p = item.payload
         common = {"seq_no": p["seq_no"], "offline": p.get("offline") or None,
                   "evse": {"id": p["evse_id"], "connector_id": 1}}
@@ -100,6 +103,14 @@ class TransactionCodec:
                                          **common)
         if item.action == ENDED:
             return self._ended(p, common)
+        return None
+
+    def encode_other(self, item: OutboxItem):
+        """Records that are not about a transaction (security events)."""
+        if item.action == SECURITY_EVENT:
+            p = item.payload
+            return call.SecurityEventNotification(type=p["type"], timestamp=format_iso(p["timestamp"]),
+                                                  tech_info=(p.get("tech_info") or None) and p["tech_info"][:255])
         return None
 
     def _started(self, p: dict, common: dict):

@@ -238,3 +238,15 @@ async def test_core201_basic_auth_password_change_applies_next_connection_and_is
         assert new not in caplog.text
     finally:
         await sim.stop()
+
+
+async def test_core201_security_events_startup_and_reboot(tmp_path, csms):
+    cfg = config(tmp_path, csms)
+    async with running_agent(cfg):
+        await csms.wait_for_call("SecurityEventNotification")
+    kinds = lambda: [r.payload["type"] for r in csms.calls("SecurityEventNotification")]  # noqa: E731
+    async with running_agent(cfg):
+        await csms.wait_for(lambda: "ResetOrReboot" in kinds())
+    # The first record may be delivered twice if the stop came before its answer was committed.
+    assert kinds()[0] == "StartupOfTheDevice" and kinds()[-1] == "ResetOrReboot"
+    assert set(kinds()) == {"StartupOfTheDevice", "ResetOrReboot"}
