@@ -9,16 +9,15 @@ it does no I/O, so every map is testable with hand-made register lists.
 
 from __future__ import annotations
 
-import difflib
 import functools
 import math
 import re
 import struct
-import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 
+from hal.datafiles import build_checked, check_model_name, read_model_file
 from hal.errors import HalError, MeterReadError
 from hal.events import MeterReading
 
@@ -120,36 +119,14 @@ def load_register_map(model: str) -> RegisterMap:
 
     Maps are immutable, so each is parsed once per process.
     """
-    valid = available_models()
-    if not isinstance(model, str) or model not in valid:
-        hint = difflib.get_close_matches(str(model), valid, n=1)
-        maybe = f" (did you mean {hint[0]!r}?)" if hint else ""
-        raise UnknownMeterModel(f"unknown meter model {model!r}{maybe}; valid: {', '.join(valid)}")
-    text = resources.files(__package__).joinpath(f"{model}.toml").read_text(encoding="utf-8")
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise RegisterMapError(f"{model}.toml: {exc}") from exc
-    register_map = parse_register_map(data, source=f"{model}.toml")
-    if register_map.model != model:
-        raise RegisterMapError(f"{model}.toml: model is {register_map.model!r}, not {model!r}")
-    return register_map
+    data = read_model_file(__package__, model, available_models(), what="meter model",
+                           unknown=UnknownMeterModel, malformed=RegisterMapError)
+    return check_model_name(parse_register_map(data, source=f"{model}.toml"), model, malformed=RegisterMapError)
 
 
 def parse_register_map(data: Mapping, *, source: str = "register map") -> RegisterMap:
     """Validate a map given as parsed TOML; RegisterMapError lists every problem found."""
-    problems: list[str] = []
-    try:
-        register_map = _build(data, problems)
-    except KeyError as exc:
-        problems.append(f"missing key {exc}")
-        register_map = None
-    except (TypeError, ValueError, AttributeError) as exc:
-        problems.append(f"malformed: {exc}")
-        register_map = None
-    if problems or register_map is None:
-        raise RegisterMapError(f"{source}: " + "; ".join(problems))
-    return register_map
+    return build_checked(data, _build, source=source, malformed=RegisterMapError)
 
 
 def _build(data: Mapping, problems: list[str]) -> RegisterMap | None:

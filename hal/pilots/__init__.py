@@ -10,16 +10,15 @@ Nothing here does I/O or imports pymodbus: ``hal.drivers.modbus_pilot`` does.
 
 from __future__ import annotations
 
-import difflib
 import functools
 import math
 import re
-import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from types import MappingProxyType
 
+from hal.datafiles import build_checked, check_model_name, read_model_file
 from hal.errors import HalError
 from hal.events import PilotState
 from hal.meters import Block, RegisterMapError
@@ -102,36 +101,14 @@ def available_pilot_models() -> tuple[str, ...]:
 @functools.lru_cache(maxsize=None)
 def load_pilot_map(model: str) -> PilotRegisterMap:
     """Load and validate the map of ``model``; UnknownPilotModel names the valid ones."""
-    valid = available_pilot_models()
-    if not isinstance(model, str) or model not in valid:
-        hint = difflib.get_close_matches(str(model), valid, n=1)
-        maybe = f" (did you mean {hint[0]!r}?)" if hint else ""
-        raise UnknownPilotModel(f"unknown EVSE controller model {model!r}{maybe}; valid: {', '.join(valid)}")
-    text = resources.files(__package__).joinpath(f"{model}.toml").read_text(encoding="utf-8")
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise RegisterMapError(f"{model}.toml: {exc}") from exc
-    register_map = parse_pilot_map(data, source=f"{model}.toml")
-    if register_map.model != model:
-        raise RegisterMapError(f"{model}.toml: model is {register_map.model!r}, not {model!r}")
-    return register_map
+    data = read_model_file(__package__, model, available_pilot_models(), what="EVSE controller model",
+                           unknown=UnknownPilotModel, malformed=RegisterMapError)
+    return check_model_name(parse_pilot_map(data, source=f"{model}.toml"), model, malformed=RegisterMapError)
 
 
 def parse_pilot_map(data: Mapping, *, source: str = "pilot register map") -> PilotRegisterMap:
     """Validate a map given as parsed TOML; RegisterMapError lists every problem found."""
-    problems: list[str] = []
-    try:
-        register_map = _build(data, problems)
-    except KeyError as exc:
-        problems.append(f"missing key {exc}")
-        register_map = None
-    except (TypeError, ValueError, AttributeError) as exc:
-        problems.append(f"malformed: {exc}")
-        register_map = None
-    if problems or register_map is None:
-        raise RegisterMapError(f"{source}: " + "; ".join(problems))
-    return register_map
+    return build_checked(data, _build, source=source, malformed=RegisterMapError)
 
 
 def _build(data: Mapping, problems: list[str]) -> PilotRegisterMap | None:
