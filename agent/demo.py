@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import shutil
 import signal
 import sys
@@ -27,7 +26,7 @@ EV_POWER_W = 7400.0
 HEARTBEAT_S = 10  # slow enough not to crowd the message list, fast enough to show up
 SAMPLE_S = 2  # meter values every 2 s, so a ~15 s demo shows several
 PAUSE_S = 1.0  # between steps, so a person can follow the panel
-STEP_TIMEOUT_S = 10.0
+STEP_TIMEOUT_S = 10.0  # generous: the slowest step waits for two meter values, 4 s
 CONFIG_NAME = "demo.toml"
 
 
@@ -141,13 +140,17 @@ class Session:
         """One EVSE of ``state()``."""
         return next(e for e in self.state() if e["id"] == evse_id)
 
-    async def until(self, predicate, what: str, timeout: float = STEP_TIMEOUT_S) -> None:
-        """Poll ``predicate`` (agent or CSMS state) until true; DemoFailed naming ``what`` if it never is."""
+    async def until(self, predicate, what: str) -> None:
+        """Poll ``predicate`` (agent or CSMS state) until true; DemoFailed naming ``what`` if it never is.
+
+        Polling, because the hardware state has no event to wait on; 50 ms is
+        far below what a person watching the panel can see.
+        """
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+        deadline = loop.time() + STEP_TIMEOUT_S
         while not predicate():
             if loop.time() > deadline:
-                raise DemoFailed(f"{what}: not reached within {timeout:g} s")
+                raise DemoFailed(f"{what}: not reached within {STEP_TIMEOUT_S:g} s")
             await asyncio.sleep(0.05)
 
     def steps(self) -> list[tuple[str, object, set[int]]]:
@@ -165,22 +168,26 @@ class Session:
         ]
 
     async def boot(self) -> None:
+        """The agent boots and reports every EVSE Available."""
         await self.csms.wait_for_call("BootNotification", timeout=STEP_TIMEOUT_S)
         # The agent starts out Available; wait until the CSMS has been told so.
         await self.until(lambda: all(self.csms.status[(STATION_ID, e)] == "Available" for e in (1, 2)),
                          "every EVSE reported Available")
 
     async def plug(self) -> None:
+        """A driver plugs the cable into EVSE 1."""
         self.hal.plug(1)
         await self.until(lambda: self.evse(1)["status"] == self.terms.plugged, f"EVSE 1 {self.terms.plugged}")
 
     async def tap_start(self) -> None:
+        """The driver taps the card: the CSMS authorizes it and the transaction starts."""
         self.hal.tap(CARD)
         await self.until(lambda: self.csms.calls("Authorize"), "Authorize sent")
         await self.until(lambda: self.terms.started(self.csms), "transaction start sent")
         await self.until(lambda: self.evse(1)["transaction_id"] is not None, "EVSE 1 has a transaction")
 
     async def ev_charges(self) -> None:
+        """The EV asks for energy and draws 7.4 kW once the contactor is closed."""
         # The EV draws its power once the contactor is closed; set it first so the meter moves at once.
         self.hal.set_power(1, EV_POWER_W)
         self.hal.ev_charge(1, True)
@@ -189,28 +196,31 @@ class Session:
         await self.until(lambda: self.evse(1)["status"] == self.terms.charging, f"EVSE 1 {self.terms.charging}")
 
     async def charging(self) -> None:
+        """Charging goes on until two periodic meter values have reached the CSMS."""
         seen = self.terms.meter_reports(self.csms)
-        await self.until(lambda: self.terms.meter_reports(self.csms) >= seen + 2, "two meter value reports",
-                         timeout=3 * SAMPLE_S + 2)
+        await self.until(lambda: self.terms.meter_reports(self.csms) >= seen + 2, "two meter value reports")
 
     async def evse2_inoperative(self) -> None:
+        """The CSMS takes EVSE 2 out of service while EVSE 1 charges on."""
         await self._change_availability(2, operative=False, expect="Unavailable")
         # Charging on EVSE 1 goes on meanwhile: wait for one more reading to show it.
         seen = self.terms.meter_reports(self.csms)
-        await self.until(lambda: self.terms.meter_reports(self.csms) > seen, "another meter value report",
-                         timeout=2 * SAMPLE_S + 2)
+        await self.until(lambda: self.terms.meter_reports(self.csms) > seen, "another meter value report")
 
     async def tap_stop(self) -> None:
+        """The same card again stops the session: contactor opens, then the lock releases."""
         self.hal.tap(CARD)
         await self.until(lambda: self.terms.ended(self.csms), "transaction end sent")
         await self.until(lambda: not self.evse(1)["contactor_closed"], "EVSE 1 contactor open")
         await self.until(lambda: not self.evse(1)["locked"], "EVSE 1 lock released")
 
     async def unplug(self) -> None:
+        """The driver unplugs: EVSE 1 is Available again."""
         self.hal.unplug(1)
         await self.until(lambda: self.evse(1)["status"] == "Available", "EVSE 1 Available")
 
     async def evse2_operative(self) -> None:
+        """The CSMS puts EVSE 2 back in service."""
         await self._change_availability(2, operative=True, expect="Available")
 
     async def _change_availability(self, evse_id: int, *, operative: bool, expect: str) -> None:
@@ -222,21 +232,25 @@ class Session:
     async def play(self, *, interactive: bool, hint: str) -> None:
         """Run every step (or only the boot, then the hint, when interactive)."""
         steps = self.steps()[:1] if interactive else self.steps()
-        for number, (title, action, changed) in enumerate(steps, 1):
-            self.view.step(title, *((None, None) if interactive else (number, len(steps))))
-            try:
-                await action()
-            except asyncio.TimeoutError:
-                raise DemoFailed(f"step {number} ({title}): no answer in time") from None
-            except DemoFailed as exc:
-                raise DemoFailed(f"step {number} ({title}): {exc}") from None
-            await asyncio.sleep(0.1)  # let the answers in flight print before the state does
-            self.view.report(self.state(), ids=changed)
-            await asyncio.sleep(PAUSE_S)
+        for number, step in enumerate(steps, 1):
+            await self._run_step(step, *((None, None) if interactive else (number, len(steps))))
         if interactive:
             self.view.step("interactive: waiting for `ocpp-agent sim` commands (Ctrl-C stops)")
             self.view.note(hint)
             await asyncio.Event().wait()
+
+    async def _run_step(self, step, number: int | None, total: int | None) -> None:
+        title, action, changed = step
+        self.view.step(title, number, total)
+        try:
+            await action()
+        except asyncio.TimeoutError:
+            raise DemoFailed(f"step {number} ({title}): no answer from the agent in time") from None
+        except DemoFailed as exc:
+            raise DemoFailed(f"step {number} ({title}): {exc}") from None
+        await asyncio.sleep(0.1)  # let the answers in flight print before the state does
+        self.view.report(self.state(), ids=changed)
+        await asyncio.sleep(PAUSE_S)
 
 
 def cli_command() -> str:
@@ -254,12 +268,14 @@ def sim_hint(config_path: Path) -> str:
     cli = cli_command()
     sim = f"{cli} sim --config {config_path}"
     return "\n".join([
-        "interactive: the station is yours. From another terminal:",
+        "interactive: the station is yours. A session, from another terminal:",
         f"  {sim} plug 1",
         f"  {sim} tap {CARD}",
         f"  {sim} ev 1 charge",
         f"  {sim} power 1 7400",
-        f"  {sim} state",
+        f"  {sim} tap {CARD}      # the same card again stops it",
+        f"  {sim} unplug 1",
+        f"  {sim} state           # `sim help` lists the rest (faults, ...)",
         f"  {cli} log --config {config_path} --limit 10",
         "Ctrl-C stops the demo.",
     ])
@@ -296,36 +312,48 @@ async def _run_until_stopped(coro) -> bool:
 
 async def play(*, ocpp_version: str, interactive: bool, view) -> int:
     """Start the CSMS and the agent, play the session, stop everything with the outputs safe."""
-    from agent.app import Agent
-    from agent.config import load_config
+    csms = await _start_csms(ocpp_version, view)
+    try:
+        with tempfile.TemporaryDirectory(prefix="ocpp-agent-demo-") as tmp:
+            config_path = write_demo_config(Path(tmp), url=csms.url, ocpp_version=ocpp_version)
+            view.note(f"OCPP {ocpp_version}: embedded CSMS at {csms.url}, station {STATION_ID} on the mock HAL "
+                      f"(config {config_path})")
+            interrupted = await _play_agent(config_path, csms, view, ocpp_version=ocpp_version,
+                                            interactive=interactive)
+    finally:
+        await csms.stop()
+    return _finish(view, interactive=interactive, interrupted=interrupted)
+
+
+async def _start_csms(ocpp_version: str, view):
+    """The embedded CSMS, listening on a free loopback port, showing every frame in ``view``."""
     from agent.csms_sim import CsmsBehaviour, CsmsSimulator
 
     csms = CsmsSimulator(ocpp_version=ocpp_version, behaviour=CsmsBehaviour(heartbeat_interval=HEARTBEAT_S),
                          on_frame=lambda _station, direction, text: view.message(direction == "in", text))
     try:
-        url = await csms.start()
+        await csms.start()
     except OSError as exc:
         raise DemoFailed(f"the embedded CSMS cannot listen on 127.0.0.1: {exc.strerror or exc}") from None
+    return csms
+
+
+async def _play_agent(config_path: Path, csms, view, *, ocpp_version: str, interactive: bool) -> bool:
+    """Run the agent on the demo config through the session; True if a signal cut it short."""
+    from agent.app import Agent
+    from agent.config import load_config
+
+    agent = Agent(load_config(config_path), config_path=str(config_path))
     try:
-        with tempfile.TemporaryDirectory(prefix="ocpp-agent-demo-") as tmp:
-            config_path = write_demo_config(Path(tmp), url=url, ocpp_version=ocpp_version)
-            view.note(f"OCPP {ocpp_version}: embedded CSMS at {url}, station {STATION_ID} on the mock HAL "
-                      f"(config {config_path})")
-            agent = Agent(load_config(config_path), config_path=str(config_path))
-            try:
-                await agent.start()
-                session = Session(agent=agent, csms=csms, view=view, ocpp_version=ocpp_version)
-                refresher = asyncio.create_task(_refresh(session))
-                try:
-                    interrupted = await _run_until_stopped(session.play(interactive=interactive,
-                                                                        hint=sim_hint(config_path)))
-                finally:
-                    refresher.cancel()
-            finally:
-                await agent.shutdown()
+        await agent.start()
+        session = Session(agent=agent, csms=csms, view=view, ocpp_version=ocpp_version)
+        refresher = asyncio.create_task(_refresh(session))
+        try:
+            return await _run_until_stopped(session.play(interactive=interactive, hint=sim_hint(config_path)))
+        finally:
+            refresher.cancel()
     finally:
-        await csms.stop()
-    return _finish(view, interactive=interactive, interrupted=interrupted)
+        await agent.shutdown()
 
 
 def _finish(view, *, interactive: bool, interrupted: bool) -> int:

@@ -147,7 +147,11 @@ class _Writer:
     def write(self, text: str) -> None:
         """Write and flush; on a closed pipe, send the rest of the output to /dev/null."""
         try:
-            self.out.write(text)
+            try:
+                self.out.write(text)
+            except UnicodeEncodeError:  # e.g. a vendor name with accents on an ASCII console
+                encoding = self.out.encoding or "ascii"
+                self.out.write(text.encode(encoding, "backslashreplace").decode(encoding))
             self.out.flush()
         except BrokenPipeError:
             # The demo still finishes and leaves the outputs safe; only its audience left.

@@ -14,7 +14,7 @@ import inspect
 import json
 import logging
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar
+from typing import Any, ClassVar
 
 from ocpp.charge_point import camel_to_snake_case, remove_nones, serialize_as_dict, snake_to_camel_case
 from ocpp.exceptions import OCPPError
@@ -350,13 +350,70 @@ class AdapterBase:
                 return
             await asyncio.sleep(min(remaining, TICK_S))
 
-    # ------------------------------------------------- version-specific
+    # ------------------------------------------------- the core, on this connection
 
     async def on_accepted(self) -> None:
-        """Registration accepted: the version adapter connects the core (statuses, outbox, Authorize)."""
+        """Registration accepted: report every status, deliver the outbox, authorize online."""
+        core = self.core
+        if core is None:
+            return
+        from agent.protocol.outbox import OutboxSender
+
+        codec = self.transaction_codec(core)
+        self._outbox = OutboxSender(core.store, settings=self.settings, codec=codec, call=self.call)
+        core.station.port = self
+        core.authorizer.online = self._authorize_online
+        for evse_id, (status, error) in sorted(core.station.statuses.items()):
+            self.status_changed(evse_id, status, error)
+        self.spawn(self._outbox.run(), name="outbox")
 
     def on_disconnected(self) -> None:
-        """The connection ended: the version adapter detaches from the core."""
+        """Detach from the core: the station reports to nobody until the next registration."""
+        core = self.core
+        if core is not None and core.station.port is self:
+            core.station.port = None
+            core.authorizer.online = None
+
+    def outbox_changed(self) -> None:
+        """Records were queued: wake the outbox sender (CsmsPort)."""
+        outbox = getattr(self, "_outbox", None)
+        if outbox is not None:
+            outbox.wake()
+
+    async def _send_quietly(self, request) -> None:
+        """Send a CALL whose loss is not fatal (a status is re-sent after reconnecting)."""
+        try:
+            await self.call(request)
+        except (CallTimeout, CallErrorReceived, InvalidResponse) as exc:
+            log.warning("%s not delivered: %s", type(request).__name__, exc)
+
+    async def _authorize_online(self, id_token: str):
+        from agent.core.auth import CsmsUnavailable
+
+        try:
+            result = await self.call(self.authorize_request(id_token))
+        except (CallTimeout, CallAborted, CallErrorReceived, InvalidResponse) as exc:
+            raise CsmsUnavailable(f"Authorize failed: {exc}") from exc
+        return self.id_token_info(result)
+
+    async def data_transfer(self, vendor_id: str, *, message_id: str | None = None, data=None):
+        """Send a vendor-specific DataTransfer to the CSMS and return (status, data)."""
+        result = await self.call(self._call.DataTransfer(vendor_id=vendor_id, message_id=message_id, data=data))
+        return result.status, result.data
+
+    # ------------------------------------------------- version-specific
+
+    def transaction_codec(self, core):
+        """The version's codec for the outbox records."""
+        raise NotImplementedError
+
+    def authorize_request(self, id_token: str):
+        """The version's Authorize request."""
+        raise NotImplementedError
+
+    def id_token_info(self, result):
+        """The core IdTokenInfo in an Authorize result."""
+        raise NotImplementedError
 
     def boot_notification_request(self):
         """The version's BootNotification request."""

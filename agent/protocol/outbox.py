@@ -16,6 +16,7 @@ from typing import Protocol
 
 from agent.errors import CallAborted, CallTimeout, ConnectionLost
 from agent.protocol.base import CallErrorReceived, InvalidResponse
+from agent.core.transactions import STARTED
 from agent.store import OutboxItem
 
 log = logging.getLogger("agent.outbox")
@@ -36,6 +37,33 @@ class OutboxCodec(Protocol):
 
     def after_commit(self, item: OutboxItem, result) -> None:
         """Act on the answer once it is durable (e.g. stop a transaction whose token was refused)."""
+
+
+class CoreCodec:
+    """What both versions' codecs share: the core services, and acting on the CSMS's verdict on a token."""
+
+    def __init__(self, *, journal, authorizer, station):
+        self._journal = journal
+        self._authorizer = authorizer
+        self._station = station
+
+    def apply(self, item: OutboxItem, result) -> None:
+        """By default nothing in the answer needs recording."""
+
+    def token_info(self, result):
+        """The core IdTokenInfo in a CALLRESULT, or None (version-specific)."""
+        raise NotImplementedError
+
+    def after_commit(self, item: OutboxItem, result) -> None:
+        """Cache the token verdict the CSMS returned, and stop a transaction whose token it refused."""
+        info = self.token_info(result)
+        token = item.payload.get("id_token")
+        if info is None or not token:
+            return
+        self._authorizer.remember(token, info)
+        if item.action == STARTED and not info.accepted:
+            log.warning("CSMS refused %s for transaction %s (%s)", token, item.payload["ref"], info.status.value)
+            self._station.deauthorize(item.payload["ref"])
 
 
 class OutboxSender:

@@ -15,12 +15,10 @@ from ocpp.v16.enums import Action
 
 from ocpp.exceptions import OccurenceConstraintViolationError
 
-from agent.core.auth import CsmsUnavailable
 from agent.core.configuration import TooManyKeysError
 from agent.core.model import ConnectorStatus, IdTokenInfo, MeterSample, StopReason
-from agent.errors import CallAborted, CallTimeout
+from agent.errors import CallTimeout
 from agent.protocol.base import AdapterBase, CallErrorReceived, InvalidResponse
-from agent.protocol.outbox import OutboxSender
 from agent.protocol.v16_codec import TransactionCodec, id_token_info, meter_value, status_notification
 
 log = logging.getLogger("agent.ocpp16")
@@ -38,8 +36,6 @@ class Ocpp16Adapter(AdapterBase, _LibraryChargePoint):
                        "MeterValues", "StatusNotification", "DataTransfer", "DiagnosticsStatusNotification",
                        "FirmwareStatusNotification"})
 
-    _outbox: OutboxSender | None = None
-
     # ------------------------------------------------------------ registration
 
     def boot_notification_request(self) -> call.BootNotification:
@@ -55,25 +51,17 @@ class Ocpp16Adapter(AdapterBase, _LibraryChargePoint):
         """A Heartbeat."""
         return call.Heartbeat()
 
-    async def on_accepted(self) -> None:
-        """Report every connector's status, start delivering the outbox, authorize online."""
-        core = self.core
-        if core is None:
-            return
-        codec = TransactionCodec(journal=core.journal, authorizer=core.authorizer, station=core.station)
-        self._outbox = OutboxSender(core.store, settings=self.settings, codec=codec, call=self.call)
-        core.station.port = self
-        core.authorizer.online = self._authorize_online
-        for evse_id, (status, error) in sorted(core.station.statuses.items()):
-            self.status_changed(evse_id, status, error)
-        self.spawn(self._outbox.run(), name="outbox")
+    def transaction_codec(self, core) -> TransactionCodec:
+        """1.6 StartTransaction / MeterValues / StopTransaction."""
+        return TransactionCodec(journal=core.journal, authorizer=core.authorizer, station=core.station)
 
-    def on_disconnected(self) -> None:
-        """Detach from the core: the station reports to nobody until the next registration."""
-        core = self.core
-        if core is not None and core.station.port is self:
-            core.station.port = None
-            core.authorizer.online = None
+    def authorize_request(self, id_token: str) -> call.Authorize:
+        """Authorize with an idTag."""
+        return call.Authorize(id_tag=id_token)
+
+    def id_token_info(self, result) -> IdTokenInfo:
+        """The idTagInfo of an Authorize result."""
+        return id_token_info(result.id_tag_info)
 
     # ------------------------------------------------------------ CsmsPort
 
@@ -82,33 +70,10 @@ class Ocpp16Adapter(AdapterBase, _LibraryChargePoint):
         request = status_notification(evse_id, status, error, timestamp=self.clock.time())
         self.spawn(self._send_quietly(request), name="status")
 
-    def outbox_changed(self) -> None:
-        """Wake the outbox sender."""
-        if self._outbox is not None:
-            self._outbox.wake()
-
     def meter_values(self, evse_id: int, sample: MeterSample) -> None:
         """Meter values outside a transaction (clock-aligned): sent once, not queued."""
         request = call.MeterValues(connector_id=evse_id, meter_value=[meter_value(sample)])
         self.spawn(self._send_quietly(request), name="meter-values")
-
-    async def _send_quietly(self, request) -> None:
-        try:
-            await self.call(request)
-        except (CallTimeout, CallErrorReceived, InvalidResponse) as exc:
-            log.warning("%s not delivered: %s", type(request).__name__, exc)
-
-    async def data_transfer(self, vendor_id: str, *, message_id: str | None = None, data: str | None = None):
-        """Send a vendor-specific DataTransfer to the CSMS and return (status, data)."""
-        result = await self.call(call.DataTransfer(vendor_id=vendor_id, message_id=message_id, data=data))
-        return result.status, result.data
-
-    async def _authorize_online(self, id_token: str) -> IdTokenInfo:
-        try:
-            result = await self.call(call.Authorize(id_tag=id_token))
-        except (CallTimeout, CallAborted, CallErrorReceived, InvalidResponse) as exc:
-            raise CsmsUnavailable(f"Authorize failed: {exc}") from exc
-        return id_token_info(result.id_tag_info)
 
     # ------------------------------------------------------------ Core profile handlers
 

@@ -10,7 +10,7 @@ from ocpp.v16 import call
 from agent.clock import format_iso
 from agent.core.model import AuthorizationStatus, ConnectorStatus, IdTokenInfo, MeterSample
 from agent.core.transactions import ENDED, METER_VALUES, STARTED, STATUS, sample_from_dict
-from agent.protocol.outbox import Undeliverable
+from agent.protocol.outbox import CoreCodec, Undeliverable
 from agent.store import OutboxItem
 
 log = logging.getLogger("agent.ocpp16")
@@ -62,13 +62,8 @@ def id_token_info(id_tag_info: dict | None) -> IdTokenInfo | None:
     return IdTokenInfo(AuthorizationStatus(id_tag_info["status"]), expiry_ts, id_tag_info.get("parent_id_tag"))
 
 
-class TransactionCodec:
+class TransactionCodec(CoreCodec):
     """Neutral outbox records as 1.6 StartTransaction / MeterValues / StopTransaction."""
-
-    def __init__(self, *, journal, authorizer, station):
-        self._journal = journal
-        self._authorizer = authorizer
-        self._station = station
 
     def encode(self, item: OutboxItem):
         """The 1.6 CALL for an outbox record (None: 1.6 has no message for it)."""
@@ -102,13 +97,6 @@ class TransactionCodec:
         if item.action == STARTED:
             self._journal.set_remote_id(item.payload["ref"], str(result.transaction_id))
 
-    def after_commit(self, item: OutboxItem, result) -> None:
-        """Cache the idTagInfo and act on a refused token."""
-        info = id_token_info(getattr(result, "id_tag_info", None))
-        token = item.payload.get("id_token")
-        if info is None or not token:
-            return
-        self._authorizer.remember(token, info)
-        if item.action == STARTED and not info.accepted:
-            log.warning("CSMS refused %s for transaction %s (%s)", token, result.transaction_id, info.status.value)
-            self._station.deauthorize(item.payload["ref"])
+    def token_info(self, result) -> IdTokenInfo | None:
+        """The idTagInfo of a Start/StopTransaction result."""
+        return id_token_info(getattr(result, "id_tag_info", None))

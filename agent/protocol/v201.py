@@ -14,12 +14,9 @@ from ocpp.v201 import ChargePoint as _LibraryChargePoint
 from ocpp.v201 import call, call_result, datatypes
 from ocpp.v201.enums import Action, BootReasonEnumType
 
-from agent.core.auth import CsmsUnavailable
 from agent.core.model import ConnectorStatus, IdTokenInfo, MeterSample, StopReason
-from agent.errors import CallAborted, CallTimeout
 from agent.protocol import status_word
-from agent.protocol.base import AdapterBase, CallErrorReceived, InvalidResponse
-from agent.protocol.outbox import OutboxSender
+from agent.protocol.base import AdapterBase
 from agent.protocol.v201_device_model import DeviceModelHandlers
 from agent.protocol.v201_codec import TransactionCodec, id_token_info, meter_value, status_notification
 
@@ -37,8 +34,6 @@ class Ocpp201Adapter(DeviceModelHandlers, AdapterBase, _LibraryChargePoint):
     #: Station-initiated messages this adapter sends (read by `ocpp-agent pics`).
     sends = frozenset({"BootNotification", "Heartbeat", "Authorize", "TransactionEvent", "StatusNotification",
                        "MeterValues", "DataTransfer", "NotifyReport", "SecurityEventNotification"})
-
-    _outbox: OutboxSender | None = None
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -64,25 +59,22 @@ class Ocpp201Adapter(DeviceModelHandlers, AdapterBase, _LibraryChargePoint):
         return call.Heartbeat()
 
     async def on_accepted(self) -> None:
-        """Report every connector's status, start delivering the outbox, authorize online."""
-        core = self.core
-        if core is None:
-            return
-        core.store.delete(BOOT_REASON_KEY)
-        codec = TransactionCodec(journal=core.journal, authorizer=core.authorizer, station=core.station)
-        self._outbox = OutboxSender(core.store, settings=self.settings, codec=codec, call=self.call)
-        core.station.port = self
-        core.authorizer.online = self._authorize_online
-        for evse_id, (status, error) in sorted(core.station.statuses.items()):
-            self.status_changed(evse_id, status, error)
-        self.spawn(self._outbox.run(), name="outbox")
+        """The boot reason has been told; then the shared start (statuses, outbox, Authorize)."""
+        if self.core is not None:
+            self.core.store.delete(BOOT_REASON_KEY)
+        await super().on_accepted()
 
-    def on_disconnected(self) -> None:
-        """Detach from the core until the next registration."""
-        core = self.core
-        if core is not None and core.station.port is self:
-            core.station.port = None
-            core.authorizer.online = None
+    def transaction_codec(self, core) -> TransactionCodec:
+        """2.0.1 TransactionEvent and SecurityEventNotification."""
+        return TransactionCodec(journal=core.journal, authorizer=core.authorizer, station=core.station)
+
+    def authorize_request(self, id_token: str) -> call.Authorize:
+        """Authorize with an idToken read from a card."""
+        return call.Authorize(id_token={"id_token": id_token, "type": "ISO14443"})
+
+    def id_token_info(self, result) -> IdTokenInfo:
+        """The idTokenInfo of an Authorize result."""
+        return id_token_info(result.id_token_info)
 
     # ------------------------------------------------------------ CsmsPort
 
@@ -97,33 +89,10 @@ class Ocpp201Adapter(DeviceModelHandlers, AdapterBase, _LibraryChargePoint):
         self.spawn(self._send_quietly(status_notification(evse_id, status, timestamp=self.clock.time())),
                    name="status")
 
-    def outbox_changed(self) -> None:
-        """Wake the outbox sender."""
-        if self._outbox is not None:
-            self._outbox.wake()
-
     def meter_values(self, evse_id: int, sample: MeterSample) -> None:
         """MeterValues outside a transaction: sent once, not queued."""
         request = call.MeterValues(evse_id=evse_id, meter_value=[meter_value(sample)])
         self.spawn(self._send_quietly(request), name="meter-values")
-
-    async def _send_quietly(self, request) -> None:
-        try:
-            await self.call(request)
-        except (CallTimeout, CallErrorReceived, InvalidResponse) as exc:
-            log.warning("%s not delivered: %s", type(request).__name__, exc)
-
-    async def _authorize_online(self, id_token: str) -> IdTokenInfo:
-        try:
-            result = await self.call(call.Authorize(id_token={"id_token": id_token, "type": "ISO14443"}))
-        except (CallTimeout, CallAborted, CallErrorReceived, InvalidResponse) as exc:
-            raise CsmsUnavailable(f"Authorize failed: {exc}") from exc
-        return id_token_info(result.id_token_info)
-
-    async def data_transfer(self, vendor_id: str, *, message_id: str | None = None, data=None):
-        """Send a vendor-specific DataTransfer to the CSMS and return (status, data)."""
-        result = await self.call(call.DataTransfer(vendor_id=vendor_id, message_id=message_id, data=data))
-        return result.status, result.data
 
     # ------------------------------------------------------------ handlers
 

@@ -12,6 +12,7 @@ from agent.core.model import AuthorizationStatus, ConnectorStatus, IdTokenInfo, 
 from agent.core.security_events import SECURITY_EVENT
 from agent.core.transactions import ENDED, METER_VALUES, STARTED, STATUS, sample_from_dict
 from agent.protocol import status_word
+from agent.protocol.outbox import CoreCodec
 from agent.store import OutboxItem
 
 log = logging.getLogger("agent.ocpp201")
@@ -72,13 +73,8 @@ def id_token_info(info: dict | None) -> IdTokenInfo | None:
     return IdTokenInfo(AuthorizationStatus(status), expiry_ts, group)
 
 
-class TransactionCodec:
+class TransactionCodec(CoreCodec):
     """Neutral outbox records as 2.0.1 TransactionEvent Started / Updated / Ended."""
-
-    def __init__(self, *, journal, authorizer, station):
-        self._journal = journal
-        self._authorizer = authorizer
-        self._station = station
 
     def encode(self, item: OutboxItem):
         """The 2.0.1 CALL for an outbox record: a TransactionEvent, or a SecurityEventNotification."""
@@ -135,19 +131,9 @@ class TransactionCodec:
                               "charging_state": "Idle"},
             id_token=token, meter_value=samples or None, **common)
 
-    def apply(self, item: OutboxItem, result) -> None:
-        """Nothing to record: the station chose the transactionId itself."""
-
-    def after_commit(self, item: OutboxItem, result) -> None:
-        """Cache the idTokenInfo the CSMS returned and act on a refused token."""
-        info = id_token_info(getattr(result, "id_token_info", None))
-        token = item.payload.get("id_token")
-        if info is None or not token:
-            return
-        self._authorizer.remember(token, info)
-        if item.action == STARTED and not info.accepted:
-            log.warning("CSMS refused %s for transaction %s (%s)", token, item.payload["ref"], info.status.value)
-            self._station.deauthorize(item.payload["ref"])
+    def token_info(self, result) -> IdTokenInfo | None:
+        """The idTokenInfo of a TransactionEvent result (present when an idToken was sent)."""
+        return id_token_info(getattr(result, "id_token_info", None))
 
 
 def _context(sample: MeterSample) -> str:
