@@ -157,6 +157,7 @@ class _Writer:
             # The demo still finishes and leaves the outputs safe; only its audience left.
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, self.out.fileno())
+            os.close(devnull)
 
 
 class PlainView(_Writer):

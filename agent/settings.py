@@ -174,6 +174,9 @@ SETTINGS: tuple[SettingDef, ...] = (
     # or logged. Empty: the config file's csms.password applies.
     SettingDef("basic_auth_password", str, "", None, "SecurityCtrlr.BasicAuthPassword", secret=True,
                minimum=16, maximum=40),
+    # 1.6 Reservation profile: a reservation for "any connector" (connectorId 0) is supported.
+    SettingDef("reserve_connector_zero_supported", bool, True, "ReserveConnectorZeroSupported", None,
+               readonly=True),
 )
 
 SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}

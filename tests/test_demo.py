@@ -178,7 +178,7 @@ def test_demo_on_a_terminal_redraws_a_panel_in_place(runs):
     assert max(widths) < 100  # never wraps, or the in-place redraw would leave debris
 
 
-def test_demo_interactive_is_driven_by_sim_until_ctrl_c(tmp_path):
+def test_demo_interactive_is_driven_by_sim_until_ctrl_c():
     proc = subprocess.Popen([*DEMO, "--interactive"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lines: list[str] = []
 
@@ -273,3 +273,29 @@ def test_short_payload_folds_meter_values_and_uuids():
                    {"value": "10.7", "measurand": "Current.Import", "phase": "L1", "unit": "A"}]}]}
     assert short_payload(payload) == ('{"eventType":"Updated","transactionInfo":{"transactionId":"6ac206c3.."},'
                                       '"meterValue":["Energy=12.5Wh Power=7400W Current.L1=10.7A"]}')
+
+
+def test_demo_step_that_never_completes_fails_in_one_line_with_outputs_safe(monkeypatch, capsys):
+    from agent import demo
+    from agent.app import Agent
+
+    monkeypatch.setattr(demo, "STEP_TIMEOUT_S", 0.5)
+    monkeypatch.setattr(demo, "PAUSE_S", 0)
+    monkeypatch.setattr(demo.Terms, "meter_reports", lambda self, csms: 0)  # no meter values ever arrive
+    after_shutdown = []
+    shutdown = Agent.shutdown
+
+    async def recording_shutdown(agent):
+        during = agent.hal.snapshot()
+        await shutdown(agent)
+        after_shutdown.append((during, agent.hal.snapshot()))
+
+    monkeypatch.setattr(Agent, "shutdown", recording_shutdown)
+    assert demo.run_demo(ocpp_version="1.6") == 1
+    captured = capsys.readouterr()
+    assert captured.err == ("ocpp-agent demo: step 5 (charging: meter values every 2 s): "
+                            "two meter value reports: not reached within 0.5 s\n")
+    assert "demo finished" not in captured.out
+    (during, after), = after_shutdown
+    assert during[0]["contactor_closed"]  # it failed mid-charge...
+    assert not any(e["contactor_closed"] for e in after)  # ...and still left the contactors open

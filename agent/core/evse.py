@@ -35,6 +35,7 @@ class Authorization:
     granted_at: float  # loop time
     remote_start_id: int | None = None
     token_type: str = "ISO14443"  # how the token was presented (2.0.1 IdTokenEnumType)
+    reservation_id: int | None = None  # a station-wide reservation this authorization uses
 
 
 @dataclass
@@ -68,6 +69,8 @@ class EvseMachine:
         self.authorization: Authorization | None = None
         self.transaction: Transaction | None = None
         self.suspended_by_csms = False  # deauthorized without StopTransactionOnInvalidId
+        self.reservation = None  # agent.core.reservations.Reservation holding this EVSE
+        self.on_reservation_used: Callable[[int], None] = lambda reservation_id: None
         self._finishing = False
         self._on_status = on_status
         self._on_transaction = on_transaction or (lambda evse_id, tx: None)
@@ -168,12 +171,14 @@ class EvseMachine:
                 await self._make_safe(unlock=True)
 
     async def _on_authorize(self, id_token: str, info: IdTokenInfo, remote_start_id: int | None = None,
-                            token_type: str = "ISO14443"):
+                            token_type: str = "ISO14443", reservation_id: int | None = None):
         """A token was accepted for this EVSE (tap or remote start). True if it will be used."""
         if self.transaction is not None or not self.operative or self._stops_charging():
             return False
+        if self.reservation is not None and not self.reservation.allows(id_token, info.group_id):
+            return False  # held for someone else
         self.authorization = Authorization(id_token, info, asyncio.get_running_loop().time(), remote_start_id,
-                                           token_type)
+                                           token_type, reservation_id)
         self._finishing = False
         return True
 
@@ -214,6 +219,14 @@ class EvseMachine:
         if self.transaction is not None and self.transaction.ref == ref:
             log.info("EVSE %d: MaxEnergyOnInvalidId reached; energy stopped", self.evse_id)
             self.suspended_by_csms = True
+
+    async def _on_reserve(self, reservation):
+        """Hold this EVSE for a reservation (the station checked it is free)."""
+        self.reservation = reservation
+
+    async def _on_unreserve(self, reservation_id: int):
+        if self.reservation is not None and self.reservation.reservation_id == reservation_id:
+            self.reservation = None
 
     async def _on_availability(self, operative: bool):
         """Operative/inoperative; answers "Accepted" or "Scheduled" (after the running transaction)."""
@@ -256,6 +269,8 @@ class EvseMachine:
             return self._charging_status()
         if not self.operative:
             return ConnectorStatus.UNAVAILABLE
+        if self.reservation is not None and self.authorization is None:
+            return ConnectorStatus.RESERVED
         if self._finishing and self.pilot in PLUGGED:
             return ConnectorStatus.FINISHING
         if self.pilot in PLUGGED or self.authorization is not None:
@@ -325,13 +340,17 @@ class EvseMachine:
             log.error("EVSE %d: cannot start without a meter reading", self.evse_id)
             return
         begin = await self._sample("stop_txn_sampled_data", "Transaction.Begin")
+        reservation_id = self.reservation.reservation_id if self.reservation else auth.reservation_id
         self.transaction = self.journal.begin(
-            evse_id=self.evse_id, id_token=auth.id_token, group_id=auth.info.group_id,
+            evse_id=self.evse_id, id_token=auth.id_token, group_id=auth.info.group_id, reservation_id=reservation_id,
             meter_start_Wh=energy, started_at=self.clock.time(), remote_start_id=auth.remote_start_id,
             begin_sample=begin, token_type=auth.token_type,
             trigger="RemoteStart" if auth.remote_start_id is not None else "Authorized")
         self.authorization = None
         self.suspended_by_csms = False
+        if reservation_id is not None:
+            self.reservation = None
+            self.on_reservation_used(reservation_id)  # the reservation is fulfilled
         log.info("EVSE %d: transaction %s started for %s at %.1f Wh", self.evse_id, self.transaction.ref,
                  auth.id_token, energy)
         self._on_transaction(self.evse_id, self.transaction)

@@ -14,6 +14,7 @@ from typing import Protocol
 from agent.core.auth import Authorizer
 from agent.core.evse import PLUGGED, EvseMachine
 from agent.core.model import ConnectorStatus, IdTokenInfo, MeterSample, StopReason
+from agent.core.reservations import Reservation, ReservationBook, ReserveResult
 from agent.core.transactions import Transaction, TransactionJournal
 from hal.errors import HalError, MeterReadError
 from hal.events import FaultCleared, FaultRaised, PilotChanged, TokenPresented
@@ -35,6 +36,9 @@ class CsmsPort(Protocol):
 
     def meter_values(self, evse_id: int, sample: MeterSample) -> None:
         """Meter values outside a transaction (not durable)."""
+
+    def reservation_ended(self, reservation_id: int, status: str) -> None:
+        """A reservation expired ("Expired") or was dropped by the station ("Removed")."""
 
 
 class ChargingStation:
@@ -58,6 +62,8 @@ class ChargingStation:
         self._status_timers: dict[int, asyncio.TimerHandle] = {}
         self._sampling: set[int] = set()
         journal.offline = lambda: self.port is None
+        self.reservations = ReservationBook(store)
+        self._expiry_timers: dict[int, asyncio.TimerHandle] = {}
         inoperative = set(store.get(_AVAILABILITY_KEY, []))
         self.evses: dict[int, EvseMachine] = {}
         for evse_id, max_current in evse_max_current.items():
@@ -67,6 +73,7 @@ class ChargingStation:
                 on_transaction=self._transaction_changed, sample_now=self._sample_now,
                 ticker=liveness.register(f"evse-{evse_id}") if liveness else None)
             machine.operative = evse_id not in inoperative and 0 not in inoperative
+            machine.on_reservation_used = self._reservation_used
             self.evses[evse_id] = machine
             self.statuses[evse_id] = (ConnectorStatus.AVAILABLE, None)
 
@@ -75,11 +82,17 @@ class ChargingStation:
     async def start(self) -> None:
         """End what a crash left open, then start every EVSE loop."""
         await self._recover()
+        for reservation in self.reservations:
+            if reservation.evse_id in self.evses:
+                self.evses[reservation.evse_id].reservation = reservation
+            self._arm_expiry(reservation)
         for machine in self.evses.values():
             await machine.start()
 
     async def stop(self) -> None:
         """Stop the EVSE loops and background tasks (outputs: the HAL's safe_state)."""
+        for timer in self._expiry_timers.values():
+            timer.cancel()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -186,7 +199,12 @@ class ChargingStation:
 
     async def _grant(self, id_token: str, info: IdTokenInfo, *, evse_id: int | None,
                      remote_start_id: int | None = None) -> str:
-        target = self._target_evse(evse_id)
+        held = next((r for r in self.reservations.station_wide() if r.allows(id_token, info.group_id)), None)
+        target = self._target_evse(evse_id, id_token=id_token, info=info)
+        if target is not None and target.reservation is None and held is None \
+                and not self._free_beyond_reservations():
+            self._show("Reserved")
+            return "reserved"  # every free EVSE is promised to holders of station-wide reservations
         if target is None and evse_id is None and len(self.evses) > 1 and self._any_free():
             # Several free EVSEs and none plugged: the next one plugged in gets this authorization.
             self._pending = (id_token, info, asyncio.get_running_loop().time())
@@ -194,20 +212,32 @@ class ChargingStation:
             return "held"
         if target is None:
             return "no-evse"
-        used = await target.submit("authorize", id_token=id_token, info=info, remote_start_id=remote_start_id)
+        used = await target.submit("authorize", id_token=id_token, info=info, remote_start_id=remote_start_id,
+                                   reservation_id=held.reservation_id if held else None)
         return "authorized" if used else "no-evse"
 
-    def _target_evse(self, evse_id: int | None) -> EvseMachine | None:
+    def _target_evse(self, evse_id: int | None, *, id_token: str | None = None,
+                     info: IdTokenInfo | None = None) -> EvseMachine | None:
         """The EVSE an authorization is for: the one named, else the plugged one without a session,
-        else the only free one."""
+        else the one reserved for this token, else the only free one."""
+        def usable(machine: EvseMachine) -> bool:
+            reserved = machine.reservation
+            mine = reserved is None or (id_token is not None and reserved.allows(id_token, info and info.group_id))
+            return self._free(machine) and mine
+
         if evse_id is not None:
             machine = self.evses.get(evse_id)
-            return machine if machine is not None and self._free(machine) else None
-        plugged = [m for m in self.evses.values() if self._free(m) and m.pilot in PLUGGED]
-        if plugged:
-            return plugged[0]
-        free = [m for m in self.evses.values() if self._free(m)]
-        return free[0] if len(free) == 1 else None
+            return machine if machine is not None and usable(machine) else None
+        candidates = [m for m in self.evses.values() if usable(m)]
+        plugged = [m for m in candidates if m.pilot in PLUGGED]
+        reserved = [m for m in candidates if m.reservation is not None]
+        if plugged or reserved:
+            return (plugged or reserved)[0]
+        return candidates[0] if len(candidates) == 1 else None
+
+    def _free_beyond_reservations(self) -> bool:
+        unreserved = [m for m in self.evses.values() if self._free(m) and m.reservation is None]
+        return len(unreserved) > len(self.reservations.station_wide())
 
     def _any_free(self) -> bool:
         return any(self._free(m) for m in self.evses.values())
@@ -223,7 +253,7 @@ class ChargingStation:
         """RemoteStartTransaction: accept if an EVSE can take it; authorization follows in the background."""
         if evse_id is not None and (evse_id not in self.evses or not self._free(self.evses[evse_id])):
             return False
-        if evse_id is None and self._target_evse(None) is None:
+        if evse_id is None and self._target_evse(None, id_token=id_token) is None:
             return False
         self._spawn(self._remote_start(id_token.upper(), evse_id, remote_start_id, token_type), name="remote-start")
         return True
@@ -240,7 +270,7 @@ class ChargingStation:
             from agent.core.model import AuthorizationStatus
 
             info = IdTokenInfo(AuthorizationStatus.ACCEPTED)
-        target = self._target_evse(evse_id)
+        target = self._target_evse(evse_id, id_token=id_token, info=info)
         if target is None:
             log.warning("remote start for %s: no EVSE free any more", id_token)
             return
@@ -279,6 +309,68 @@ class ChargingStation:
         else:
             (inoperative.discard if operative else inoperative.add)(evse_id)
         self.store.put(_AVAILABILITY_KEY, sorted(inoperative))
+
+    async def reserve(self, reservation: Reservation, *, zero_supported: bool = True) -> ReserveResult:
+        """ReserveNow for one EVSE, or any (evse_id 0): Accepted, Faulted, Occupied, Unavailable or Rejected."""
+        if reservation.expiry <= self.clock.time():
+            return ReserveResult.REJECTED
+        previous = self.reservations.get(reservation.reservation_id)
+        if previous is not None:  # same id: the new one replaces it
+            await self._drop_reservation(previous, status=None)
+        verdict = self._reservable(reservation, zero_supported=zero_supported)
+        if verdict is not ReserveResult.ACCEPTED:
+            return verdict
+        self.reservations.add(reservation)
+        if reservation.evse_id:
+            await self.evses[reservation.evse_id].submit("reserve", reservation=reservation)
+        self._arm_expiry(reservation)
+        return ReserveResult.ACCEPTED
+
+    def _reservable(self, reservation: Reservation, *, zero_supported: bool) -> ReserveResult:
+        if reservation.evse_id == 0:
+            if not zero_supported:
+                return ReserveResult.REJECTED
+            return ReserveResult.ACCEPTED if self._free_beyond_reservations() else ReserveResult.OCCUPIED
+        machine = self.evses.get(reservation.evse_id)
+        if machine is None:
+            return ReserveResult.REJECTED
+        if machine.status is ConnectorStatus.FAULTED:
+            return ReserveResult.FAULTED
+        if not machine.operative:
+            return ReserveResult.UNAVAILABLE
+        busy = machine.transaction or machine.authorization or machine.reservation or machine.pilot in PLUGGED
+        return ReserveResult.OCCUPIED if busy else ReserveResult.ACCEPTED
+
+    async def cancel_reservation(self, reservation_id: int) -> bool:
+        """CancelReservation: True if it existed."""
+        reservation = self.reservations.get(reservation_id)
+        if reservation is None:
+            return False
+        await self._drop_reservation(reservation, status=None)
+        return True
+
+    async def _drop_reservation(self, reservation: Reservation, *, status: str | None) -> None:
+        self.reservations.remove(reservation.reservation_id)
+        timer = self._expiry_timers.pop(reservation.reservation_id, None)
+        if timer is not None:
+            timer.cancel()
+        if reservation.evse_id in self.evses:
+            await self.evses[reservation.evse_id].submit("unreserve", reservation_id=reservation.reservation_id)
+        if status and self.port is not None:
+            self.port.reservation_ended(reservation.reservation_id, status)
+
+    def _arm_expiry(self, reservation: Reservation) -> None:
+        delay = max(0.0, reservation.expiry - self.clock.time())
+        loop = asyncio.get_running_loop()
+        self._expiry_timers[reservation.reservation_id] = loop.call_later(
+            delay, lambda: self._spawn(self._drop_reservation(reservation, status="Expired"), name="expiry"))
+
+    def _reservation_used(self, reservation_id: int) -> None:
+        """A transaction started on the reservation: it is fulfilled, not expired."""
+        self.reservations.remove(reservation_id)
+        timer = self._expiry_timers.pop(reservation_id, None)
+        if timer is not None:
+            timer.cancel()
 
     async def unlock(self, evse_id: int) -> str:
         """UnlockConnector: Unlocked or UnlockFailed (a running transaction is stopped first)."""

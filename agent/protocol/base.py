@@ -374,6 +374,9 @@ class AdapterBase:
             core.station.port = None
             core.authorizer.online = None
 
+    def reservation_ended(self, reservation_id: int, status: str) -> None:
+        """A reservation expired or was removed (CsmsPort); only 2.0.1 reports it."""
+
     def outbox_changed(self) -> None:
         """Records were queued: wake the outbox sender (CsmsPort)."""
         outbox = getattr(self, "_outbox", None)

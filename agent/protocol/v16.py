@@ -7,6 +7,7 @@ that must happen after the CALLRESULT (a reset) runs from an @after hook.
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 from ocpp.routing import after, on
 from ocpp.v16 import ChargePoint as _LibraryChargePoint
@@ -16,6 +17,7 @@ from ocpp.v16.enums import Action
 from ocpp.exceptions import OccurenceConstraintViolationError
 
 from agent.core.configuration import TooManyKeysError
+from agent.core.reservations import Reservation
 from agent.core.model import ConnectorStatus, IdTokenInfo, MeterSample, StopReason
 from agent.errors import CallTimeout
 from agent.protocol.base import AdapterBase, CallErrorReceived, InvalidResponse
@@ -192,3 +194,21 @@ class Ocpp16Adapter(AdapterBase, _LibraryChargePoint):
 
     async def _trigger_FirmwareStatusNotification(self, connector_id: int | None) -> None:  # noqa: N802
         await self._send_quietly(call.FirmwareStatusNotification(status="Idle"))  # no update runs
+
+    # ------------------------------------------------------------ Reservation profile
+
+    @on(Action.reserve_now)
+    async def on_reserve_now(self, connector_id: int, expiry_date: str, id_tag: str, reservation_id: int,
+                             parent_id_tag: str | None = None, **_):
+        """ReserveNow for a connector, or for any (connector 0, when ReserveConnectorZeroSupported)."""
+        reservation = Reservation(reservation_id, connector_id, id_tag.upper(), parent_id_tag,
+                                  datetime.fromisoformat(expiry_date).timestamp())
+        result = await self.core.station.reserve(
+            reservation, zero_supported=self.settings["reserve_connector_zero_supported"])
+        return call_result.ReserveNow(status=result.value)
+
+    @on(Action.cancel_reservation)
+    async def on_cancel_reservation(self, reservation_id: int, **_):
+        """CancelReservation: Accepted if it existed."""
+        found = await self.core.station.cancel_reservation(reservation_id)
+        return call_result.CancelReservation(status="Accepted" if found else "Rejected")

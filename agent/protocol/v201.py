@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import datetime
 
 from ocpp.routing import after, on
 from ocpp.v201 import ChargePoint as _LibraryChargePoint
 from ocpp.v201 import call, call_result, datatypes
 from ocpp.v201.enums import Action, BootReasonEnumType
 
+from agent.core.reservations import Reservation
 from agent.core.model import ConnectorStatus, IdTokenInfo, MeterSample, StopReason
 from agent.protocol import status_word
 from agent.protocol.base import AdapterBase
@@ -33,7 +35,8 @@ class Ocpp201Adapter(DeviceModelHandlers, AdapterBase, _LibraryChargePoint):
     known_actions = frozenset(a.value for a in Action)
     #: Station-initiated messages this adapter sends (read by `ocpp-agent pics`).
     sends = frozenset({"BootNotification", "Heartbeat", "Authorize", "TransactionEvent", "StatusNotification",
-                       "MeterValues", "DataTransfer", "NotifyReport", "SecurityEventNotification"})
+                       "MeterValues", "DataTransfer", "NotifyReport", "SecurityEventNotification",
+                       "ReservationStatusUpdate"})
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -206,3 +209,26 @@ class Ocpp201Adapter(DeviceModelHandlers, AdapterBase, _LibraryChargePoint):
                                                           context="Trigger")
                 if sample is not None:
                     await self._send_quietly(call.MeterValues(evse_id=i, meter_value=[meter_value(sample)]))
+
+    # ------------------------------------------------------------ H: reservation
+
+    @on(Action.reserve_now)
+    async def on_reserve_now(self, id: int, expiry_date_time: str, id_token: dict, evse_id: int | None = None,
+                             group_id_token: dict | None = None, **_):
+        """ReserveNow for an EVSE, or any EVSE when none is named."""
+        group = (group_id_token or {}).get("id_token")
+        reservation = Reservation(id, evse_id or 0, id_token["id_token"].upper(), group,
+                                  datetime.fromisoformat(expiry_date_time).timestamp())
+        result = await self.core.station.reserve(reservation)
+        return call_result.ReserveNow(status=result.value)
+
+    @on(Action.cancel_reservation)
+    async def on_cancel_reservation(self, reservation_id: int, **_):
+        """CancelReservation: Accepted if it existed."""
+        found = await self.core.station.cancel_reservation(reservation_id)
+        return call_result.CancelReservation(status="Accepted" if found else "Rejected")
+
+    def reservation_ended(self, reservation_id: int, status: str) -> None:
+        """ReservationStatusUpdate: Expired or Removed."""
+        request = call.ReservationStatusUpdate(reservation_id=reservation_id, reservation_update_status=status)
+        self.spawn(self._send_quietly(request), name="reservation-status")
