@@ -289,11 +289,14 @@ def run_writer_and_kill(db_path: Path, rng: random.Random, err_file) -> list[int
         [sys.executable, str(WRITER), str(db_path)],
         stdout=subprocess.PIPE, stderr=err_file, text=True,
     )
+    first = ""  # the first acknowledged id, read before the kill
     try:
         if rng.random() < 0.85:
             if proc.stdout.readline() != "ready\n":
                 proc.wait(timeout=10)
                 pytest.fail(f"writer did not start (exit {proc.returncode}), see {err_file.name}")
+            # Wait for the first acknowledged write, so a loaded machine still kills mid-writing.
+            first = proc.stdout.readline()
             time.sleep(rng.uniform(0, 0.04))
         else:
             time.sleep(rng.uniform(0, 0.15))  # may land in start-up: recovery, migration
@@ -307,7 +310,8 @@ def run_writer_and_kill(db_path: Path, rng: random.Random, err_file) -> list[int
         proc.stdout.close()
     assert proc.returncode == -signal.SIGKILL, f"writer exited by itself, see {err_file.name}"
     lines = rest.split("\n")[:-1]  # a last line without "\n" was cut by the kill
-    return [int(line) for line in lines if line != "ready"]
+    early = [first.strip()] if first.endswith("\n") else []
+    return [int(line) for line in [*early, *lines] if line and line != "ready"]
 
 
 def check_store_after_kills(db_path: Path, acknowledged: list[int], kills: int) -> None:
