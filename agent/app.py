@@ -106,7 +106,8 @@ class Agent:
         self.station = ChargingStation(
             hal=self.hal, store=self.store, settings=self.settings, clock=self.clock, authorizer=authorizer,
             journal=journal, evse_max_current={e.id: e.max_current_A for e in self.config.evse},
-            liveness=self.liveness, free_vend_id_token=station_cfg.free_vend_id_token if station_cfg.free_vend else None)
+            liveness=self.liveness, free_vend_id_token=station_cfg.free_vend_id_token if station_cfg.free_vend else None,
+            evse_phases={e.id: e.phases for e in self.config.evse})
         self.sampler = MeterSampler(
             meters={i: hw.meter for i, hw in self.hal.evses.items()}, clock=self.clock, settings=self.settings,
             sink=self.station.meter_sample, transaction_of=self.station.transaction_ref,

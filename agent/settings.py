@@ -174,9 +174,21 @@ SETTINGS: tuple[SettingDef, ...] = (
     # or logged. Empty: the config file's csms.password applies.
     SettingDef("basic_auth_password", str, "", None, "SecurityCtrlr.BasicAuthPassword", secret=True,
                minimum=16, maximum=40),
+    # 1.6 Smart Charging profile: the limits this station's engine works within.
+    SettingDef("charge_profile_max_stack_level", int, 10, "ChargeProfileMaxStackLevel", None, readonly=True),
+    SettingDef("charging_schedule_allowed_charging_rate_unit", CSL, ("Current", "Power"),
+               "ChargingScheduleAllowedChargingRateUnit", None, readonly=True, max_items=2),
+    SettingDef("charging_schedule_max_periods", int, 24, "ChargingScheduleMaxPeriods", None, readonly=True),
+    SettingDef("max_charging_profiles_installed", int, 32, "MaxChargingProfilesInstalled", None, readonly=True),
     # 1.6 Reservation profile: a reservation for "any connector" (connectorId 0) is supported.
     SettingDef("reserve_connector_zero_supported", bool, True, "ReserveConnectorZeroSupported", None,
                readonly=True),
+    # 1.6 Local Auth List Management profile (agent.core.local_list). The list's size limit has no
+    # 2.0.1 setting (there it is the maxLimit of LocalAuthListCtrlr.Entries, a station variable).
+    _flag("local_auth_list_enabled", "LocalAuthListEnabled", "LocalAuthListCtrlr.Enabled", True),
+    _limit("local_auth_list_max_length", "LocalAuthListMaxLength", 10000),
+    SettingDef("send_local_list_max_length", int, 10000, "SendLocalListMaxLength",
+               "LocalAuthListCtrlr.ItemsPerMessage", readonly=True),
 )
 
 SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}

@@ -15,6 +15,7 @@ from agent.core.auth import Authorizer
 from agent.core.evse import PLUGGED, EvseMachine
 from agent.core.model import ConnectorStatus, IdTokenInfo, MeterSample, StopReason
 from agent.core.reservations import Reservation, ReservationBook, ReserveResult
+from agent.core.smart_charging import ProfileStore, composite_schedule, limit_at, next_change
 from agent.core.transactions import Transaction, TransactionJournal
 from hal.errors import HalError, MeterReadError
 from hal.events import FaultCleared, FaultRaised, PilotChanged, TokenPresented
@@ -45,7 +46,8 @@ class ChargingStation:
     """All EVSEs of the station and the logic between them."""
 
     def __init__(self, *, hal, store, settings, clock, authorizer: Authorizer, journal: TransactionJournal,
-                 evse_max_current: dict[int, float], liveness=None, free_vend_id_token: str | None = None):
+                 evse_max_current: dict[int, float], liveness=None, free_vend_id_token: str | None = None,
+                 evse_phases: dict[int, int] | None = None):
         self.hal = hal
         self.store = store
         self.settings = settings
@@ -64,6 +66,11 @@ class ChargingStation:
         journal.offline = lambda: self.port is None
         self.reservations = ReservationBook(store)
         self._expiry_timers: dict[int, asyncio.TimerHandle] = {}
+        self.profiles = ProfileStore(store)
+        self._tx_running: dict[int, str] = {}  # EVSE -> ref of its running transaction
+        self._pending_tx_profiles: dict[int | None, object] = {}  # RemoteStart's TxProfile, by EVSE
+        self.evse_phases = evse_phases or {}
+        self._limit_timer: asyncio.TimerHandle | None = None
         inoperative = set(store.get(_AVAILABILITY_KEY, []))
         self.evses: dict[int, EvseMachine] = {}
         for evse_id, max_current in evse_max_current.items():
@@ -88,11 +95,13 @@ class ChargingStation:
             self._arm_expiry(reservation)
         for machine in self.evses.values():
             await machine.start()
+        self.apply_limits()
 
     async def stop(self) -> None:
         """Stop the EVSE loops and background tasks (outputs: the HAL's safe_state)."""
-        for timer in self._expiry_timers.values():
-            timer.cancel()
+        for timer in [*self._expiry_timers.values(), self._limit_timer]:
+            if timer is not None:
+                timer.cancel()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -248,13 +257,22 @@ class ChargingStation:
 
     # ------------------------------------------------------------ CSMS commands
 
+    def _install_pending_tx_profile(self, evse_id: int, tx: Transaction) -> None:
+        profile = self._pending_tx_profiles.pop(evse_id, None) or self._pending_tx_profiles.pop(None, None)
+        if profile is not None:
+            from dataclasses import replace
+
+            self.profiles.install(replace(profile, evse_id=evse_id, transaction_ref=tx.ref))
+
     def remote_start(self, id_token: str, *, evse_id: int | None, remote_start_id: int | None = None,
-                     token_type: str = "Central") -> bool:
+                     token_type: str = "Central", charging_profile=None) -> bool:
         """RemoteStartTransaction: accept if an EVSE can take it; authorization follows in the background."""
         if evse_id is not None and (evse_id not in self.evses or not self._free(self.evses[evse_id])):
             return False
         if evse_id is None and self._target_evse(None, id_token=id_token) is None:
             return False
+        if charging_profile is not None:  # a TxProfile for the transaction this start will open
+            self._pending_tx_profiles[evse_id] = charging_profile
         self._spawn(self._remote_start(id_token.upper(), evse_id, remote_start_id, token_type), name="remote-start")
         return True
 
@@ -390,9 +408,56 @@ class ChargingStation:
         self.store.put(_RESTART_REASON_KEY, StopReason.REBOOT.value)
         await asyncio.gather(*(m.submit("end_for_reset", reason=reason) for m in self.evses.values()))
 
-    def set_limit(self, evse_id: int, amps: float) -> None:
-        """Smart charging: the current this EVSE may offer (0 suspends)."""
-        self.evses[evse_id].submit("limit", amps=amps)
+    # ------------------------------------------------------------ smart charging
+
+    def _site(self, evse_id: int) -> dict:
+        """What the composite of one EVSE depends on besides the profiles."""
+        machine = self.evses[evse_id]
+        tx = machine.transaction
+        return {"evse_id": evse_id, "now_tx_start": tx.started_at if tx else None,
+                "transaction_ref": tx.ref if tx else None, "phases": self.evse_phases.get(evse_id, 3),
+                "evse_max_A": machine.max_current_A}
+
+    def apply_limits(self) -> None:
+        """Offer each EVSE the current its profiles allow now, and wake at the next boundary (no polling)."""
+        if self._limit_timer is not None:
+            self._limit_timer.cancel()
+            self._limit_timer = None
+        now, profiles, wake = self.clock.time(), list(self.profiles), None
+        for evse_id, machine in self.evses.items():
+            site = self._site(evse_id)
+            amps = limit_at(profiles, now, **site)
+            if amps != machine.limit_A:
+                machine.submit("limit", amps=amps)
+            boundary = next_change(profiles, now, **site)
+            if boundary is not None:
+                wake = boundary if wake is None else min(wake, boundary)
+        if wake is not None:
+            # A little after the boundary, so the new period is the one in force when we look.
+            delay = max(0.0, wake - self.clock.time()) + 0.01
+            self._limit_timer = asyncio.get_running_loop().call_later(delay, self.apply_limits)
+
+    def install_profile(self, profile) -> None:
+        """SetChargingProfile (validated by the caller): store it and apply it at once."""
+        self.profiles.install(profile)
+        self.apply_limits()
+
+    def clear_profiles(self, **filters) -> bool:
+        """ClearChargingProfile: True if anything was cleared."""
+        cleared = self.profiles.clear(**filters)
+        self.apply_limits()
+        return cleared
+
+    def composite(self, evse_id: int, *, duration_s: int, rate_unit: str):
+        """GetCompositeSchedule from now (evse 0: the station's own maximum)."""
+        if evse_id == 0:
+            site = {"evse_id": 0, "now_tx_start": None, "transaction_ref": None,
+                    "phases": max(self.evse_phases.values(), default=3),
+                    "evse_max_A": max(m.max_current_A for m in self.evses.values())}
+        else:
+            site = self._site(evse_id)
+        return composite_schedule(list(self.profiles), start=float(int(self.clock.time())),
+                                  duration_s=duration_s, rate_unit=rate_unit, **site)
 
     def deauthorize(self, ref: str) -> None:
         """The CSMS refused the token of a transaction after it started."""
@@ -421,8 +486,16 @@ class ChargingStation:
             self.port.status_changed(evse_id, *state)
 
     def _transaction_changed(self, evse_id: int, tx: Transaction | None) -> None:
-        """A transaction started, changed state or ended: wake the outbox, (re)arm sampling."""
+        """A transaction started, changed state or ended: wake the outbox, (re)arm sampling and limits."""
         self._outbox_changed()
+        started_or_ended = bool(tx) != (evse_id in self._tx_running)
+        if started_or_ended:
+            if tx:
+                self._tx_running[evse_id] = tx.ref
+                self._install_pending_tx_profile(evse_id, tx)
+            else:
+                self.profiles.end_transaction(self._tx_running.pop(evse_id))  # TxProfiles end with it
+            self.apply_limits()
         running = self.sampler is not None and evse_id in self._sampling
         if self.sampler is None or bool(tx) == running:
             return

@@ -21,12 +21,13 @@ from agent.core.reservations import Reservation
 from agent.core.model import ConnectorStatus, IdTokenInfo, MeterSample, StopReason
 from agent.errors import CallTimeout
 from agent.protocol.base import AdapterBase, CallErrorReceived, InvalidResponse
+from agent.protocol.v16_smart_charging import SmartChargingHandlers16, profile_from_16
 from agent.protocol.v16_codec import TransactionCodec, id_token_info, meter_value, status_notification
 
 log = logging.getLogger("agent.ocpp16")
 
 
-class Ocpp16Adapter(AdapterBase, _LibraryChargePoint):
+class Ocpp16Adapter(SmartChargingHandlers16, AdapterBase, _LibraryChargePoint):
     """The Charge Point side of OCPP 1.6J."""
 
     ocpp_version = "1.6"
@@ -117,9 +118,14 @@ class Ocpp16Adapter(AdapterBase, _LibraryChargePoint):
     def on_remote_start_transaction(self, id_tag: str, connector_id: int | None = None,
                                     charging_profile: dict | None = None, **_):
         """RemoteStartTransaction: Accepted when a connector can take it; authorization follows."""
+        profile = None
         if charging_profile is not None:
-            log.warning("RemoteStartTransaction: chargingProfile not applied (smart charging not built yet)")
-        accepted = self.core.station.remote_start(id_tag, evse_id=connector_id or None)
+            if charging_profile.get("charging_profile_purpose") != "TxProfile":
+                return call_result.RemoteStartTransaction(status="Rejected")  # only a TxProfile may come along
+            profile = profile_from_16(charging_profile, evse_id=connector_id or 1, transaction_ref="pending")
+            if self._profile_problems(profile):
+                return call_result.RemoteStartTransaction(status="Rejected")
+        accepted = self.core.station.remote_start(id_tag, evse_id=connector_id or None, charging_profile=profile)
         return call_result.RemoteStartTransaction(status="Accepted" if accepted else "Rejected")
 
     @on(Action.remote_stop_transaction)

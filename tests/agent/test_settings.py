@@ -83,7 +83,9 @@ def defn(name):
 
 # Keys of the other 1.6 feature profiles, added as those profiles land.
 OTHER_PROFILE_KEYS = {"LocalAuthListEnabled": False, "LocalAuthListMaxLength": True,
-                      "SendLocalListMaxLength": True, "ReserveConnectorZeroSupported": True}
+                      "SendLocalListMaxLength": True, "ReserveConnectorZeroSupported": True,
+                      "ChargeProfileMaxStackLevel": True, "ChargingScheduleAllowedChargingRateUnit": True,
+                      "ChargingScheduleMaxPeriods": True, "MaxChargingProfilesInstalled": True}
 
 
 def test_catalog_has_every_core_key_with_its_access():
