@@ -437,6 +437,29 @@ class ChargingStation:
             delay = max(0.0, wake - self.clock.time()) + 0.01
             self._limit_timer = asyncio.get_running_loop().call_later(delay, self.apply_limits)
 
+    def profile_problems(self, profile) -> list[str]:
+        """Why a profile from the CSMS cannot be installed (empty: it can), against the station's limits."""
+        from agent.core.smart_charging import AMPS, WATTS, validate_profile
+
+        names = {AMPS: "Current", WATTS: "Power"}
+        allowed = tuple(u for u, n in names.items() if n in self.settings["charging_schedule_allowed_charging_rate_unit"])
+        problems = validate_profile(profile, max_stack_level=self.settings["charge_profile_max_stack_level"],
+                                    max_periods=self.settings["charging_schedule_max_periods"], allowed_units=allowed)
+        installed = [p for p in self.profiles if p.profile_id != profile.profile_id]
+        if len(installed) >= self.settings["max_charging_profiles_installed"]:
+            problems.append("MaxChargingProfilesInstalled reached")
+        return problems
+
+    def transaction_for_profile(self, evse_id: int, *, remote_id: str | None = None, ref: str | None = None):
+        """The running transaction a TxProfile is for (the one named, if named), or None."""
+        machine = self.evses.get(evse_id)
+        tx = machine.transaction if machine else None
+        if tx is None or (ref is not None and tx.ref != ref):
+            return None
+        if remote_id is not None and self.journal.get(tx.ref).remote_id != str(remote_id):
+            return None
+        return tx.ref
+
     def install_profile(self, profile) -> None:
         """SetChargingProfile (validated by the caller): store it and apply it at once."""
         self.profiles.install(profile)

@@ -123,7 +123,7 @@ class Ocpp16Adapter(SmartChargingHandlers16, AdapterBase, _LibraryChargePoint):
             if charging_profile.get("charging_profile_purpose") != "TxProfile":
                 return call_result.RemoteStartTransaction(status="Rejected")  # only a TxProfile may come along
             profile = profile_from_16(charging_profile, evse_id=connector_id or 1, transaction_ref="pending")
-            if self._profile_problems(profile):
+            if self.core.station.profile_problems(profile):
                 return call_result.RemoteStartTransaction(status="Rejected")
         accepted = self.core.station.remote_start(id_tag, evse_id=connector_id or None, charging_profile=profile)
         return call_result.RemoteStartTransaction(status="Accepted" if accepted else "Rejected")

@@ -12,13 +12,12 @@ from ocpp.v16.enums import Action
 
 from agent.clock import format_iso
 from agent.core.smart_charging import (
-    AMPS, TX_PROFILE, WATTS, ChargingProfile, ChargingSchedule, ChargingSchedulePeriod, validate_profile,
+    AMPS, TX_PROFILE, WATTS, ChargingProfile, ChargingSchedule, ChargingSchedulePeriod,
 )
 
 log = logging.getLogger("agent.ocpp16")
 
 _UNITS = {"A": AMPS, "W": WATTS}
-_UNIT_NAMES = {AMPS: "Current", WATTS: "Power"}
 
 
 def _ts(value: str | None) -> float | None:
@@ -43,27 +42,6 @@ def profile_from_16(data: dict, *, evse_id: int, transaction_ref: str | None) ->
 class SmartChargingHandlers16:
     """Mixed into the 1.6 adapter."""
 
-    def _profile_problems(self, profile: ChargingProfile) -> list[str]:
-        allowed = tuple(u for u, name in _UNIT_NAMES.items()
-                        if name in self.settings["charging_schedule_allowed_charging_rate_unit"])
-        problems = validate_profile(profile, max_stack_level=self.settings["charge_profile_max_stack_level"],
-                                    max_periods=self.settings["charging_schedule_max_periods"],
-                                    allowed_units=allowed)
-        installed = [p for p in self.core.station.profiles if p.profile_id != profile.profile_id]
-        if len(installed) >= self.settings["max_charging_profiles_installed"]:
-            problems.append("MaxChargingProfilesInstalled reached")
-        return problems
-
-    def _tx_ref(self, connector_id: int, transaction_id: int | None) -> str | None:
-        """The running transaction a TxProfile is for (the one named, if named)."""
-        machine = self.core.station.evses.get(connector_id)
-        tx = machine.transaction if machine else None
-        if tx is None:
-            return None
-        if transaction_id is not None and self.core.journal.get(tx.ref).remote_id != str(transaction_id):
-            return None
-        return tx.ref
-
     @on(Action.set_charging_profile)
     def on_set_charging_profile(self, connector_id: int, cs_charging_profiles: dict, **_):
         """SetChargingProfile: validated, stored, applied to the offered current at once."""
@@ -71,7 +49,9 @@ class SmartChargingHandlers16:
             return call_result.SetChargingProfile(status="Rejected")
         ref = None
         if cs_charging_profiles["charging_profile_purpose"] == TX_PROFILE:
-            ref = self._tx_ref(connector_id, cs_charging_profiles.get("transaction_id"))
+            transaction_id = cs_charging_profiles.get("transaction_id")
+            ref = self.core.station.transaction_for_profile(
+                connector_id, remote_id=str(transaction_id) if transaction_id is not None else None)
             if ref is None:
                 return call_result.SetChargingProfile(status="Rejected")  # a TxProfile needs its transaction
         try:
@@ -79,7 +59,7 @@ class SmartChargingHandlers16:
         except (KeyError, ValueError) as exc:
             log.warning("SetChargingProfile refused: %s", exc)
             return call_result.SetChargingProfile(status="Rejected")
-        problems = self._profile_problems(profile)
+        problems = self.core.station.profile_problems(profile)
         if problems:
             log.warning("SetChargingProfile %d refused: %s", profile.profile_id, "; ".join(problems))
             return call_result.SetChargingProfile(status="Rejected")
