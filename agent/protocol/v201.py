@@ -20,6 +20,7 @@ from agent.core.model import ConnectorStatus, IdTokenInfo, MeterSample, StopReas
 from agent.protocol import status_word
 from agent.protocol.base import AdapterBase
 from agent.protocol.v201_device_model import DeviceModelHandlers
+from agent.protocol.v201_smart_charging import SmartChargingHandlers201, profile_from_201
 from agent.protocol.v201_codec import TransactionCodec, id_token_info, meter_value, status_notification
 
 log = logging.getLogger("agent.ocpp201")
@@ -27,7 +28,7 @@ log = logging.getLogger("agent.ocpp201")
 BOOT_REASON_KEY = "ocpp201:boot_reason"
 
 
-class Ocpp201Adapter(DeviceModelHandlers, AdapterBase, _LibraryChargePoint):
+class Ocpp201Adapter(DeviceModelHandlers, SmartChargingHandlers201, AdapterBase, _LibraryChargePoint):
     """The Charging Station side of OCPP 2.0.1."""
 
     ocpp_version = "2.0.1"
@@ -36,7 +37,7 @@ class Ocpp201Adapter(DeviceModelHandlers, AdapterBase, _LibraryChargePoint):
     #: Station-initiated messages this adapter sends (read by `ocpp-agent pics`).
     sends = frozenset({"BootNotification", "Heartbeat", "Authorize", "TransactionEvent", "StatusNotification",
                        "MeterValues", "DataTransfer", "NotifyReport", "SecurityEventNotification",
-                       "ReservationStatusUpdate"})
+                       "ReservationStatusUpdate", "ReportChargingProfiles"})
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -122,9 +123,14 @@ class Ocpp201Adapter(DeviceModelHandlers, AdapterBase, _LibraryChargePoint):
     def on_request_start_transaction(self, id_token: dict, remote_start_id: int, evse_id: int | None = None,
                                      charging_profile: dict | None = None, **_):
         """RequestStartTransaction: Accepted when an EVSE can take it; authorization follows."""
+        profile = None
         if charging_profile is not None:
-            log.warning("RequestStartTransaction: chargingProfile not applied (smart charging not built yet)")
-        accepted = self.core.station.remote_start(id_token["id_token"], evse_id=evse_id,
+            if charging_profile.get("charging_profile_purpose") != "TxProfile":
+                return call_result.RequestStartTransaction(status="Rejected")  # only a TxProfile may come along
+            profile = profile_from_201(charging_profile, evse_id=evse_id or 1, transaction_ref="pending")
+            if self.core.station.profile_problems(profile):
+                return call_result.RequestStartTransaction(status="Rejected")
+        accepted = self.core.station.remote_start(id_token["id_token"], evse_id=evse_id, charging_profile=profile,
                                                   remote_start_id=remote_start_id, token_type=id_token["type"])
         return call_result.RequestStartTransaction(status="Accepted" if accepted else "Rejected")
 

@@ -250,3 +250,32 @@ async def test_core201_security_events_startup_and_reboot(tmp_path, csms):
     # The first record may be delivered twice if the stop came before its answer was committed.
     assert kinds()[0] == "StartupOfTheDevice" and kinds()[-1] == "ResetOrReboot"
     assert set(kinds()) == {"StartupOfTheDevice", "ResetOrReboot"}
+
+
+async def test_core201_smart_charging_profiles(tmp_path, csms):
+    import time as _time
+    from datetime import datetime as _dt, timezone as _tz
+
+    start = _dt.fromtimestamp(_time.time() - 5, tz=_tz.utc).isoformat().replace("+00:00", "Z")
+    tx_default = {"id": 11, "stack_level": 0, "charging_profile_purpose": "TxDefaultProfile",
+                  "charging_profile_kind": "Absolute",
+                  "charging_schedule": [{"id": 1, "charging_rate_unit": "A", "start_schedule": start,
+                                         "charging_schedule_period": [{"start_period": 0, "limit": 13}]}]}
+    async with running_agent(config(tmp_path, csms)) as agent:
+        await charge(agent, csms)
+        result = await csms.call("CP1", call201.SetChargingProfile(evse_id=1, charging_profile=tx_default))
+        assert result.status == "Accepted"
+        await wait_until(lambda: agent.hal.evse(1).pilot.current_limit_A == 13)
+        composite = await csms.call("CP1", call201.GetCompositeSchedule(duration=600, evse_id=1))
+        assert composite.schedule["charging_schedule_period"] == [{"start_period": 0, "limit": 13.0}]
+        result = await csms.call("CP1", call201.GetChargingProfiles(request_id=5, charging_profile={
+            "charging_profile_purpose": "TxDefaultProfile"}))
+        assert result.status == "Accepted"
+        report = (await csms.wait_for_call("ReportChargingProfiles"))[0].payload
+        assert report["requestId"] == 5 and report["chargingProfile"][0]["id"] == 11
+        result = await csms.call("CP1", call201.ClearChargingProfile(charging_profile_id=11))
+        assert result.status == "Accepted"
+        await wait_until(lambda: agent.hal.evse(1).pilot.current_limit_A == 32)
+        bad = dict(tx_default, stack_level=999)
+        assert (await csms.call("CP1", call201.SetChargingProfile(evse_id=1, charging_profile=bad))).status \
+            == "Rejected"
