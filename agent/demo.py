@@ -10,6 +10,7 @@ OCPP message shown is what the agent really did (see ``agent.demo_view``).
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime, timezone
 import json
 import shutil
 import signal
@@ -26,6 +27,7 @@ EV_POWER_W = 7400.0
 HEARTBEAT_S = 10  # slow enough not to crowd the message list, fast enough to show up
 SAMPLE_S = 2  # meter values every 2 s, so a ~15 s demo shows several
 PAUSE_S = 1.0  # between steps, so a person can follow the panel
+LIMIT_A = 10.0  # the smart-charging limit the CSMS sets during the session
 STEP_TIMEOUT_S = 10.0  # generous: the slowest step waits for two meter values, 4 s
 CONFIG_NAME = "demo.toml"
 
@@ -112,6 +114,26 @@ class Terms:
             return len(csms.calls("MeterValues"))
         return sum(1 for r in self.events(csms, "Updated") if r.payload.get("triggerReason") == "MeterValuePeriodic")
 
+    def limit_profile(self, evse_id: int, amps: float):
+        """The CSMS's SetChargingProfile: a TxDefaultProfile holding ``amps`` from now on."""
+        start = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+        periods = [{"start_period": 0, "limit": amps}]
+        if self.v16:
+            from ocpp.v16 import call
+
+            profile = {"charging_profile_id": 1, "stack_level": 0, "charging_profile_purpose": "TxDefaultProfile",
+                       "charging_profile_kind": "Absolute",
+                       "charging_schedule": {"charging_rate_unit": "A", "start_schedule": start,
+                                             "charging_schedule_period": periods}}
+            return call.SetChargingProfile(connector_id=evse_id, cs_charging_profiles=profile)
+        from ocpp.v201 import call
+
+        profile = {"id": 1, "stack_level": 0, "charging_profile_purpose": "TxDefaultProfile",
+                   "charging_profile_kind": "Absolute",
+                   "charging_schedule": [{"id": 1, "charging_rate_unit": "A", "start_schedule": start,
+                                          "charging_schedule_period": periods}]}
+        return call.SetChargingProfile(evse_id=evse_id, charging_profile=profile)
+
     def change_availability(self, evse_id: int, operative: bool):
         """The CSMS's ChangeAvailability request for one EVSE."""
         word = "Operative" if operative else "Inoperative"
@@ -161,6 +183,8 @@ class Session:
             (f"tap card {CARD}: Authorize, then the transaction starts", self.tap_start, {1}),
             ("the EV requests energy (pilot C): contactor closes, 7.4 kW", self.ev_charges, {1}),
             (f"charging: meter values every {SAMPLE_S} s", self.charging, {1}),
+            (f"CSMS limits EVSE 1 to {LIMIT_A:g} A (SetChargingProfile): the offered current drops",
+             self.smart_limit, {1}),
             ("CSMS takes EVSE 2 out of service (ChangeAvailability Inoperative)", self.evse2_inoperative, {1, 2}),
             (f"tap card {CARD} again: the transaction stops, contactor opens, lock releases", self.tap_stop, {1}),
             ("unplug the cable from EVSE 1 (pilot A): Available again", self.unplug, {1}),
@@ -199,6 +223,14 @@ class Session:
         """Charging goes on until two periodic meter values have reached the CSMS."""
         seen = self.terms.meter_reports(self.csms)
         await self.until(lambda: self.terms.meter_reports(self.csms) >= seen + 2, "two meter value reports")
+
+    async def smart_limit(self) -> None:
+        """A smart-charging profile lowers the current offered to the EV; the EV follows it."""
+        result = await self.csms.call(STATION_ID, self.terms.limit_profile(1, LIMIT_A))
+        if result.status != "Accepted":
+            raise DemoFailed(f"SetChargingProfile: the agent answered {result.status}")
+        await self.until(lambda: self.evse(1)["current_limit_A"] == LIMIT_A, f"EVSE 1 offers {LIMIT_A:g} A")
+        self.hal.set_power(1, LIMIT_A * 230.0 * 3)  # the EV draws what it is offered now
 
     async def evse2_inoperative(self) -> None:
         """The CSMS takes EVSE 2 out of service while EVSE 1 charges on."""

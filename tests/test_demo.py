@@ -169,7 +169,7 @@ def test_demo_on_a_terminal_redraws_a_panel_in_place(runs):
     assert "\x1b[?25l" in out and out.rstrip().endswith("outputs safe") and "\x1b[?25h" in out
     assert re.search(r"\x1b\[\d+F\x1b\[J", out)  # cursor up to the panel's top, clear below
     last_panel = out.rsplit("\x1b[J", 1)[1]
-    assert "step 9/9" in last_panel and "last OCPP messages" in last_panel
+    assert "step 10/10" in last_panel and "last OCPP messages" in last_panel
     rows = [re.sub(r"\x1b\[[\d;]*m", "", line).split() for line in last_panel.splitlines()]
     evses = {row[0]: row for row in rows if row and row[0] in ("1", "2")}
     assert evses["1"][1:5] == ["A", "Available", "open", "unlocked"]
