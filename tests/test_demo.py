@@ -117,7 +117,9 @@ def test_demo_16_plays_a_whole_session(runs):
     index_of(found, lambda up, label, body: label == "StatusNotification" and body["status"] == "Charging", start)
     meter = index_of(found, lambda up, label, body: up and label == "MeterValues"
                      and "Power=7400W" in body["meterValue"][0], start)
-    change = index_of(found, lambda up, label, body: not up and label == "ChangeAvailability", meter)
+    limit = index_of(found, lambda up, label, body: not up and label == "SetChargingProfile", meter)
+    assert "offered 10 A" in run.stdout.split("SetChargingProfile", 1)[1]  # the limit reached the pilot
+    change = index_of(found, lambda up, label, body: not up and label == "ChangeAvailability", limit)
     stop = index_of(found, lambda up, label, body: up and label == "StopTransaction"
                     and body["reason"] == "Local" and body["meterStop"] > 0, change)
     final = [body["status"] for up, label, body in found[stop:] if label == "StatusNotification"]
