@@ -94,6 +94,7 @@ class Agent:
         """The charging core: journal, authorization, EVSE machines, meter sampling."""
         from agent.core.auth import AuthorizationCache, Authorizer
         from agent.core.configuration import ConfigurationService
+        from agent.core.local_list import LocalAuthorizationList
         from agent.core.metering import MeterSampler
         from agent.core.services import CoreServices
         from agent.core.station import ChargingStation
@@ -101,8 +102,9 @@ class Agent:
 
         station_cfg = self.config.station
         journal = TransactionJournal(self.store)
+        local_list = LocalAuthorizationList(self.store, settings=self.settings)
         authorizer = Authorizer(settings=self.settings, cache=AuthorizationCache(self.store, clock=self.clock),
-                                clock=self.clock, free_vend=station_cfg.free_vend)
+                                clock=self.clock, free_vend=station_cfg.free_vend, local_list=local_list)
         self.station = ChargingStation(
             hal=self.hal, store=self.store, settings=self.settings, clock=self.clock, authorizer=authorizer,
             journal=journal, evse_max_current={e.id: e.max_current_A for e in self.config.evse},
@@ -115,7 +117,8 @@ class Agent:
         self.station.sampler = self.sampler
         self.core = CoreServices(station=self.station, authorizer=authorizer, journal=journal,
                                  configuration=ConfigurationService(self.settings), store=self.store,
-                                 request_reset=self.request_reset, device_model=self._device_model())
+                                 request_reset=self.request_reset, device_model=self._device_model(),
+                                 local_list=local_list)
         self._record_startup()
         self.settings.subscribe(self._security_setting_changed)
         await self.station.start()

@@ -95,6 +95,15 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX transaction_data_ref ON transaction_data (ref);
     """,
+    # 5: the Local Authorization List (agent.core.local_list); its version is kv "local_list:version".
+    """
+    CREATE TABLE local_list (
+        id_token TEXT PRIMARY KEY,  -- upper case: idTokens compare case-insensitively
+        status   TEXT NOT NULL,
+        expiry   REAL,
+        group_id TEXT
+    ) WITHOUT ROWID;
+    """,
 )
 
 

@@ -17,3 +17,4 @@ class CoreServices:
     store: object  # agent.store.StateStore
     request_reset: Callable[[bool], None]  # ask the app to restart (False) or reboot the board (True)
     device_model: object = None  # agent.core.device_model.DeviceModel (OCPP 2.0.1)
+    local_list: object = None  # agent.core.local_list.LocalAuthorizationList

@@ -376,21 +376,22 @@ def test_report_rejects_bad_arguments(model):
         model.report(component_criteria=["Broken"])
 
 
-def test_report_criteria_available_and_enabled(model):
+def test_report_criteria_available_and_enabled(model, settings):
     available = {i.component["name"] for i in model.report(component_criteria=["Available"])}
     assert "AuthCacheCtrlr" in available and "OCPPCommCtrlr" in available  # no Available variable: available
-    assert not available & {"LocalAuthListCtrlr", "ReservationCtrlr", "SmartChargingCtrlr"}
+    assert {"LocalAuthListCtrlr", "ReservationCtrlr", "SmartChargingCtrlr"} <= available
+    settings.set("local_auth_list_enabled", False)  # the list is there, but switched off
     enabled = {i.component["name"] for i in model.report(component_criteria=["Enabled"])}
-    assert {"SampledDataCtrlr", "AuthCacheCtrlr", "AuthCtrlr", "EVSE"} <= enabled
-    assert not enabled & {"LocalAuthListCtrlr", "ReservationCtrlr", "SmartChargingCtrlr"}
+    assert {"SampledDataCtrlr", "AuthCacheCtrlr", "AuthCtrlr", "EVSE", "ReservationCtrlr"} <= enabled
+    assert "LocalAuthListCtrlr" not in enabled
 
 
 def test_report_criteria_problem_and_any_of_several(model):
     problem = {(i.component["name"], i.component.get("evse", {}).get("id"))
                for i in model.report(component_criteria=["Problem"])}
     assert problem == {("EVSE", 2)}
-    both = {i.component["name"] for i in model.report(component_criteria=["Problem", "Available"])}
-    assert "LocalAuthListCtrlr" not in both and "EVSE" in both and "OCPPCommCtrlr" in both
+    both = {i.component["name"] for i in model.report(component_criteria=["Problem", "Enabled"])}
+    assert "EVSE" in both and "OCPPCommCtrlr" in both
 
 
 def test_report_component_variables(model):
@@ -410,9 +411,10 @@ def test_report_component_variables(model):
     assert model.report(component_variables=[{"component": {"name": "Nothing"}}]) == []
 
 
-def test_report_criteria_and_component_variables_intersect(model):
-    items = model.report(component_criteria=["Available"],
-                         component_variables=[{"component": {"name": "SmartChargingCtrlr"}},
+def test_report_criteria_and_component_variables_intersect(model, settings):
+    settings.set("local_auth_list_enabled", False)
+    items = model.report(component_criteria=["Enabled"],
+                         component_variables=[{"component": {"name": "LocalAuthListCtrlr"}},
                                               {"component": {"name": "AuthCacheCtrlr"}}])
     assert {i.component["name"] for i in items} == {"AuthCacheCtrlr"}
 

@@ -22,17 +22,17 @@ def test_pics_catalog_lists_every_message_of_the_version_once(version, enum):
 def test_pics_support_follows_the_handler_tables(monkeypatch):
     rows = {r["action"]: r for r in pics.support_table("1.6")}
     assert rows["BootNotification"]["supported"] and rows["Heartbeat"]["supported"]
-    assert not rows["ReserveNow"]["supported"]
+    assert not rows["UpdateFirmware"]["supported"]
 
     from agent.protocol import v16
 
-    class WithReserve(v16.Ocpp16Adapter):
-        @on("ReserveNow")
-        def on_reserve_now(self, **_):
+    class WithFirmware(v16.Ocpp16Adapter):
+        @on("UpdateFirmware")
+        def on_update_firmware(self, **_):
             raise NotImplementedError
 
-    monkeypatch.setattr(pics, "adapter_class", lambda version: WithReserve)
-    assert {r["action"]: r for r in pics.support_table("1.6")}["ReserveNow"]["supported"]
+    monkeypatch.setattr(pics, "adapter_class", lambda version: WithFirmware)
+    assert {r["action"]: r for r in pics.support_table("1.6")}["UpdateFirmware"]["supported"]
 
 
 def test_pics_cli_prints_a_table():

@@ -135,12 +135,11 @@ STATION_VARIABLES: tuple[StationVariable, ...] = (
     StationVariable("SecurityCtrlr", "Identity", Characteristics(DataType.STRING, max_limit=48), constant=True),
     _bool("AuthCtrlr", "Enabled", constant=True),  # False only for a free-vend station
     _bool("AuthCacheCtrlr", "Available", True, constant=True),
-    _bool("LocalAuthListCtrlr", "Available", False, constant=True),
-    _bool("LocalAuthListCtrlr", "Enabled", False, constant=True),
-    _bool("ReservationCtrlr", "Available", False, constant=True),
-    _bool("ReservationCtrlr", "Enabled", False, constant=True),
-    _bool("SmartChargingCtrlr", "Available", False, constant=True),
-    _bool("SmartChargingCtrlr", "Enabled", False, constant=True),
+    _bool("LocalAuthListCtrlr", "Available", True, constant=True),  # Enabled: the local_auth_list_enabled setting
+    _bool("ReservationCtrlr", "Available", True, constant=True),
+    _bool("ReservationCtrlr", "Enabled", True, constant=True),
+    _bool("SmartChargingCtrlr", "Available", True, constant=True),
+    _bool("SmartChargingCtrlr", "Enabled", True, constant=True),
     _bool("SampledDataCtrlr", "Enabled", True, constant=True),
     # The stop samples are taken in the same meter read as the periodic/aligned ones (as 1.6 defines them).
     _int("SampledDataCtrlr", "TxEndedInterval", unit="s", low=0, mirrors="meter_value_sample_interval_s"),
