@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 TEST_DEBS := socat systemd
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test test-slow bench venv test-venv system-deps clean
+.PHONY: demo test test-slow bench docs venv test-venv system-deps clean
 
 $(BIN)/ocpp-agent: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,10 @@ test-slow: test-venv system-deps
 
 bench: test-venv
 	$(BIN)/python -m tests.bench
+
+docs: venv
+	$(BIN)/ocpp-agent pics --ocpp 1.6 > docs/PICS-1.6.md
+	$(BIN)/ocpp-agent pics --ocpp 2.0.1 > docs/PICS-2.0.1.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -40,3 +40,12 @@ def test_pics_cli_prints_a_table():
     assert result.returncode == 0
     assert "| TransactionEvent | Charging Station | E Transactions |" in result.stdout
     assert "of 64 messages supported" in result.stdout
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+def test_pics_documents_match_the_code(version):
+    """docs/PICS-*.md are generated; regenerate with `make docs` when this fails."""
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "docs" / f"PICS-{version}.md"
+    assert path.read_text() == pics.render_pics(version) + "\n", f"{path.name} is stale: run `make docs`"
