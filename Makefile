@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 TEST_DEBS := socat systemd
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test test-slow bench docs venv test-venv system-deps clean
+.PHONY: demo test test-slow bench docs venv test-venv system-deps clean install uninstall
 
 $(BIN)/ocpp-agent: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,6 +45,15 @@ bench: test-venv
 docs: venv
 	$(BIN)/ocpp-agent pics --ocpp 1.6 > docs/PICS-1.6.md
 	$(BIN)/ocpp-agent pics --ocpp 2.0.1 > docs/PICS-2.0.1.md
+
+# Install as a systemd service (see README, "Installing on a Raspberry Pi"): `sudo make install`.
+# DESTDIR=/some/root stages into a tree; EXTRAS=pi (RPi.GPIO) or EXTRAS=pi5 (gpiod) adds GPIO support.
+install:
+	DESTDIR="$(DESTDIR)" PYTHON="$(PYTHON)" EXTRAS="$(EXTRAS)" scripts/install.sh
+
+# Removes the unit and /opt/ocpp-agent; keeps /etc/ocpp-agent and /var/lib/ocpp-agent.
+uninstall:
+	DESTDIR="$(DESTDIR)" scripts/uninstall.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -94,6 +94,7 @@ class Agent:
         """The charging core: journal, authorization, EVSE machines, meter sampling."""
         from agent.core.auth import AuthorizationCache, Authorizer
         from agent.core.configuration import ConfigurationService
+        from agent.core.firmware import FirmwareJob, transaction_running
         from agent.core.local_list import LocalAuthorizationList
         from agent.core.metering import MeterSampler
         from agent.core.services import CoreServices
@@ -118,7 +119,12 @@ class Agent:
         self.core = CoreServices(station=self.station, authorizer=authorizer, journal=journal,
                                  configuration=ConfigurationService(self.settings), store=self.store,
                                  request_reset=self.request_reset, device_model=self._device_model(),
-                                 local_list=local_list)
+                                 local_list=local_list, data_dir=Path(station_cfg.data_dir),
+                                 config_path=self.config_path,
+                                 firmware=FirmwareJob(self.store, Path(station_cfg.data_dir),
+                                                      install_command=list(self.config.system.firmware_install_command)
+                                                      or None,
+                                                      busy=transaction_running(self.station), clock=self.clock.time))
         self._record_startup()
         self.settings.subscribe(self._security_setting_changed)
         await self.station.start()
@@ -294,6 +300,8 @@ class Agent:
             await self.session.stop()
         if self.sampler is not None:
             await self.sampler.stop()
+        if self.core is not None and self.core.firmware is not None:
+            await self.core.firmware.close()
         if self.station is not None:
             await self.station.stop()
         for task in self._tasks:

@@ -199,6 +199,9 @@ class SystemConfig:
 
     reboot_command: str = "systemctl reboot"
     watchdog_stale_s: float = 90.0
+    # UpdateFirmware: run with the downloaded image's path appended (no shell). Empty: updates are refused
+    # (reported InstallationFailed) rather than pretending to install.
+    firmware_install_command: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -334,7 +337,7 @@ def _convert(hint, value: Any, path: str, problems: list[ConfigProblem]):
     if origin is tuple:
         item_type = typing.get_args(hint)[0]
         if not isinstance(value, list):
-            problems.append(ConfigProblem(path, f"expected an array of tables, got {_kind(value)}"))
+            problems.append(ConfigProblem(path, f"expected an array, got {_kind(value)}"))
             return None
         items = (_convert(item_type, item, f"{path}[{i}]", problems) for i, item in enumerate(value))
         return tuple(item for item in items if item is not None)

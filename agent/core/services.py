@@ -18,3 +18,6 @@ class CoreServices:
     request_reset: Callable[[bool], None]  # ask the app to restart (False) or reboot the board (True)
     device_model: object = None  # agent.core.device_model.DeviceModel (OCPP 2.0.1)
     local_list: object = None  # agent.core.local_list.LocalAuthorizationList
+    firmware: object = None  # agent.core.firmware.FirmwareJob
+    data_dir: object = None  # pathlib.Path of the state, message log and downloads
+    config_path: str | None = None  # for the (redacted) config in a diagnostics archive

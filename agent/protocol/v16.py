@@ -21,6 +21,7 @@ from agent.core.reservations import Reservation
 from agent.core.model import ConnectorStatus, IdTokenInfo, MeterSample, StopReason
 from agent.errors import CallTimeout
 from agent.protocol.base import AdapterBase, CallErrorReceived, InvalidResponse
+from agent.protocol.v16_firmware import FirmwareHandlers16
 from agent.protocol.v16_local_list import LocalListHandlers16
 from agent.protocol.v16_smart_charging import SmartChargingHandlers16, profile_from_16
 from agent.protocol.v16_codec import TransactionCodec, id_token_info, meter_value, status_notification
@@ -28,7 +29,8 @@ from agent.protocol.v16_codec import TransactionCodec, id_token_info, meter_valu
 log = logging.getLogger("agent.ocpp16")
 
 
-class Ocpp16Adapter(LocalListHandlers16, SmartChargingHandlers16, AdapterBase, _LibraryChargePoint):
+class Ocpp16Adapter(FirmwareHandlers16, LocalListHandlers16, SmartChargingHandlers16, AdapterBase,
+                    _LibraryChargePoint):
     """The Charge Point side of OCPP 1.6J."""
 
     ocpp_version = "1.6"
@@ -195,12 +197,6 @@ class Ocpp16Adapter(LocalListHandlers16, SmartChargingHandlers16, AdapterBase, _
                 remote = self.core.journal.get(tx.ref).remote_id if tx else None
                 await self._send_quietly(call.MeterValues(connector_id=evse_id, meter_value=[meter_value(sample)],
                                                           transaction_id=int(remote) if remote else None))
-
-    async def _trigger_DiagnosticsStatusNotification(self, connector_id: int | None) -> None:  # noqa: N802
-        await self._send_quietly(call.DiagnosticsStatusNotification(status="Idle"))  # no upload runs
-
-    async def _trigger_FirmwareStatusNotification(self, connector_id: int | None) -> None:  # noqa: N802
-        await self._send_quietly(call.FirmwareStatusNotification(status="Idle"))  # no update runs
 
     # ------------------------------------------------------------ Reservation profile
 

@@ -264,7 +264,7 @@ async def test_core16_supported_profiles_and_get_configuration_max_keys(tmp_path
         await reach_status(csms, "Available")
         result = await csms.call("CP1", call16.GetConfiguration(key=["SupportedFeatureProfiles", "NumberOfConnectors"]))
         values = {k["key"]: k["value"] for k in result.configuration_key}
-        assert values == {"SupportedFeatureProfiles": "Core,LocalAuthListManagement,Reservation,SmartCharging,RemoteTrigger",
+        assert values == {"SupportedFeatureProfiles": "Core,FirmwareManagement,LocalAuthListManagement,Reservation,SmartCharging,RemoteTrigger",
                           "NumberOfConnectors": "2"}
         with pytest.raises(OccurenceConstraintViolationError):
             await csms.call("CP1", call16.GetConfiguration(key=[f"K{i}" for i in range(101)]))

@@ -22,17 +22,17 @@ def test_pics_catalog_lists_every_message_of_the_version_once(version, enum):
 def test_pics_support_follows_the_handler_tables(monkeypatch):
     rows = {r["action"]: r for r in pics.support_table("1.6")}
     assert rows["BootNotification"]["supported"] and rows["Heartbeat"]["supported"]
-    assert not rows["UpdateFirmware"]["supported"]
+    assert not rows["SignedUpdateFirmware"]["supported"]
 
     from agent.protocol import v16
 
-    class WithFirmware(v16.Ocpp16Adapter):
-        @on("UpdateFirmware")
-        def on_update_firmware(self, **_):
+    class WithSignedFirmware(v16.Ocpp16Adapter):
+        @on("SignedUpdateFirmware")
+        def on_signed_update_firmware(self, **_):
             raise NotImplementedError
 
-    monkeypatch.setattr(pics, "adapter_class", lambda version: WithFirmware)
-    assert {r["action"]: r for r in pics.support_table("1.6")}["UpdateFirmware"]["supported"]
+    monkeypatch.setattr(pics, "adapter_class", lambda version: WithSignedFirmware)
+    assert {r["action"]: r for r in pics.support_table("1.6")}["SignedUpdateFirmware"]["supported"]
 
 
 def test_pics_cli_prints_a_table():
