@@ -94,6 +94,7 @@ class Agent:
         """The charging core: journal, authorization, EVSE machines, meter sampling."""
         from agent.core.auth import AuthorizationCache, Authorizer
         from agent.core.configuration import ConfigurationService
+        from agent.core.certificates import CertificateStore
         from agent.core.firmware import FirmwareJob, transaction_running
         from agent.core.local_list import LocalAuthorizationList
         from agent.core.metering import MeterSampler
@@ -120,6 +121,7 @@ class Agent:
                                  configuration=ConfigurationService(self.settings), store=self.store,
                                  request_reset=self.request_reset, device_model=self._device_model(),
                                  local_list=local_list, data_dir=Path(station_cfg.data_dir),
+                                 certificates=CertificateStore(Path(station_cfg.data_dir) / "certs"),
                                  config_path=self.config_path,
                                  firmware=FirmwareJob(self.store, Path(station_cfg.data_dir),
                                                       install_command=list(self.config.system.firmware_install_command)

@@ -19,5 +19,6 @@ class CoreServices:
     device_model: object = None  # agent.core.device_model.DeviceModel (OCPP 2.0.1)
     local_list: object = None  # agent.core.local_list.LocalAuthorizationList
     firmware: object = None  # agent.core.firmware.FirmwareJob
+    certificates: object = None  # agent.core.certificates.CertificateStore
     data_dir: object = None  # pathlib.Path of the state, message log and downloads
     config_path: str | None = None  # for the (redacted) config in a diagnostics archive

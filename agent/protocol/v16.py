@@ -21,6 +21,7 @@ from agent.core.reservations import Reservation
 from agent.core.model import ConnectorStatus, IdTokenInfo, MeterSample, StopReason
 from agent.errors import CallTimeout
 from agent.protocol.base import AdapterBase, CallErrorReceived, InvalidResponse
+from agent.protocol.v16_certificates import CertificateHandlers16
 from agent.protocol.v16_firmware import FirmwareHandlers16
 from agent.protocol.v16_local_list import LocalListHandlers16
 from agent.protocol.v16_smart_charging import SmartChargingHandlers16, profile_from_16
@@ -29,8 +30,8 @@ from agent.protocol.v16_codec import TransactionCodec, id_token_info, meter_valu
 log = logging.getLogger("agent.ocpp16")
 
 
-class Ocpp16Adapter(FirmwareHandlers16, LocalListHandlers16, SmartChargingHandlers16, AdapterBase,
-                    _LibraryChargePoint):
+class Ocpp16Adapter(CertificateHandlers16, FirmwareHandlers16, LocalListHandlers16, SmartChargingHandlers16,
+                    AdapterBase, _LibraryChargePoint):
     """The Charge Point side of OCPP 1.6J."""
 
     ocpp_version = "1.6"

@@ -19,6 +19,7 @@ from agent.core.reservations import Reservation
 from agent.core.model import ConnectorStatus, IdTokenInfo, MeterSample, StopReason
 from agent.protocol import status_word
 from agent.protocol.base import AdapterBase
+from agent.protocol.v201_certificates import CertificateHandlers201
 from agent.protocol.v201_device_model import DeviceModelHandlers
 from agent.protocol.v201_local_list import LocalListHandlers201
 from agent.protocol.v201_smart_charging import SmartChargingHandlers201, profile_from_201
@@ -29,8 +30,8 @@ log = logging.getLogger("agent.ocpp201")
 BOOT_REASON_KEY = "ocpp201:boot_reason"
 
 
-class Ocpp201Adapter(DeviceModelHandlers, LocalListHandlers201, SmartChargingHandlers201, AdapterBase,
-                     _LibraryChargePoint):
+class Ocpp201Adapter(CertificateHandlers201, DeviceModelHandlers, LocalListHandlers201, SmartChargingHandlers201,
+                     AdapterBase, _LibraryChargePoint):
     """The Charging Station side of OCPP 2.0.1."""
 
     ocpp_version = "2.0.1"
