@@ -119,7 +119,9 @@ class Agent:
         self.station.sampler = self.sampler
         self.core = CoreServices(station=self.station, authorizer=authorizer, journal=journal,
                                  configuration=ConfigurationService(self.settings), store=self.store,
-                                 request_reset=self.request_reset, device_model=self._device_model(),
+                                 request_reset=self.request_reset,
+                                 # The device model is 2.0.1's view of the settings: a 1.6 agent never loads it.
+                                 device_model=self._device_model() if self.config.csms.ocpp_version == "2.0.1" else None,
                                  local_list=local_list, data_dir=Path(station_cfg.data_dir),
                                  certificates=CertificateStore(Path(station_cfg.data_dir) / "certs"),
                                  config_path=self.config_path,

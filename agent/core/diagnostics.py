@@ -16,9 +16,7 @@ import io
 import json
 import logging
 import re
-import tarfile
 import time
-import urllib.request
 from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -65,6 +63,8 @@ def build_archive(data_dir: Path | str, *, start: float | None, stop: float | No
     directory = data_dir / "diagnostics"
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / (name or archive_name("station"))
+    import tarfile  # only when an archive is built
+
     with tarfile.open(path, "w:gz") as archive:
         _add_bytes(archive, "messages.jsonl", _message_lines(data_dir / MESSAGE_LOG, start, stop))
         if log_file is not None and Path(log_file).is_file():
@@ -87,7 +87,9 @@ def _message_lines(db: Path, start: float | None, stop: float | None) -> bytes:
     return "".join(json.dumps(f.to_json_dict()) + "\n" for f in reversed(frames)).encode()
 
 
-def _add_bytes(archive: tarfile.TarFile, name: str, data: bytes) -> None:
+def _add_bytes(archive, name: str, data: bytes) -> None:
+    import tarfile
+
     info = tarfile.TarInfo(name)
     info.size, info.mtime, info.mode = len(data), int(time.time()), 0o640
     archive.addfile(info, io.BytesIO(data))
@@ -108,6 +110,8 @@ def upload(path: Path | str, location: str, *, method: str = "PUT", timeout: flo
                 client.storbinary(f"STOR {remote}", data)
         elif url.scheme in ("http", "https") and url.hostname:
             target = location + path.name if location.endswith("/") else location
+            import urllib.request  # only when an upload runs
+
             request = urllib.request.Request(target, data=path.read_bytes(), method=method,
                                              headers={"Content-Type": "application/gzip"})
             with urllib.request.urlopen(request, timeout=timeout) as response:

@@ -17,7 +17,6 @@ import ftplib
 import logging
 import shutil
 import time
-import urllib.request
 from pathlib import Path, PurePosixPath
 from typing import Callable
 from urllib.parse import unquote, urlsplit
@@ -69,6 +68,8 @@ def download(location: str, target: Path, *, timeout: float = TRANSFER_TIMEOUT_S
                 with ftp_client(url, timeout) as client:
                     client.retrbinary(f"RETR {unquote(url.path)}", out.write, blocksize=CHUNK)
             else:
+                import urllib.request  # only when a download runs: it pulls in http.client and email
+
                 with urllib.request.urlopen(location, timeout=timeout) as response:
                     shutil.copyfileobj(response, out, CHUNK)
         partial.replace(target)
