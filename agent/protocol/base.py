@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 from ocpp.charge_point import camel_to_snake_case, remove_nones, serialize_as_dict, snake_to_camel_case
 from ocpp.exceptions import OCPPError
 from ocpp.messages import Call, CallResult
+from ocpp.routing import on
 
 from agent.clock import Clock
 from agent.liveness import TICK_S
@@ -403,6 +404,18 @@ class AdapterBase:
         """Send a vendor-specific DataTransfer to the CSMS and return (status, data)."""
         result = await self.call(self._call.DataTransfer(vendor_id=vendor_id, message_id=message_id, data=data))
         return result.status, result.data
+
+    # ------------------------------------------------- handlers worded alike in both versions
+
+    @on("ClearCache")
+    def on_clear_cache(self, **_):
+        """ClearCache: Rejected when the authorization cache is disabled."""
+        return self._call_result.ClearCache(status="Accepted" if self.core.authorizer.clear_cache() else "Rejected")
+
+    @on("DataTransfer")
+    def on_data_transfer(self, vendor_id: str, **_):
+        """DataTransfer: no vendor extensions are installed."""
+        return self._call_result.DataTransfer(status="UnknownVendorId")
 
     # ------------------------------------------------- version-specific
 

@@ -108,16 +108,6 @@ class Ocpp16Adapter(CertificateHandlers16, FirmwareHandlers16, LocalListHandlers
                 for k in known]
         return call_result.GetConfiguration(configuration_key=keys or None, unknown_key=unknown or None)
 
-    @on(Action.clear_cache)
-    def on_clear_cache(self, **_):
-        """ClearCache: Rejected when the authorization cache is disabled."""
-        return call_result.ClearCache(status="Accepted" if self.core.authorizer.clear_cache() else "Rejected")
-
-    @on(Action.data_transfer)
-    def on_data_transfer(self, vendor_id: str, **_):
-        """DataTransfer: no vendor extensions are installed."""
-        return call_result.DataTransfer(status="UnknownVendorId")
-
     @on(Action.remote_start_transaction)
     def on_remote_start_transaction(self, id_tag: str, connector_id: int | None = None,
                                     charging_profile: dict | None = None, **_):

@@ -112,16 +112,6 @@ class Ocpp201Adapter(CertificateHandlers201, DeviceModelHandlers, LocalListHandl
         status = await self.core.station.change_availability(evse_id, operational_status == "Operative")
         return call_result.ChangeAvailability(status=status)
 
-    @on(Action.clear_cache)
-    def on_clear_cache(self, **_):
-        """ClearCache: Rejected when the authorization cache is disabled."""
-        return call_result.ClearCache(status="Accepted" if self.core.authorizer.clear_cache() else "Rejected")
-
-    @on(Action.data_transfer)
-    def on_data_transfer(self, vendor_id: str, **_):
-        """DataTransfer: no vendor extensions are installed."""
-        return call_result.DataTransfer(status="UnknownVendorId")
-
     @on(Action.request_start_transaction)
     def on_request_start_transaction(self, id_token: dict, remote_start_id: int, evse_id: int | None = None,
                                      charging_profile: dict | None = None, **_):
