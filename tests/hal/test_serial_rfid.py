@@ -293,6 +293,7 @@ async def test_serial_rfid_pn532_silent_is_offline_until_it_answers(make_reader,
     await eventually(lambda: faults_of(events) == [("raised", None, "reader-offline")])
     assert "did not answer" in events[0].info
     fake_pn532.start()
-    await eventually(lambda: reader.connected, timeout_s=3.0)
-    assert faults_of(events)[-1] == ("cleared", None, "reader-offline")
+    # The reader thread marks itself connected, then the loop delivers FaultCleared: wait for the event.
+    await eventually(lambda: faults_of(events)[-1] == ("cleared", None, "reader-offline"), timeout_s=3.0)
+    assert reader.connected
     assert isinstance(events[0], FaultRaised) and not events[0].stops_charging
