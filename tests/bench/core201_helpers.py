@@ -20,10 +20,10 @@ import asyncio
 import json
 import os
 import sys
-import textwrap
 import time
 from pathlib import Path
 
+from tests.bench import daemon
 from tests.bench.core16_helpers import REPO_ROOT
 
 #: What each GetVariables round trip asks for: (component, EVSE id or None, variable).
@@ -72,26 +72,7 @@ def values_of(results: list[dict]) -> dict[str, str]:
 
 def write_config(directory: Path, csms_url: str, *, station_id: str) -> Path:
     """The daemon config of ``daemon.write_config`` (two EVSEs, mock HAL), speaking OCPP 2.0.1."""
-    path = directory / "agent.toml"
-    path.write_text(textwrap.dedent(
-        f"""
-        [station]
-        id = "{station_id}"
-        data_dir = "{directory / 'data'}"
-        vendor = "Acme"
-        model = "Bench"
-        [csms]
-        url = "{csms_url}"
-        ocpp_version = "2.0.1"
-        [[evse]]
-        id = 1
-        [[evse]]
-        id = 2
-        [hal]
-        backend = "mock"
-        """
-    ))
-    return path
+    return daemon.write_config(directory, csms_url, station_id=station_id, ocpp_version="2.0.1")
 
 
 # ------------------------------------------------------------------ the bare station

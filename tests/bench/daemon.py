@@ -19,7 +19,7 @@ STOP_TIMEOUT_S = 15.0
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def write_config(directory: Path, csms_url: str, *, station_id: str) -> Path:
+def write_config(directory: Path, csms_url: str, *, station_id: str, ocpp_version: str = "1.6") -> Path:
     """A minimal agent config: two EVSEs on the mock HAL, state under ``directory/data``."""
     path = directory / "agent.toml"
     path.write_text(textwrap.dedent(
@@ -31,7 +31,7 @@ def write_config(directory: Path, csms_url: str, *, station_id: str) -> Path:
         model = "Bench"
         [csms]
         url = "{csms_url}"
-        ocpp_version = "1.6"
+        ocpp_version = "{ocpp_version}"
         [[evse]]
         id = 1
         [[evse]]
