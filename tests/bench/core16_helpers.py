@@ -133,17 +133,23 @@ class CpuMeter:
 
 # ------------------------------------------------------------------ the bare charge point
 
-async def spawn_bare_charge_point(url: str, station_id: str, keys_path: Path, log_path: Path, *,
-                                  sync_validation: bool = False) -> asyncio.subprocess.Process:
-    """Start ``python -m tests.bench.core16_helpers`` from the repository root."""
+async def spawn_bare(module: str, url: str, station_id: str, data_path: Path, log_path: Path, *,
+                     sync_validation: bool = False) -> asyncio.subprocess.Process:
+    """Start ``python -m <module> URL STATION_ID DATA_PATH`` (a bare-library peer) from the repository root."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH", "")]))
     with open(log_path, "wb") as log:
         return await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "tests.bench.core16_helpers", url, station_id, str(keys_path),
+            sys.executable, "-m", module, url, station_id, str(data_path),
             *(["--sync-validation"] if sync_validation else []),
             cwd=REPO_ROOT, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
         )
+
+
+async def spawn_bare_charge_point(url: str, station_id: str, keys_path: Path, log_path: Path, *,
+                                  sync_validation: bool = False) -> asyncio.subprocess.Process:
+    """Start the bare 1.6 charge point of this module."""
+    return await spawn_bare("tests.bench.core16_helpers", url, station_id, keys_path, log_path, sync_validation=sync_validation)
 
 
 async def stop_process(process: asyncio.subprocess.Process) -> int | None:
@@ -179,38 +185,47 @@ def _bare_charge_point_class():
     return BareChargePoint
 
 
-async def serve_bare_charge_point(url: str, station_id: str, keys: list[dict]) -> None:
-    """Connect to ``url/station_id`` with subprotocol ocpp1.6 and answer until the CSMS closes."""
+async def serve_bare(url: str, station_id: str, *, subprotocol: str, charge_point) -> None:
+    """Connect to ``url/station_id`` and let ``charge_point(ws)`` answer until the CSMS closes."""
     from websockets.asyncio.client import connect
     from websockets.exceptions import ConnectionClosed
 
-    cls = _bare_charge_point_class()
     # No keepalive pings: the agent under comparison is measured without any in the window either.
-    async with connect(f"{url}/{station_id}", subprotocols=["ocpp1.6"], ping_interval=None) as ws:
+    async with connect(f"{url}/{station_id}", subprotocols=[subprotocol], ping_interval=None) as ws:
         try:
-            await cls(station_id, ws, keys).start()
+            await charge_point(ws).start()
         except ConnectionClosed:
             pass
 
 
-def main(argv: list[str]) -> int:
-    """``URL STATION_ID KEYS_JSON_PATH [--sync-validation]``: serve the bare charge point."""
+def bare_main(argv: list[str], *, module: str, what: str, serve: Callable) -> int:
+    """``URL STATION_ID DATA_JSON_PATH [--sync-validation]``: run ``serve(url, station_id, data)``."""
     sync_validation = "--sync-validation" in argv
     argv = [arg for arg in argv if arg != "--sync-validation"]
     if len(argv) != 3:
-        print("usage: python -m tests.bench.core16_helpers URL STATION_ID KEYS_JSON_PATH [--sync-validation]",
-              file=sys.stderr)
+        print(f"usage: python -m {module} URL STATION_ID DATA_JSON_PATH [--sync-validation]", file=sys.stderr)
         return 2
-    url, station_id, keys_path = argv
+    url, station_id, data_path = argv
     if sync_validation:
         import ocpp.messages
 
         ocpp.messages.ASYNC_VALIDATION = False
-    keys = json.loads(Path(keys_path).read_text())
+    data = json.loads(Path(data_path).read_text())
     started = time.monotonic()
-    asyncio.run(serve_bare_charge_point(url, station_id, keys))
-    print(f"bare charge point {station_id}: served {time.monotonic() - started:.1f} s", file=sys.stderr)
+    asyncio.run(serve(url, station_id, data))
+    print(f"{what} {station_id}: served {time.monotonic() - started:.1f} s", file=sys.stderr)
     return 0
+
+
+async def serve_bare_charge_point(url: str, station_id: str, keys: list[dict]) -> None:
+    """The bare 1.6 charge point answering GetConfiguration with ``keys``."""
+    cls = _bare_charge_point_class()
+    await serve_bare(url, station_id, subprotocol="ocpp1.6", charge_point=lambda ws: cls(station_id, ws, keys))
+
+
+def main(argv: list[str]) -> int:
+    """Serve the bare 1.6 charge point."""
+    return bare_main(argv, module="tests.bench.core16_helpers", what="bare charge point", serve=serve_bare_charge_point)
 
 
 if __name__ == "__main__":

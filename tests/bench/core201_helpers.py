@@ -17,14 +17,11 @@ By default the library validates in a thread pool (``ocpp.messages.ASYNC_VALIDAT
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import sys
-import time
 from pathlib import Path
 
 from tests.bench import daemon
-from tests.bench.core16_helpers import REPO_ROOT
+from tests.bench.core16_helpers import bare_main, serve_bare, spawn_bare
 
 #: What each GetVariables round trip asks for: (component, EVSE id or None, variable).
 #: A mix of setting-backed values, firmware constants and live state, as a CSMS's
@@ -79,15 +76,8 @@ def write_config(directory: Path, csms_url: str, *, station_id: str) -> Path:
 
 async def spawn_bare_station(url: str, station_id: str, values_path: Path, log_path: Path, *,
                              sync_validation: bool = False) -> asyncio.subprocess.Process:
-    """Start ``python -m tests.bench.core201_helpers`` from the repository root."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH", "")]))
-    with open(log_path, "wb") as log:
-        return await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "tests.bench.core201_helpers", url, station_id, str(values_path),
-            *(["--sync-validation"] if sync_validation else []),
-            cwd=REPO_ROOT, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
-        )
+    """Start the bare 2.0.1 station of this module."""
+    return await spawn_bare("tests.bench.core201_helpers", url, station_id, values_path, log_path, sync_validation=sync_validation)
 
 
 def _bare_station_class():
@@ -120,37 +110,14 @@ def _bare_station_class():
 
 
 async def serve_bare_station(url: str, station_id: str, values: dict[str, str]) -> None:
-    """Connect to ``url/station_id`` with subprotocol ocpp2.0.1 and answer until the CSMS closes."""
-    from websockets.asyncio.client import connect
-    from websockets.exceptions import ConnectionClosed
-
+    """The bare 2.0.1 station answering GetVariables from ``values``."""
     cls = _bare_station_class()
-    # No keepalive pings, as in the 1.6 comparison.
-    async with connect(f"{url}/{station_id}", subprotocols=["ocpp2.0.1"], ping_interval=None) as ws:
-        try:
-            await cls(station_id, ws, values).start()
-        except ConnectionClosed:
-            pass
+    await serve_bare(url, station_id, subprotocol="ocpp2.0.1", charge_point=lambda ws: cls(station_id, ws, values))
 
 
 def main(argv: list[str]) -> int:
-    """``URL STATION_ID VALUES_JSON_PATH [--sync-validation]``: serve the bare station."""
-    sync_validation = "--sync-validation" in argv
-    argv = [arg for arg in argv if arg != "--sync-validation"]
-    if len(argv) != 3:
-        print("usage: python -m tests.bench.core201_helpers URL STATION_ID VALUES_JSON_PATH [--sync-validation]",
-              file=sys.stderr)
-        return 2
-    url, station_id, values_path = argv
-    if sync_validation:
-        import ocpp.messages
-
-        ocpp.messages.ASYNC_VALIDATION = False
-    values = json.loads(Path(values_path).read_text())
-    started = time.monotonic()
-    asyncio.run(serve_bare_station(url, station_id, values))
-    print(f"bare station {station_id}: served {time.monotonic() - started:.1f} s", file=sys.stderr)
-    return 0
+    """Serve the bare 2.0.1 station."""
+    return bare_main(argv, module="tests.bench.core201_helpers", what="bare station", serve=serve_bare_station)
 
 
 if __name__ == "__main__":
