@@ -118,6 +118,7 @@ class ChargingStation:
             log.warning("transaction %s on EVSE %d was open at start-up: ended (%s, %.1f Wh)",
                         tx.ref, tx.evse_id, reason.value, meter_stop)
         self.store.delete(_RESTART_REASON_KEY)
+        self.journal.prune()  # ended, delivered transactions beyond the newest 1000 are history
         self._outbox_changed()
 
     async def _energy_now(self, evse_id: int) -> float | None:

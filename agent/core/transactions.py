@@ -184,8 +184,3 @@ class TransactionJournal:
                 "DELETE FROM transactions WHERE stopped_at IS NOT NULL AND ref NOT IN "
                 "(SELECT grp FROM outbox WHERE grp IS NOT NULL) AND ref NOT IN "
                 "(SELECT ref FROM transactions ORDER BY started_at DESC LIMIT ?)", (keep,))
-
-
-def payload_json(payload: dict) -> str:
-    """Stable JSON of an outbox payload (for logs and tests)."""
-    return json.dumps(payload, sort_keys=True)
