@@ -88,6 +88,24 @@ class Csms16ChargePoint(_Recording, _Cp16):
     def on_data_transfer(self, **_):
         return r16.DataTransfer(status="UnknownVendorId")
 
+    # The security extension's station-initiated messages (when the behaviour says the CSMS has it).
+
+    @on("SecurityEventNotification")
+    def on_security_event(self, **_):
+        return r16.SecurityEventNotification()
+
+    @on("SignCertificate")
+    def on_sign_certificate(self, **_):
+        return r16.SignCertificate(status="Accepted")
+
+    @on("LogStatusNotification")
+    def on_log_status(self, **_):
+        return r16.LogStatusNotification()
+
+    @on("SignedFirmwareStatusNotification")
+    def on_signed_firmware_status(self, **_):
+        return r16.SignedFirmwareStatusNotification()
+
 
 class Csms201ChargePoint(_Recording, _Cp201):
     """The CSMS's view of one OCPP 2.0.1 charging station."""
@@ -137,3 +155,19 @@ class Csms201ChargePoint(_Recording, _Cp201):
     @on("DataTransfer")
     def on_data_transfer(self, **_):
         return r201.DataTransfer(status="UnknownVendorId")
+
+    @on("SignCertificate")
+    def on_sign_certificate(self, **_):
+        return r201.SignCertificate(status="Accepted")
+
+    @on("LogStatusNotification")
+    def on_log_status(self, **_):
+        return r201.LogStatusNotification()
+
+    @on("FirmwareStatusNotification")
+    def on_firmware_status(self, **_):
+        return r201.FirmwareStatusNotification()
+
+    @on("NotifyEvent")
+    def on_notify_event(self, **_):
+        return r201.NotifyEvent()

@@ -124,7 +124,7 @@ class Agent:
                                  device_model=self._device_model() if self.config.csms.ocpp_version == "2.0.1" else None,
                                  local_list=local_list, data_dir=Path(station_cfg.data_dir),
                                  certificates=CertificateStore(Path(station_cfg.data_dir) / "certs"),
-                                 config_path=self.config_path,
+                                 config_path=self.config_path, station_id=station_cfg.id,
                                  firmware=FirmwareJob(self.store, Path(station_cfg.data_dir),
                                                       install_command=list(self.config.system.firmware_install_command)
                                                       or None,
@@ -159,7 +159,6 @@ class Agent:
             **station_suppliers(self.station),
             "ClockCtrlr.DateTime": self.clock.now_iso,
             "SecurityCtrlr.Identity": lambda: config.station.id,
-            "SecurityCtrlr.SecurityProfile": lambda: config.csms.security_profile,
             "OCPPCommCtrlr.MessageTimeout[Default]": lambda: int(config.csms.response_timeout_s),
             "AuthCtrlr.Enabled": lambda: not config.station.free_vend,
             "ChargingStation.SupplyPhases": lambda: max(e.phases for e in config.evse),

@@ -240,7 +240,7 @@ class AgentConfig:
     @property
     def initial_settings(self) -> dict[str, Any]:
         """File-given OCPP settings by neutral setting name (values already coerced)."""
-        values: dict[str, Any] = {}
+        values: dict[str, Any] = {"security_profile": self.csms.security_profile}
         for key, value in self.ocpp16.configuration.items():
             values[SETTINGS_BY_OCPP16[key].name] = coerce_setting(SETTINGS_BY_OCPP16[key], value)
         for key, value in self.ocpp201.variables.items():
@@ -430,12 +430,19 @@ def _mock_on_real_hardware(evses, hal: HalConfig) -> list[ConfigProblem]:
     return problems
 
 
+# Connection settings the csms section owns; the OCPP names exist for the CSMS to change them.
+_CSMS_SECTION_SETTINGS = {"security_profile": "security_profile", "basic_auth_password": "password"}
+
+
 def _check_ocpp_table(prefix: str, given: dict, known: dict) -> list[ConfigProblem]:
     problems = []
     for key, value in given.items():
         path = f'{prefix}."{key}"' if "." in key else f"{prefix}.{key}"
         if key not in known:
             problems.append(ConfigProblem(path, "unknown setting" + _did_you_mean(key, list(known))))
+            continue
+        if known[key].name in _CSMS_SECTION_SETTINGS:
+            problems.append(ConfigProblem(path, f"set csms.{_CSMS_SECTION_SETTINGS[known[key].name]} instead"))
             continue
         try:
             coerce_setting(known[key], value)

@@ -94,6 +94,12 @@ def _check_phase_rotation(item: str) -> None:
         )
 
 
+def _check_slot(item: str) -> None:
+    """One NetworkConfigurationPriority item: a configuration slot number (0-7)."""
+    if not (item.isascii() and item.isdigit() and int(item) < 8):
+        raise ValueError(f"expected a configuration slot 0-7, got {item!r}")
+
+
 def _flag(name: str, ocpp16: str, ocpp201: str | None, default: bool) -> SettingDef:
     """A read-write boolean key."""
     return SettingDef(name, bool, default, ocpp16, ocpp201)
@@ -167,13 +173,33 @@ SETTINGS: tuple[SettingDef, ...] = (
     SettingDef("retry_backoff_wait_minimum_s", int, 3, None, "OCPPCommCtrlr.RetryBackOffWaitMinimum", minimum=0),
     SettingDef("retry_backoff_random_range_s", int, 10, None, "OCPPCommCtrlr.RetryBackOffRandomRange", minimum=0),
     SettingDef("retry_backoff_repeat_times", int, 5, None, "OCPPCommCtrlr.RetryBackOffRepeatTimes", minimum=0),
-    # OCPP 2.0.1 only: the CSO's organization, the O= of a future certificate signing request.
+    # Security (1.6 security extension, 2.0.1 block A). The CSO's organization: the O= of the
+    # station certificate's signing request (1.6 CpoName, 2.0.1 OrganizationName).
     # (minimum/maximum of a str setting bound its length; the 2.0.1 device model checks them.)
-    SettingDef("organization_name", str, "", None, "SecurityCtrlr.OrganizationName", maximum=64),
-    # Write-only: set by the CSMS (2.0.1 SetVariables), used from the next connection, never read back
-    # or logged. Empty: the config file's csms.password applies.
-    SettingDef("basic_auth_password", str, "", None, "SecurityCtrlr.BasicAuthPassword", secret=True,
-               minimum=16, maximum=40),
+    SettingDef("organization_name", str, "", "CpoName", "SecurityCtrlr.OrganizationName", maximum=64),
+    # Write-only: set by the CSMS (1.6 AuthorizationKey, 2.0.1 BasicAuthPassword), used from the next
+    # connection, never read back or logged. Empty: the config file's csms.password applies.
+    SettingDef("basic_auth_password", str, "", "AuthorizationKey", "SecurityCtrlr.BasicAuthPassword",
+               secret=True, minimum=16, maximum=40),
+    # The connection's security profile. Initially the config file's csms.security_profile; the CSMS
+    # may only raise it (agent.core.network guards the change) and it applies from the next connection.
+    SettingDef("security_profile", int, 0, "SecurityProfile", "SecurityCtrlr.SecurityProfile",
+               minimum=0, maximum=3),
+    # Station certificate signing (agent.core.station_certificate): how long to wait for
+    # CertificateSigned after a SignCertificate, and how many times to ask again.
+    _count("cert_signing_wait_minimum_s", "CertSigningWaitMinimum", "SecurityCtrlr.CertSigningWaitMinimum", 60),
+    _count("cert_signing_repeat_times", "CertSigningRepeatTimes", "SecurityCtrlr.CertSigningRepeatTimes", 3),
+    SettingDef("certificate_signed_max_chain_size", int, 10000, "CertificateSignedMaxChainSize",
+               "SecurityCtrlr.MaxCertificateChainSize", readonly=True),
+    SettingDef("certificate_store_max_length", int, 20, "CertificateStoreMaxLength", None, readonly=True),
+    SettingDef("additional_root_certificate_check", bool, False, "AdditionalRootCertificateCheck", None,
+               readonly=True),
+    # OCPP 2.0.1 network connection profiles (agent.core.network): the slots to try, in order, and
+    # how many failed attempts on one slot before falling back to the next.
+    SettingDef("network_configuration_priority", CSL, ("0",), None, "OCPPCommCtrlr.NetworkConfigurationPriority",
+               max_items=8, item_check=lambda item: _check_slot(item)),
+    _count("network_profile_connection_attempts", None, "OCPPCommCtrlr.NetworkProfileConnectionAttempts", 3,
+           minimum=1),
     # 1.6 Smart Charging profile: the limits this station's engine works within.
     SettingDef("charge_profile_max_stack_level", int, 10, "ChargeProfileMaxStackLevel", None, readonly=True),
     SettingDef("charging_schedule_allowed_charging_rate_unit", CSL, ("Current", "Power"),
@@ -321,6 +347,7 @@ class Settings:
             self._values[name] = coerce_setting(self.definition(name), value)
         self._load_persisted()
         self._listeners: list[Callable[[str, Any], None]] = []
+        self._guards: dict[str, Callable[[Any, Any], None]] = {}
 
     def _checked_computed(self, computed: Mapping[str, Callable[[], Any]]) -> dict[str, Callable[[], Any]]:
         for name in computed:
@@ -362,6 +389,9 @@ class Settings:
         """
         definition = self.definition(name)
         coerced = coerce_setting(definition, value)
+        guard = self._guards.get(name)
+        if guard is not None:
+            guard(self._values[name], coerced)
         self._store.put(_PREFIX + name, coerced)
         self._values[name] = coerced
         shown = "(secret)" if definition.secret else render_setting(definition, coerced)
@@ -377,6 +407,15 @@ class Settings:
                 # The value is already stored and applied; one broken consumer must
                 # neither hide it from the others nor make the change look failed.
                 log.exception("listener for setting %s failed", name)
+
+    def guard(self, name: str, check: Callable[[Any, Any], None]) -> None:
+        """Have ``check(current, new)`` approve every change of ``name``; it raises ValueError to refuse.
+
+        For rules that depend on the station's state rather than the value alone
+        (a security profile may only go up, and only when its certificates are there).
+        """
+        self.definition(name)
+        self._guards[name] = check
 
     def subscribe(self, listener: Callable[[str, Any], None]) -> None:
         """Call ``listener(name, value)`` after every change."""

@@ -22,3 +22,7 @@ class CoreServices:
     certificates: object = None  # agent.core.certificates.CertificateStore
     data_dir: object = None  # pathlib.Path of the state, message log and downloads
     config_path: str | None = None  # for the (redacted) config in a diagnostics archive
+    station_id: str = ""  # the identity the station connects with (CN of its certificate)
+    station_certificate: object = None  # agent.core.station_certificate (security profile 3 client certificate)
+    logs: object = None  # agent.core.diagnostics log upload job (GetLog)
+    network: object = None  # agent.core.network.NetworkProfiles (connection profiles, security profile)

@@ -391,6 +391,13 @@ class AdapterBase:
         except (CallTimeout, CallErrorReceived, InvalidResponse) as exc:
             log.warning("%s not delivered: %s", type(request).__name__, exc)
 
+    async def _notify(self, request) -> None:
+        """Send a status notification; one lost with the connection is not an error."""
+        try:
+            await self.call(request)
+        except (CallTimeout, CallAborted, ConnectionLost, CallErrorReceived, InvalidResponse) as exc:
+            log.warning("%s not delivered: %s", type(request).__name__, exc)
+
     async def _authorize_online(self, id_token: str):
         from agent.core.auth import CsmsUnavailable
 

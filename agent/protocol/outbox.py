@@ -14,12 +14,17 @@ import asyncio
 import logging
 from typing import Protocol
 
+from agent.clock import format_iso
 from agent.errors import CallAborted, CallTimeout, ConnectionLost
 from agent.protocol.base import CallErrorReceived, InvalidResponse
 from agent.core.transactions import STARTED
 from agent.store import OutboxItem
 
 log = logging.getLogger("agent.outbox")
+
+
+#: CALLERROR codes saying the CSMS does not handle the action at all (1.6 spells one "NotImplemented").
+UNSUPPORTED_CODES = frozenset({"NotImplemented", "NotSupported"})
 
 
 class Undeliverable(Exception):
@@ -46,6 +51,16 @@ class CoreCodec:
         self._journal = journal
         self._authorizer = authorizer
         self._station = station
+
+    #: The version's ``call`` module (ocpp.v16.call / ocpp.v201.call), for the messages both versions share.
+    calls = None
+
+    def security_event(self, item: OutboxItem):
+        """SecurityEventNotification for a queued security event (same fields in 1.6 and 2.0.1)."""
+        p = item.payload
+        tech_info = p.get("tech_info") or None
+        return self.calls.SecurityEventNotification(type=p["type"], timestamp=format_iso(p["timestamp"]),
+                                                    tech_info=tech_info and tech_info[:255])
 
     def apply(self, item: OutboxItem, result) -> None:
         """By default nothing in the answer needs recording."""
@@ -117,6 +132,12 @@ class OutboxSender:
         self._codec.after_commit(item, result)
 
     async def _failed(self, item: OutboxItem, exc: Exception) -> None:
+        if item.group is None and getattr(exc, "code", None) in UNSUPPORTED_CODES:
+            # A 1.6 CSMS without the security extension: retrying a security event would only
+            # hold back the transaction messages queued behind it.
+            log.info("%s #%d: the CSMS does not support it (%s); discarded", item.action, item.id, exc.code)
+            self._store.outbox.remove(item.id)
+            return
         attempts = self._store.outbox.record_attempt(item.id)
         allowed = max(1, self._settings["transaction_message_attempts"])
         if attempts >= allowed:

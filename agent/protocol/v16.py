@@ -22,6 +22,7 @@ from agent.core.model import ConnectorStatus, IdTokenInfo, MeterSample, StopReas
 from agent.errors import CallTimeout
 from agent.protocol.base import AdapterBase, CallErrorReceived, InvalidResponse
 from agent.protocol.v16_certificates import CertificateHandlers16
+from agent.protocol.v16_diagnostics import DiagnosticsHandlers16
 from agent.protocol.v16_firmware import FirmwareHandlers16
 from agent.protocol.v16_local_list import LocalListHandlers16
 from agent.protocol.v16_smart_charging import SmartChargingHandlers16, profile_from_16
@@ -30,8 +31,8 @@ from agent.protocol.v16_codec import TransactionCodec, id_token_info, meter_valu
 log = logging.getLogger("agent.ocpp16")
 
 
-class Ocpp16Adapter(CertificateHandlers16, FirmwareHandlers16, LocalListHandlers16, SmartChargingHandlers16,
-                    AdapterBase, _LibraryChargePoint):
+class Ocpp16Adapter(CertificateHandlers16, FirmwareHandlers16, DiagnosticsHandlers16, LocalListHandlers16,
+                    SmartChargingHandlers16, AdapterBase, _LibraryChargePoint):
     """The Charge Point side of OCPP 1.6J."""
 
     ocpp_version = "1.6"
@@ -41,7 +42,7 @@ class Ocpp16Adapter(CertificateHandlers16, FirmwareHandlers16, LocalListHandlers
     #: Station-initiated messages this adapter sends (read by `ocpp-agent pics`).
     sends = frozenset({"BootNotification", "Heartbeat", "Authorize", "StartTransaction", "StopTransaction",
                        "MeterValues", "StatusNotification", "DataTransfer", "DiagnosticsStatusNotification",
-                       "FirmwareStatusNotification"})
+                       "FirmwareStatusNotification", "SecurityEventNotification"})
 
     # ------------------------------------------------------------ registration
 
@@ -157,6 +158,23 @@ class Ocpp16Adapter(CertificateHandlers16, FirmwareHandlers16, LocalListHandlers
             return call_result.TriggerMessage(status="NotImplemented")
         self.spawn(send(connector_id or None), name=f"trigger-{requested_message}")
         return call_result.TriggerMessage(status="Accepted")
+
+    @on(Action.extended_trigger_message)
+    def on_extended_trigger_message(self, requested_message: str, connector_id: int | None = None, **_):
+        """ExtendedTriggerMessage (security extension): TriggerMessage plus the security messages.
+
+        A message with a different form under the security extension (FirmwareStatusNotification
+        is then SignedFirmwareStatusNotification) has an ``_extended_trigger_<name>`` method;
+        the others are the plain TriggerMessage ones.
+        """
+        if connector_id is not None and connector_id != 0 and connector_id not in self.core.station.evses:
+            return call_result.ExtendedTriggerMessage(status="Rejected")
+        send = (getattr(self, f"_extended_trigger_{requested_message}", None)
+                or getattr(self, f"_trigger_{requested_message}", None))
+        if send is None:
+            return call_result.ExtendedTriggerMessage(status="NotImplemented")
+        self.spawn(send(connector_id or None), name=f"trigger-{requested_message}")
+        return call_result.ExtendedTriggerMessage(status="Accepted")
 
     async def _trigger_BootNotification(self, connector_id: int | None) -> None:  # noqa: N802 (action name)
         try:

@@ -9,6 +9,7 @@ from ocpp.v16 import call
 
 from agent.clock import format_iso
 from agent.core.model import AuthorizationStatus, ConnectorStatus, IdTokenInfo, MeterSample
+from agent.core.security_events import SECURITY_EVENT
 from agent.core.transactions import ENDED, METER_VALUES, STARTED, STATUS, sample_from_dict
 from agent.protocol.outbox import CoreCodec, Undeliverable
 from agent.store import OutboxItem
@@ -63,13 +64,17 @@ def id_token_info(id_tag_info: dict | None) -> IdTokenInfo | None:
 
 
 class TransactionCodec(CoreCodec):
-    """Neutral outbox records as 1.6 StartTransaction / MeterValues / StopTransaction."""
+    """Neutral outbox records as 1.6 StartTransaction / MeterValues / StopTransaction / SecurityEventNotification."""
+
+    calls = call
 
     def encode(self, item: OutboxItem):
         """The 1.6 CALL for an outbox record (None: 1.6 has no message for it)."""
         p = item.payload
+        if item.action == SECURITY_EVENT:
+            return self.security_event(item)  # the 1.6 security extension's message
         if item.action == STATUS or item.group is None:
-            return None  # charging states: StatusNotification only; security events: 1.6 security extension
+            return None  # charging states: 1.6 reports them with StatusNotification only
         if item.action == STARTED:
             return call.StartTransaction(
                 connector_id=p["evse_id"], id_tag=p["id_token"], meter_start=round(p["meter_start_Wh"]),

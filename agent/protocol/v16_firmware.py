@@ -1,4 +1,4 @@
-"""OCPP 1.6 Firmware Management profile: UpdateFirmware and GetDiagnostics over the core's jobs.
+"""OCPP 1.6 Firmware Management profile, firmware half: UpdateFirmware over the core's job.
 
 Wiring (done by the app): ``CoreServices`` carries ``firmware`` (an
 ``agent.core.firmware.FirmwareJob``, or None to have this mixin build one from
@@ -10,20 +10,15 @@ diagnostics). The adapter lists ``FirmwareHandlers16`` among its bases, before
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import datetime, timezone
-from pathlib import Path
 
 from ocpp.exceptions import NotSupportedError
-from ocpp.routing import after, on
+from ocpp.routing import on
 from ocpp.v16 import call, call_result
 from ocpp.v16.enums import Action
 
-from agent.core import diagnostics
 from agent.core.firmware import FirmwareJob, transaction_running
-from agent.errors import CallAborted, CallTimeout, ConnectionLost
-from agent.protocol.base import CallErrorReceived, InvalidResponse
 
 log = logging.getLogger("agent.ocpp16")
 
@@ -38,9 +33,6 @@ def _timestamp(value: str | None) -> float | None:
 
 class FirmwareHandlers16:
     """Mixed into the 1.6 adapter."""
-
-    _diagnostics_status = diagnostics.IDLE
-    _diagnostics_file: str | None = None
 
     # ------------------------------------------------------------ firmware
 
@@ -73,54 +65,6 @@ class FirmwareHandlers16:
         job = getattr(self.core, "firmware", None)
         await self._notify(call.FirmwareStatusNotification(status=job.status if job else "Idle"))
 
-    # ------------------------------------------------------------ diagnostics
-
-    @on(Action.get_diagnostics)
-    def on_get_diagnostics(self, location: str, retries: int | None = None, retry_interval: int | None = None,
-                           start_time: str | None = None, stop_time: str | None = None, **_):
-        """GetDiagnostics: answer with the file name at once; the archive is built and uploaded after."""
-        if getattr(self.core, "data_dir", None) is None:
-            return call_result.GetDiagnostics()  # no file name: nothing will be uploaded
-        self._diagnostics_file = diagnostics.archive_name(self.id, self.clock.time())
-        return call_result.GetDiagnostics(file_name=self._diagnostics_file)
-
-    @after(Action.get_diagnostics)
-    async def after_get_diagnostics(self, location: str, retries: int | None = None,
-                                    retry_interval: int | None = None, start_time: str | None = None,
-                                    stop_time: str | None = None, **_):
-        """Build the archive (in a thread), then upload it, reporting each step."""
-        name, self._diagnostics_file = self._diagnostics_file, None
-        if name is None:
-            return
-        await self._diagnostics_status_changed(diagnostics.UPLOADING)
-        try:
-            path = await asyncio.to_thread(self._build_diagnostics, name, _timestamp(start_time),
-                                           _timestamp(stop_time))
-        except OSError as exc:
-            log.error("diagnostics archive failed: %s", exc)
-            await self._diagnostics_status_changed(diagnostics.UPLOAD_FAILED)
-            return
-        try:
-            ok = await diagnostics.upload_with_retries(path, location, retries=retries or 1,
-                                                       retry_interval_s=retry_interval or 0)
-        finally:
-            path.unlink(missing_ok=True)  # the CSMS has it, or will ask again: don't fill the disk
-        await self._diagnostics_status_changed(diagnostics.UPLOADED if ok else diagnostics.UPLOAD_FAILED)
-
-    def _build_diagnostics(self, name: str, start: float | None, stop: float | None) -> Path:
-        """Blocking: read the config file and write the archive."""
-        config_path = getattr(self.core, "config_path", None)
-        config_text = Path(config_path).read_text(errors="replace") if config_path else None
-        return diagnostics.build_archive(self.core.data_dir, start=start, stop=stop, config_text=config_text,
-                                         name=name)
-
-    async def _diagnostics_status_changed(self, status: str) -> None:
-        self._diagnostics_status = diagnostics.IDLE if status != diagnostics.UPLOADING else status
-        await self._notify(call.DiagnosticsStatusNotification(status=status))
-
-    async def _trigger_DiagnosticsStatusNotification(self, connector_id: int | None) -> None:  # noqa: N802
-        await self._notify(call.DiagnosticsStatusNotification(status=self._diagnostics_status))
-
     # ------------------------------------------------------------ connection
 
     async def on_accepted(self) -> None:
@@ -139,10 +83,3 @@ class FirmwareHandlers16:
         if job is not None and job.on_status == self._firmware_status:
             job.on_status = None
         super().on_disconnected()
-
-    async def _notify(self, request) -> None:
-        """Send a status notification; one lost with the connection is not an error."""
-        try:
-            await self.call(request)
-        except (CallTimeout, CallAborted, ConnectionLost, CallErrorReceived, InvalidResponse) as exc:
-            log.warning("%s not delivered: %s", type(request).__name__, exc)

@@ -21,7 +21,10 @@ from agent.protocol import status_word
 from agent.protocol.base import AdapterBase
 from agent.protocol.v201_certificates import CertificateHandlers201
 from agent.protocol.v201_device_model import DeviceModelHandlers
+from agent.protocol.v201_diagnostics import DiagnosticsHandlers201
+from agent.protocol.v201_firmware import FirmwareHandlers201
 from agent.protocol.v201_local_list import LocalListHandlers201
+from agent.protocol.v201_network import NetworkHandlers201
 from agent.protocol.v201_smart_charging import SmartChargingHandlers201, profile_from_201
 from agent.protocol.v201_codec import TransactionCodec, id_token_info, meter_value, status_notification
 
@@ -30,8 +33,9 @@ log = logging.getLogger("agent.ocpp201")
 BOOT_REASON_KEY = "ocpp201:boot_reason"
 
 
-class Ocpp201Adapter(CertificateHandlers201, DeviceModelHandlers, LocalListHandlers201, SmartChargingHandlers201,
-                     AdapterBase, _LibraryChargePoint):
+class Ocpp201Adapter(CertificateHandlers201, DeviceModelHandlers, FirmwareHandlers201, DiagnosticsHandlers201,
+                     LocalListHandlers201, NetworkHandlers201, SmartChargingHandlers201, AdapterBase,
+                     _LibraryChargePoint):
     """The Charging Station side of OCPP 2.0.1."""
 
     ocpp_version = "2.0.1"
@@ -178,29 +182,28 @@ class Ocpp201Adapter(CertificateHandlers201, DeviceModelHandlers, LocalListHandl
 
     @on(Action.trigger_message)
     def on_trigger_message(self, requested_message: str, evse: dict | None = None, **_):
-        """TriggerMessage for the messages this station can send on demand."""
+        """TriggerMessage for the messages this station can send on demand (``_trigger_<message>``)."""
         evse_id = (evse or {}).get("id")
         if evse_id is not None and evse_id not in self.core.station.evses:
             return call_result.TriggerMessage(status="Rejected")
-        send = {"Heartbeat": self._trigger_heartbeat, "StatusNotification": self._trigger_status,
-                "MeterValues": self._trigger_meter_values, "BootNotification": None}.get(requested_message, False)
-        if send is False:
+        if requested_message == "BootNotification":
+            return call_result.TriggerMessage(status="Rejected")  # once accepted, refused (F06.FR.17)
+        send = getattr(self, f"_trigger_{requested_message}", None)
+        if send is None:
             return call_result.TriggerMessage(status="NotImplemented")
-        if send is None:  # BootNotification once accepted is refused (F06.FR.17)
-            return call_result.TriggerMessage(status="Rejected")
         self.spawn(send(evse_id), name=f"trigger-{requested_message}")
         return call_result.TriggerMessage(status="Accepted")
 
-    async def _trigger_heartbeat(self, evse_id: int | None) -> None:
+    async def _trigger_Heartbeat(self, evse_id: int | None) -> None:  # noqa: N802 (message name)
         await self._send_quietly(call.Heartbeat())
 
-    async def _trigger_status(self, evse_id: int | None) -> None:
+    async def _trigger_StatusNotification(self, evse_id: int | None) -> None:  # noqa: N802
         for i, (status, error) in sorted(self.core.station.statuses.items()):
             if i != 0 and evse_id in (None, i):
                 self._reported.pop(i, None)  # a triggered status is sent even if unchanged
                 self.status_changed(i, status, error)
 
-    async def _trigger_meter_values(self, evse_id: int | None) -> None:
+    async def _trigger_MeterValues(self, evse_id: int | None) -> None:  # noqa: N802
         station = self.core.station
         for i in sorted(station.evses):
             if evse_id in (None, i) and station.sampler is not None:

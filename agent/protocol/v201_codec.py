@@ -76,6 +76,8 @@ def id_token_info(info: dict | None) -> IdTokenInfo | None:
 class TransactionCodec(CoreCodec):
     """Neutral outbox records as 2.0.1 TransactionEvent Started / Updated / Ended."""
 
+    calls = call
+
     def encode(self, item: OutboxItem):
         """The 2.0.1 CALL for an outbox record: a TransactionEvent, or a SecurityEventNotification."""
         if item.group is None:
@@ -104,9 +106,7 @@ class TransactionCodec(CoreCodec):
     def encode_other(self, item: OutboxItem):
         """Records that are not about a transaction (security events)."""
         if item.action == SECURITY_EVENT:
-            p = item.payload
-            return call.SecurityEventNotification(type=p["type"], timestamp=format_iso(p["timestamp"]),
-                                                  tech_info=(p.get("tech_info") or None) and p["tech_info"][:255])
+            return self.security_event(item)
         return None
 
     def _started(self, p: dict, common: dict):

@@ -66,7 +66,6 @@ def computed(station):
         **station_suppliers(station),
         "ClockCtrlr.DateTime": lambda: datetime(2024, 5, 1, 12, 0, 0, 250000, tzinfo=timezone.utc),
         "SecurityCtrlr.Identity": lambda: "CP-001",
-        "SecurityCtrlr.SecurityProfile": lambda: 1,
         "OCPPCommCtrlr.MessageTimeout[Default]": lambda: 30.0,
         "AuthCtrlr.Enabled": lambda: True,
         "ChargingStation.SupplyPhases": lambda: 3,

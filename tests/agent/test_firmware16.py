@@ -1,18 +1,11 @@
-"""OCPP 1.6 Firmware Management end to end: UpdateFirmware and GetDiagnostics against local servers.
-
-Every server binds 127.0.0.1 on a free port: a ThreadingHTTPServer (GET a firmware
-image, PUT/POST an upload) and a tiny FTP server (USER/PASS/TYPE/PASV/RETR/STOR/QUIT).
-"""
+"""OCPP 1.6 Firmware Management end to end: UpdateFirmware and GetDiagnostics against
+local servers (``tests.agent.transfer_servers``)."""
 
 import asyncio
 import io
-import socket
-import socketserver
 import sys
 import tarfile
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from ocpp.v16 import call as call16
@@ -23,114 +16,10 @@ from agent.core.firmware import STORE_KEY, FirmwareJob, transaction_running
 from agent.csms_sim import CsmsBehaviour, CsmsSimulator
 from agent.store import StateStore
 from tests.agent.test_core16 import CARD, charge_session, reach_status
+from tests.agent.transfer_servers import CLOSED_PORT_URL, IMAGE, ftp_server, http_server, no_proxy  # noqa: F401
 from tests.harness import agent_config, running_agent
 
-IMAGE = b"\x7fFIRMWARE v2.0\n" * 1000
-CLOSED_PORT_URL = "http://127.0.0.1:1/"  # nothing listens on port 1: connection refused at once
 SECRET = "hunter2-secret"
-
-
-# ------------------------------------------------------------------ local servers
-
-
-class _HttpHandler(BaseHTTPRequestHandler):
-    def do_GET(self):  # noqa: N802
-        body = self.server.files.get(self.path)
-        self.send_response(200 if body is not None else 404)
-        self.send_header("Content-Length", str(len(body or b"")))
-        self.end_headers()
-        self.wfile.write(body or b"")
-
-    def do_PUT(self):  # noqa: N802
-        self.server.uploads[self.path] = self.rfile.read(int(self.headers["Content-Length"]))
-        self.send_response(201)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    do_POST = do_PUT
-
-    def log_message(self, *args):
-        pass
-
-
-class _FtpHandler(socketserver.StreamRequestHandler):
-    """Just enough FTP for ftplib: passive mode, binary RETR and STOR of absolute paths."""
-
-    def reply(self, text: str) -> None:
-        self.wfile.write(text.encode() + b"\r\n")
-
-    def handle(self):
-        files, passive = self.server.files, None
-        self.reply("220 test ftp")
-        while line := self.rfile.readline():
-            command, _, argument = line.decode().strip().partition(" ")
-            command = command.upper()
-            if command == "USER":
-                self.reply("331 password please")
-            elif command == "PASS":
-                self.server.logins.append(argument)
-                self.reply("230 logged in")
-            elif command == "TYPE":
-                self.reply("200 type set")
-            elif command == "PASV":
-                passive = socket.create_server(("127.0.0.1", 0))
-                port = passive.getsockname()[1]
-                self.reply(f"227 Entering Passive Mode (127,0,0,1,{port >> 8},{port & 255}).")
-            elif command in ("RETR", "STOR") and passive is not None:
-                if command == "RETR" and argument not in files:
-                    passive.close()
-                    passive = None
-                    self.reply("550 no such file")
-                    continue
-                self.reply("150 opening data connection")
-                data, _ = passive.accept()
-                passive.close()
-                passive = None
-                with data:
-                    if command == "RETR":
-                        data.sendall(files[argument])
-                    else:
-                        files[argument] = b"".join(iter(lambda: data.recv(65536), b""))
-                self.reply("226 transfer complete")
-            elif command == "QUIT":
-                self.reply("221 bye")
-                return
-            else:
-                self.reply("502 not implemented")
-
-
-def _serve(server):
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    return server
-
-
-@pytest.fixture
-def http_server():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _HttpHandler)
-    server.files, server.uploads = {"/fw/image-2.0.bin": IMAGE}, {}
-    server.url = f"http://127.0.0.1:{server.server_address[1]}"
-    yield _serve(server)
-    server.shutdown()
-    server.server_close()
-
-
-@pytest.fixture
-def ftp_server():
-    socketserver.ThreadingTCPServer.daemon_threads = True
-    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _FtpHandler)
-    server.files, server.logins = {"/pub/image-2.0.bin": IMAGE}, []
-    server.url = f"ftp://agent:pa%40ss@127.0.0.1:{server.server_address[1]}"
-    yield _serve(server)
-    server.shutdown()
-    server.server_close()
-
-
-@pytest.fixture(autouse=True)
-def no_proxy(monkeypatch):
-    """A developer's proxy variables must not route 127.0.0.1 traffic elsewhere."""
-    for name in ("http_proxy", "https_proxy", "ftp_proxy", "HTTP_PROXY", "HTTPS_PROXY", "FTP_PROXY"):
-        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture

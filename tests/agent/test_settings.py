@@ -85,7 +85,27 @@ def defn(name):
 OTHER_PROFILE_KEYS = {"LocalAuthListEnabled": False, "LocalAuthListMaxLength": True,
                       "SendLocalListMaxLength": True, "ReserveConnectorZeroSupported": True,
                       "ChargeProfileMaxStackLevel": True, "ChargingScheduleAllowedChargingRateUnit": True,
-                      "ChargingScheduleMaxPeriods": True, "MaxChargingProfilesInstalled": True}
+                      "ChargingScheduleMaxPeriods": True, "MaxChargingProfilesInstalled": True,
+                      # the security extension's keys (AuthorizationKey is write-only, not read-only)
+                      "AuthorizationKey": False, "CpoName": False, "SecurityProfile": False,
+                      "CertSigningWaitMinimum": False, "CertSigningRepeatTimes": False,
+                      "CertificateSignedMaxChainSize": True, "CertificateStoreMaxLength": True,
+                      "AdditionalRootCertificateCheck": True}
+
+
+def test_guard_refuses_a_change_and_stores_nothing():
+    store = MemoryStore()
+    settings = Settings(store)
+
+    def only_up(current, new):
+        if new <= current:
+            raise ValueError("only upgrades")
+
+    settings.guard("security_profile", only_up)
+    assert settings.set("security_profile", "2") == 2
+    with pytest.raises(ValueError, match="only upgrades"):
+        settings.set("security_profile", "1")
+    assert settings["security_profile"] == 2 and store["setting:security_profile"] == 2
 
 
 def test_catalog_has_every_core_key_with_its_access():
@@ -136,8 +156,9 @@ def test_catalog_sampled_data_default_is_the_energy_register():
     assert defn("meter_values_sampled_data").ocpp201 == "SampledDataCtrlr.TxUpdatedMeasurands"
 
 
-def test_catalog_no_secret_among_core_keys():
-    assert not any(s.secret for s in SETTINGS if s.ocpp16)
+def test_catalog_only_secret_is_the_basic_auth_password():
+    assert not any(s.secret for s in SETTINGS if s.ocpp16 in CORE_KEYS)
+    assert defn("basic_auth_password").ocpp16 == "AuthorizationKey"
     assert [s.name for s in SETTINGS if s.secret] == ["basic_auth_password"]
 
 

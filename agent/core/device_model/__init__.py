@@ -11,7 +11,6 @@ Wiring, for the composition root::
         **station_suppliers(station),
         "ClockCtrlr.DateTime": clock.now,
         "SecurityCtrlr.Identity": lambda: config.station.id,
-        "SecurityCtrlr.SecurityProfile": lambda: config.csms.security_profile,
         "OCPPCommCtrlr.MessageTimeout[Default]": lambda: config.csms.response_timeout_s,
         "AuthCtrlr.Enabled": lambda: not config.station.free_vend,
         "ChargingStation.SupplyPhases": lambda: max(e.phases for e in config.evse),
