@@ -183,8 +183,8 @@ SETTINGS: tuple[SettingDef, ...] = (
                secret=True, minimum=16, maximum=40),
     # The connection's security profile. Initially the config file's csms.security_profile; the CSMS
     # may only raise it (agent.core.network guards the change) and it applies from the next connection.
-    SettingDef("security_profile", int, 0, "SecurityProfile", "SecurityCtrlr.SecurityProfile",
-               minimum=0, maximum=3),
+    # (In 2.0.1 the variable is read-only, a mirror of this: the CSMS raises it with SetNetworkProfile.)
+    SettingDef("security_profile", int, 0, "SecurityProfile", None, minimum=0, maximum=3),
     # Station certificate signing (agent.core.station_certificate): how long to wait for
     # CertificateSigned after a SignCertificate, and how many times to ask again.
     _count("cert_signing_wait_minimum_s", "CertSigningWaitMinimum", "SecurityCtrlr.CertSigningWaitMinimum", 60),
@@ -392,11 +392,14 @@ class Settings:
         guard = self._guards.get(name)
         if guard is not None:
             guard(self._values[name], coerced)
-        self._store.put(_PREFIX + name, coerced)
-        self._values[name] = coerced
+        return self._apply(definition, coerced, "changed")
+
+    def _apply(self, definition: SettingDef, coerced: Any, verb: str) -> Any:
+        self._store.put(_PREFIX + definition.name, coerced)
+        self._values[definition.name] = coerced
         shown = "(secret)" if definition.secret else render_setting(definition, coerced)
-        log.info("setting %s changed to %s", name, shown)
-        self._notify(name, coerced)
+        log.info("setting %s %s to %s", definition.name, verb, shown)
+        self._notify(definition.name, coerced)
         return coerced
 
     def _notify(self, name: str, value: Any) -> None:
@@ -407,6 +410,11 @@ class Settings:
                 # The value is already stored and applied; one broken consumer must
                 # neither hide it from the others nor make the change look failed.
                 log.exception("listener for setting %s failed", name)
+
+    def restore(self, name: str, value: Any) -> Any:
+        """Set ``value`` without asking the guard: for undoing a guarded change that did not work out."""
+        definition = self.definition(name)
+        return self._apply(definition, coerce_setting(definition, value), "restored")
 
     def guard(self, name: str, check: Callable[[Any, Any], None]) -> None:
         """Have ``check(current, new)`` approve every change of ``name``; it raises ValueError to refuse.

@@ -131,6 +131,7 @@ STATION_VARIABLES: tuple[StationVariable, ...] = (
     StationVariable("ClockCtrlr", "DateTime", Characteristics(DataType.DATE_TIME)),
     # agent.clock follows the CSMS's currentTime (BootNotification/Heartbeat) over the board clock.
     _list("ClockCtrlr", "TimeSource", DataType.SEQUENCE_LIST, ("Heartbeat",), default=("Heartbeat",), constant=True),
+    _int("SecurityCtrlr", "SecurityProfile", low=0, high=3, mirrors="security_profile"),
     StationVariable("SecurityCtrlr", "Identity", Characteristics(DataType.STRING, max_limit=48), constant=True),
     _bool("AuthCtrlr", "Enabled", constant=True),  # False only for a free-vend station
     _bool("AuthCacheCtrlr", "Available", True, constant=True),
