@@ -254,7 +254,21 @@ def _convert(definition: SettingDef, value: Any) -> Any:
         return _to_csl(definition, value)
     if not isinstance(value, (str, int, float)) or isinstance(value, bool):
         raise ValueError(f"expected a string, got {value!r}")
-    return str(value)
+    return _check_length(definition, str(value))
+
+
+def _check_length(definition: SettingDef, value: str) -> str:
+    """A string setting's minimum/maximum bound its length (the value itself may be secret: not quoted).
+
+    The default (e.g. "" for "no password set by the CSMS") always fits.
+    """
+    if value == definition.default:
+        return value
+    if definition.minimum is not None and len(value) < definition.minimum:
+        raise ValueError(f"must be at least {definition.minimum} characters long, got {len(value)}")
+    if definition.maximum is not None and len(value) > definition.maximum:
+        raise ValueError(f"must be at most {definition.maximum} characters long, got {len(value)}")
+    return value
 
 
 def _to_bool(value: Any) -> bool:
