@@ -100,6 +100,7 @@ class Agent:
         from agent.core.metering import MeterSampler
         from agent.core.services import CoreServices
         from agent.core.station import ChargingStation
+        from agent.core.station_certificate import StationCertificate
         from agent.core.transactions import TransactionJournal
 
         station_cfg = self.config.station
@@ -117,13 +118,17 @@ class Agent:
             sink=self.station.meter_sample, transaction_of=self.station.transaction_ref,
             offered_A=lambda evse_id: self.hal.evse(evse_id).pilot.current_limit_A)
         self.station.sampler = self.sampler
+        certificates = CertificateStore(Path(station_cfg.data_dir) / "certs")
         self.core = CoreServices(station=self.station, authorizer=authorizer, journal=journal,
                                  configuration=ConfigurationService(self.settings), store=self.store,
                                  request_reset=self.request_reset,
                                  # The device model is 2.0.1's view of the settings: a 1.6 agent never loads it.
                                  device_model=self._device_model() if self.config.csms.ocpp_version == "2.0.1" else None,
                                  local_list=local_list, data_dir=Path(station_cfg.data_dir),
-                                 certificates=CertificateStore(Path(station_cfg.data_dir) / "certs"),
+                                 certificates=certificates, station_certificate=StationCertificate(
+                                     Path(station_cfg.data_dir) / "station-certificate", station_id=station_cfg.id,
+                                     settings=self.settings, store=self.store, certificates=certificates,
+                                     clock=self.clock.time),
                                  config_path=self.config_path, station_id=station_cfg.id,
                                  firmware=FirmwareJob(self.store, Path(station_cfg.data_dir),
                                                       install_command=list(self.config.system.firmware_install_command)
@@ -200,7 +205,7 @@ class Agent:
         factory = _with_subprotocol(factory, adapter_cls.subprotocol)
         self.session = CsmsSession(
             self.config, adapter_factory=factory, settings=self.settings,
-            on_frame=self.message_log.append, ticker=ticker,
+            on_frame=self.message_log.append, ticker=ticker, station_certificate=self.core.station_certificate,
         )
         self._tasks.append(asyncio.create_task(self.session.run(), name="csms-session"))
 

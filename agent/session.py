@@ -30,8 +30,11 @@ class CsmsSession:
         settings,
         on_frame: Callable[[str, str], None] | None = None,
         ticker=None,
+        station_certificate=None,
     ):
         self._config = config
+        # agent.core.station_certificate.StationCertificate: the CSMS-signed client certificate, if any.
+        self._station_certificate = station_certificate
         self._adapter_factory = adapter_factory
         self._settings = settings
         self._on_frame = on_frame
@@ -44,6 +47,8 @@ class CsmsSession:
     def transport_options(self) -> TransportOptions:
         """Transport options from the config file and the live settings."""
         csms = self._config.csms
+        installed = self._station_certificate.client_files() if self._station_certificate is not None else None
+        client_cert_file, client_key_file = installed or (csms.client_cert_file, csms.client_key_file)
         return TransportOptions(
             url=self._config.endpoint_url,
             subprotocol=self._adapter_factory.subprotocol,
@@ -52,8 +57,9 @@ class CsmsSession:
             # A password the CSMS set (2.0.1 BasicAuthPassword) wins over the config file's, from the next connection.
             password=self._settings["basic_auth_password"] or csms.password,
             ca_file=csms.ca_file,
-            client_cert_file=csms.client_cert_file,
-            client_key_file=csms.client_key_file,
+            # Profile 3: the certificate the CSMS signed (once installed) wins over the config file's.
+            client_cert_file=client_cert_file,
+            client_key_file=client_key_file,
             connect_timeout_s=csms.connect_timeout_s,
             ping_interval_s=float(self._settings["websocket_ping_interval_s"]),
             ping_timeout_s=csms.ping_timeout_s,

@@ -20,3 +20,7 @@ CLOCK_JUMP_S = 60.0
 def record_security_event(store, kind: str, *, timestamp: float, tech_info: str | None = None) -> None:
     """Queue a security event (durable, delivered in order with everything else)."""
     store.outbox.append(SECURITY_EVENT, {"type": kind, "timestamp": timestamp, "tech_info": tech_info})
+
+
+#: A CertificateSigned chain for the station's own certificate was refused (agent.core.station_certificate).
+INVALID_STATION_CERTIFICATE = "InvalidChargingStationCertificate"
