@@ -70,6 +70,10 @@ class Agent:
         from agent.store import StateStore
 
         self.store = StateStore(data_dir / "state.sqlite")
+        from agent.core.network import NetworkProfiles
+
+        # Before the settings load: an edited csms.security_profile replaces the CSMS's earlier raise.
+        NetworkProfiles.forget_stale_raise(self.store, self.config.csms.security_profile)
         profiles = supported_profiles(self.config.csms.ocpp_version)  # fixed by the code: compute once
         self.settings = Settings(self.store, initial=self.config.initial_settings, computed={
             "number_of_connectors": lambda: len(self.config.evse),
@@ -134,10 +138,37 @@ class Agent:
                                                       install_command=list(self.config.system.firmware_install_command)
                                                       or None,
                                                       busy=transaction_running(self.station), clock=self.clock.time))
+        self.core.network = self._network_profiles(certificates)
         self._record_startup()
         self.settings.subscribe(self._security_setting_changed)
         await self.station.start()
         await self.sampler.start()
+
+    def _network_profiles(self, certificates):
+        """The connection profiles: the config file's [csms] as slot 0, and what the CSMS added."""
+        from agent.core.certificates import CSMS_ROOT
+        from agent.core.network import ConnectionProfile, NetworkProfiles
+        from agent.core.security_events import RECONFIGURATION, record_security_event
+
+        def security_event(tech_info: str) -> None:
+            record_security_event(self.store, RECONFIGURATION, timestamp=self.clock.time(), tech_info=tech_info)
+            self.station._outbox_changed()
+
+        station_certificate = self.core.station_certificate
+        return NetworkProfiles(
+            self.store, self.settings, config_profile=ConnectionProfile.from_config(self.config.csms),
+            can_trust_csms=lambda: bool(self.config.csms.ca_file or certificates.list([CSMS_ROOT])),
+            has_client_certificate=lambda: bool(self.config.csms.client_cert_file
+                                                or station_certificate.client_files()),
+            has_password=lambda: bool(self.config.csms.password or self.settings["basic_auth_password"]),
+            on_security_event=security_event)
+
+    def _csms_trust(self, ca_file: str) -> str:
+        """The CA file the CSMS's TLS certificate is checked against: the config's plus the installed roots."""
+        from agent.core.certificates import CSMS_ROOT
+
+        bundle = self.core.certificates.ca_bundle([CSMS_ROOT], extra=ca_file or None)
+        return str(bundle) if bundle is not None else ca_file
 
     def _record_startup(self) -> None:
         """Security event: a power-up, or a restart the agent did itself (reset, graceful stop)."""
@@ -149,6 +180,10 @@ class Agent:
     def _security_setting_changed(self, name: str, value) -> None:
         from agent.core.security_events import RECONFIGURATION, record_security_event
 
+        if name == "security_profile" and self.session is not None:
+            # 1.6 SecurityProfile: disconnect and come back with the new profile at once.
+            log.info("security profile now %d: reconnecting", value)
+            self.session.reconnect()
         if name == "basic_auth_password":
             record_security_event(self.store, RECONFIGURATION, timestamp=self.clock.time(),
                                   tech_info="BasicAuthPassword changed")
@@ -206,6 +241,7 @@ class Agent:
         self.session = CsmsSession(
             self.config, adapter_factory=factory, settings=self.settings,
             on_frame=self.message_log.append, ticker=ticker, station_certificate=self.core.station_certificate,
+            network=self.core.network, trust=self._csms_trust,
         )
         self._tasks.append(asyncio.create_task(self.session.run(), name="csms-session"))
 

@@ -14,7 +14,7 @@ from typing import Callable
 from agent.config import AgentConfig
 from agent.liveness import TICK_S
 from agent.errors import ConnectFailed, ConnectionLost
-from agent.transport import TransportOptions, WebSocketConnection, backoff_delays
+from agent.transport import TransportOptions, WebSocketConnection, display_url, backoff_delays
 
 log = logging.getLogger("agent.session")
 
@@ -31,10 +31,17 @@ class CsmsSession:
         on_frame: Callable[[str, str], None] | None = None,
         ticker=None,
         station_certificate=None,
+        network=None,
+        trust: Callable[[str], str] | None = None,
     ):
         self._config = config
         # agent.core.station_certificate.StationCertificate: the CSMS-signed client certificate, if any.
         self._station_certificate = station_certificate
+        # agent.core.network.NetworkProfiles: which URL and security profile to use (None: the config's).
+        self._network = network
+        # trust(config ca_file) -> the CA file for the CSMS's certificate, asked at each connection
+        # (the CSMS may install roots).
+        self._trust = trust
         self._adapter_factory = adapter_factory
         self._settings = settings
         self._on_frame = on_frame
@@ -49,14 +56,16 @@ class CsmsSession:
         csms = self._config.csms
         installed = self._station_certificate.client_files() if self._station_certificate is not None else None
         client_cert_file, client_key_file = installed or (csms.client_cert_file, csms.client_key_file)
+        profile = self._network.current() if self._network is not None else None
         return TransportOptions(
-            url=self._config.endpoint_url,
+            url=profile.endpoint(self._config.station.id) if profile else self._config.endpoint_url,
             subprotocol=self._adapter_factory.subprotocol,
             station_id=self._config.station.id,
-            security_profile=csms.security_profile,
-            # A password the CSMS set (2.0.1 BasicAuthPassword) wins over the config file's, from the next connection.
+            security_profile=profile.security_profile if profile else csms.security_profile,
+            # A password the CSMS set (AuthorizationKey / BasicAuthPassword) wins over the config file's,
+            # from the next connection.
             password=self._settings["basic_auth_password"] or csms.password,
-            ca_file=csms.ca_file,
+            ca_file=self._trust(csms.ca_file) if self._trust is not None else csms.ca_file,
             # Profile 3: the certificate the CSMS signed (once installed) wins over the config file's.
             client_cert_file=client_cert_file,
             client_key_file=client_key_file,
@@ -73,6 +82,8 @@ class CsmsSession:
             try:
                 connection = await WebSocketConnection.open(self.transport_options(), on_frame=self._on_frame)
             except ConnectFailed as exc:
+                if self._network is not None:
+                    self._network.connect_failed()
                 delays = delays or self._backoff()
                 delay = next(delays)
                 log.warning("cannot connect to the CSMS: %s; retrying in %.1f s", exc, delay)
@@ -83,9 +94,13 @@ class CsmsSession:
 
     async def _serve(self, connection: WebSocketConnection) -> None:
         self.connection = connection
-        self.adapter = self._adapter_factory(connection)
+        profile = self._network.current() if self._network is not None else None
+        if profile is not None:  # the profile's messageTimeout (slot 0: the config's response_timeout_s)
+            self.adapter = self._adapter_factory(connection, response_timeout_s=profile.message_timeout_s)
+        else:
+            self.adapter = self._adapter_factory(connection)
         self.connected.set()
-        log.info("connected to %s (%s)", self._config.endpoint_url, connection.subprotocol)
+        log.info("connected to %s (%s)", display_url(connection.url), connection.subprotocol)
         try:
             await self.adapter.serve()
         except ConnectionLost:
@@ -120,6 +135,14 @@ class CsmsSession:
     def reconfigure(self, config: AgentConfig) -> None:
         """Use new CSMS settings: drop the current connection so the next one uses them."""
         self._config = config
+        if self._network is not None:
+            from agent.core.network import ConnectionProfile
+
+            self._network.reconfigure(ConnectionProfile.from_config(config.csms))
+        self.reconnect()
+
+    def reconnect(self) -> None:
+        """Drop the current connection; the next one is made with the current profiles and settings."""
         if self.connection is not None and not self.connection.closed:
             asyncio.ensure_future(self.connection.close())
 

@@ -82,6 +82,7 @@ class WebSocketConnection:
         # the socket must stay reachable for shutdown until the writer is done.
         self._sock = ws.sock
         self._options = options
+        self.url = options.url  # where this connection goes (the session reports it)
         self._writer = writer
         self._on_frame = on_frame
         self._log = logger
@@ -106,7 +107,7 @@ class WebSocketConnection:
         problems = _option_problems(options)
         if problems:
             message = "invalid transport options: " + "; ".join(problems)
-            log.error("cannot connect to CSMS at %s: %s", _display_url(options.url), message)
+            log.error("cannot connect to CSMS at %s: %s", display_url(options.url), message)
             raise ConnectFailed(message)
         writer = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix=f"ws-writer-{options.station_id}")
@@ -119,13 +120,13 @@ class WebSocketConnection:
             writer.shutdown(wait=False)
             raise
         except ConnectFailed as exc:
-            log.warning("cannot connect to CSMS at %s: %s", _display_url(options.url), exc)
+            log.warning("cannot connect to CSMS at %s: %s", display_url(options.url), exc)
             writer.shutdown(wait=True)  # the worker is idle: this join is immediate
             raise
         connection = cls(ws, options, writer=writer, on_frame=on_frame, logger=log)
         connection._start()
         log.info("connected to CSMS at %s (%s, security profile %d)",
-                 _display_url(options.url), options.subprotocol, options.security_profile)
+                 display_url(options.url), options.subprotocol, options.security_profile)
         return connection
 
     @property
@@ -190,7 +191,7 @@ class WebSocketConnection:
             state = f"closed ({self.close_reason})"
         else:
             state = "closing" if self._closing else "open"
-        return (f"<WebSocketConnection {_display_url(self._options.url)} "
+        return (f"<WebSocketConnection {display_url(self._options.url)} "
                 f"{self._subprotocol} {state}>")
 
     # -- loop side ---------------------------------------------------------
@@ -232,7 +233,7 @@ class WebSocketConnection:
             self._keepalive.cancel()
         level = logging.INFO if self._closing else logging.WARNING
         self._log.log(level, "connection to CSMS at %s ended: %s",
-                      _display_url(self._options.url), self.close_reason)
+                      display_url(self._options.url), self.close_reason)
         self._releaser = self._loop.create_task(self._release())
 
     async def _release(self) -> None:
@@ -366,7 +367,7 @@ def _option_problems(o: TransportOptions) -> list[str]:
     except ValueError:  # a port that is not a number
         url_ok = False
     if not url_ok:
-        problems.append(f"url must be ws:// or wss:// with a host, got {_display_url(o.url)!r}")
+        problems.append(f"url must be ws:// or wss:// with a host, got {display_url(o.url)!r}")
     if not o.subprotocol:
         problems.append("subprotocol is empty")
     if o.security_profile not in (0, 1, 2, 3):
@@ -518,7 +519,7 @@ def _describe(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-def _display_url(url: str) -> str:
+def display_url(url: str) -> str:
     """The URL without any user:password part, for logs and reprs."""
     parts = urlsplit(url)
     if "@" not in parts.netloc:

@@ -95,15 +95,21 @@ class CertificateStore:
         return [{**self._hash_data(cert, [c for _, _, c in loaded]), "use": use}
                 for _, use, cert in loaded if wanted is None or use in wanted]
 
-    def ca_bundle(self, uses: Iterable[str]) -> Path | None:
-        """Write the PEMs of ``uses`` into one file (e.g. TLS trust for the CSMS); None when there are none."""
+    def ca_bundle(self, uses: Iterable[str], *, extra: str | None = None) -> Path | None:
+        """Write the PEMs of ``uses`` into one file (e.g. TLS trust for the CSMS); None when there are none.
+
+        ``extra``: a PEM file to include too (the config file's CA), when there is anything installed.
+        """
         uses = sorted(set(uses))
         paths = [path for path in self._files() if _use_of(path) in uses]
         if not paths:
             return None
         bundle = self.directory / f"bundle-{'+'.join(uses)}.crt"
         try:
-            _write_atomically(bundle, "".join(path.read_text() for path in paths))
+            extra_text = Path(extra).read_text() if extra else ""
+            if extra_text and not extra_text.endswith("\n"):
+                extra_text += "\n"
+            _write_atomically(bundle, extra_text + "".join(path.read_text() for path in paths))
         except OSError as exc:
             log.error("cannot write %s: %s", bundle, exc)
             return None

@@ -12,7 +12,7 @@ import enum
 import logging
 from dataclasses import dataclass
 
-from agent.settings import SettingDef, Settings, coerce_setting, render_setting
+from agent.settings import SettingDef, Settings, render_setting
 
 log = logging.getLogger(__name__)
 
@@ -111,11 +111,12 @@ class ConfigurationService:
             log.info("ChangeConfiguration %s: rejected, read-only", definition.ocpp16)
             return ChangeResult.REJECTED
         try:
-            coerce_setting(definition, value)
+            # set() validates (type, bounds, and the setting's guard, e.g. SecurityProfile only up)
+            # before it stores anything.
+            self._settings.set(definition.name, value)
         except ValueError as exc:
             # The reason may quote the value, so a secret's is left out too.
             reason = "invalid value" if definition.secret else f"{value!r}: {exc}"
             log.info("ChangeConfiguration %s: rejected, %s", definition.ocpp16, reason)
             return ChangeResult.REJECTED
-        self._settings.set(definition.name, value)
         return ChangeResult.REBOOT_REQUIRED if definition.reboot_required else ChangeResult.ACCEPTED

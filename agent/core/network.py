@@ -47,6 +47,12 @@ class ConnectionProfile:
     message_timeout_s: float
     ocpp_version: str = ""  # "" = the version this agent speaks
 
+    @classmethod
+    def from_config(cls, csms) -> "ConnectionProfile":
+        """Slot 0: the config file's [csms] section (an ``agent.config.CsmsConfig``)."""
+        return cls(slot=0, url=csms.url, security_profile=csms.security_profile,
+                   message_timeout_s=csms.response_timeout_s)
+
     def endpoint(self, station_id: str) -> str:
         """The WebSocket URL: ``url`` with the identity appended, and wss:// whenever TLS is required.
 
@@ -86,14 +92,26 @@ class NetworkProfiles:
         settings.guard("security_profile", self._check_raise)
 
     @staticmethod
-    def forget_stale_raise(store, config_security_profile: int) -> None:
-        """Before the settings load: drop a CSMS raise made on top of a config value that has since changed."""
-        if store.get(CONFIG_PROFILE_KEY) not in (None, config_security_profile):
+    def forget_stale_raise(store, config_security_profile: int) -> bool:
+        """Drop a CSMS raise made on top of a config value that has since changed; True if it did.
+
+        Called before the settings load, and on a config reload (the caller then restores the setting).
+        """
+        stale = store.get(CONFIG_PROFILE_KEY) not in (None, config_security_profile)
+        if stale:
             log.warning("csms.security_profile changed in the config file to %d: it replaces the value the "
                         "CSMS had set", config_security_profile)
             store.delete(SETTING_KEY)
             store.delete(PENDING_KEY)
         store.put(CONFIG_PROFILE_KEY, config_security_profile)
+        return stale
+
+    def reconfigure(self, config_profile: ConnectionProfile) -> None:
+        """The config file was reloaded: slot 0 is its new [csms] section, and its security profile rules."""
+        if self.forget_stale_raise(self._store, config_profile.security_profile):
+            self._settings.restore("security_profile", config_profile.security_profile)
+        self._config_profile = config_profile
+        self._failures = 0
 
     # ------------------------------------------------------------ queries
 

@@ -360,6 +360,8 @@ class AdapterBase:
             return
         from agent.protocol.outbox import OutboxSender
 
+        if getattr(core, "network", None) is not None:
+            core.network.accepted()  # this connection's profile works: a pending raise is final
         codec = self.transaction_codec(core)
         self._outbox = OutboxSender(core.store, settings=self.settings, codec=codec, call=self.call)
         core.station.port = self
