@@ -54,12 +54,15 @@ class CoreCodec:
 
     #: The version's ``call`` module (ocpp.v16.call / ocpp.v201.call), for the messages both versions share.
     calls = None
+    #: The core records security events under their 2.0.1 names; a version that spells some differently maps them.
+    security_event_names: dict[str, str] = {}
 
     def security_event(self, item: OutboxItem):
         """SecurityEventNotification for a queued security event (same fields in 1.6 and 2.0.1)."""
         p = item.payload
         tech_info = p.get("tech_info") or None
-        return self.calls.SecurityEventNotification(type=p["type"], timestamp=format_iso(p["timestamp"]),
+        kind = self.security_event_names.get(p["type"], p["type"])
+        return self.calls.SecurityEventNotification(type=kind, timestamp=format_iso(p["timestamp"]),
                                                     tech_info=tech_info and tech_info[:255])
 
     def apply(self, item: OutboxItem, result) -> None:

@@ -67,6 +67,13 @@ class TransactionCodec(CoreCodec):
     """Neutral outbox records as 1.6 StartTransaction / MeterValues / StopTransaction / SecurityEventNotification."""
 
     calls = call
+    # The 1.6 security extension names the two parties differently (Central System, Charge Point).
+    security_event_names = {
+        "FailedToAuthenticateAtCsms": "FailedToAuthenticateAtCentralSystem",
+        "CsmsFailedToAuthenticate": "CentralSystemFailedToAuthenticate",
+        "InvalidCsmsCertificate": "InvalidCentralSystemCertificate",
+        "InvalidChargingStationCertificate": "InvalidChargePointCertificate",
+    }
 
     def encode(self, item: OutboxItem):
         """The 1.6 CALL for an outbox record (None: 1.6 has no message for it)."""

@@ -75,3 +75,16 @@ async def test_cpo_name_is_the_organization_setting(tmp_path, csms):
         result = await csms.call("CP1", call16.ChangeConfiguration(key="CpoName", value="Example CPO"))
         assert result.status == "Accepted"
         assert agent.settings["organization_name"] == "Example CPO"
+
+
+async def test_security_events_use_the_16_names(tmp_path, csms):
+    from agent.core.security_events import INVALID_STATION_CERTIFICATE, record_security_event
+
+    async with running_agent(agent_config(tmp_path, csms.url)) as agent:
+        await csms.wait_for_call("SecurityEventNotification")  # the start-up
+        record_security_event(agent.store, INVALID_STATION_CERTIFICATE, timestamp=agent.clock.time(),
+                              tech_info="chain does not verify")
+        agent.station._outbox_changed()
+        event = (await csms.wait_for_call("SecurityEventNotification", count=2))[-1].payload
+        assert event == {"type": "InvalidChargePointCertificate", "timestamp": event["timestamp"],
+                         "techInfo": "chain does not verify"}
