@@ -346,6 +346,8 @@ class Agent:
             await self.sampler.stop()
         if self.core is not None and self.core.firmware is not None:
             await self.core.firmware.close()
+        if self.core is not None and self.core.logs is not None:
+            await self.core.logs.close()
         if self.station is not None:
             await self.station.stop()
         for task in self._tasks:

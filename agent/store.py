@@ -104,6 +104,18 @@ MIGRATIONS: tuple[str, ...] = (
         group_id TEXT
     ) WITHOUT ROWID;
     """,
+    # 6: the security log (agent.core.security_events): bounded history of security events for GetLog.
+    """
+    CREATE TABLE security_log (
+        -- AUTOINCREMENT: the recording order, never reused, so pruning by seq drops the oldest
+        -- even when the clock jumped.
+        seq       INTEGER PRIMARY KEY AUTOINCREMENT,
+        timestamp REAL NOT NULL,
+        type      TEXT NOT NULL,
+        tech_info TEXT
+    );
+    CREATE INDEX security_log_timestamp ON security_log (timestamp);
+    """,
 )
 
 

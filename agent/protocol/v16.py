@@ -42,7 +42,8 @@ class Ocpp16Adapter(CertificateHandlers16, FirmwareHandlers16, DiagnosticsHandle
     #: Station-initiated messages this adapter sends (read by `ocpp-agent pics`).
     sends = frozenset({"BootNotification", "Heartbeat", "Authorize", "StartTransaction", "StopTransaction",
                        "MeterValues", "StatusNotification", "DataTransfer", "DiagnosticsStatusNotification",
-                       "FirmwareStatusNotification", "SecurityEventNotification"})
+                       "FirmwareStatusNotification", "SecurityEventNotification", "SignCertificate",
+                       "LogStatusNotification"})
 
     # ------------------------------------------------------------ registration
 

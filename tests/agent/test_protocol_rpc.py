@@ -122,7 +122,8 @@ async def test_rpc_unknown_action_is_not_implemented(station16):
 
 async def test_rpc_known_action_without_handler_is_not_supported(station16):
     _, conn = station16
-    await conn.inbox.put('[2,"m1","GetLog",{"log":{"remoteLocation":"ftp://x/"},"logType":"DiagnosticsLog","requestId":1}]')
+    # Every CSMS-initiated 1.6 action has a handler; Heartbeat is one only a station sends.
+    await conn.inbox.put('[2,"m1","Heartbeat",{}]')
     reply = await conn.next_out()
     assert reply[:3] == [4, "m1", "NotSupported"]
 
