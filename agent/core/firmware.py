@@ -1,42 +1,79 @@
-"""Firmware update job, version-neutral: download, wait for idle, install, report.
+"""Firmware update job, version-neutral: schedule, download, verify, wait, install, report.
 
-The protocol adapters translate UpdateFirmware into :meth:`FirmwareJob.schedule` and
-map the statuses reported through ``on_status`` onto their own vocabulary (the job
-speaks OCPP 1.6's: Downloading, Downloaded, DownloadFailed, Installing, Installed,
-InstallationFailed).
+The protocol adapters translate UpdateFirmware (1.6 plain and signed, 2.0.1) into a
+:class:`FirmwareRequest` for :meth:`FirmwareJob.schedule` and word the statuses
+reported through the attached callback in their own vocabulary. The job speaks
+OCPP 2.0.1's (a superset of 1.6's): DownloadScheduled, Downloading, Downloaded,
+DownloadFailed, SignatureVerified, InvalidSignature, InstallScheduled, Installing,
+InstallRebooting, Installed, InstallationFailed, InstallVerificationFailed, Idle.
 
 The job outlives any one CSMS connection, so it owns its task; the app closes it
-at shutdown. Its state is persisted so that an install that reboots the board is
-reported as Installed by the next agent start (:meth:`FirmwareJob.resume`).
+at shutdown. Every step is persisted under ``STORE_KEY`` before it starts, so an
+agent restart resumes the job, and an install that rebooted the board is reported
+Installed by the next start (:meth:`FirmwareJob.resume`).
+
+`cryptography` is imported only inside the signature functions: the agent stays
+small in memory until a signed update actually arrives.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import ftplib
+import hashlib
 import logging
-import shutil
+import secrets
+import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Callable
 from urllib.parse import unquote, urlsplit
 
+from agent.core.certificates import MANUFACTURER_ROOT
+from agent.core.security_events import (FIRMWARE_UPDATED, INVALID_FIRMWARE_SIGNATURE,
+                                        INVALID_FIRMWARE_SIGNING_CERTIFICATE, record_security_event)
+
 log = logging.getLogger(__name__)
 
-DOWNLOADING, DOWNLOADED, DOWNLOAD_FAILED = "Downloading", "Downloaded", "DownloadFailed"
-INSTALLING, INSTALLED, INSTALLATION_FAILED = "Installing", "Installed", "InstallationFailed"
+DOWNLOAD_SCHEDULED, DOWNLOADING, DOWNLOADED, DOWNLOAD_FAILED = (
+    "DownloadScheduled", "Downloading", "Downloaded", "DownloadFailed")
+SIGNATURE_VERIFIED, INVALID_SIGNATURE = "SignatureVerified", "InvalidSignature"
+INSTALL_SCHEDULED, INSTALLING, INSTALL_REBOOTING = "InstallScheduled", "Installing", "InstallRebooting"
+INSTALLED, INSTALLATION_FAILED, INSTALL_VERIFICATION_FAILED = (
+    "Installed", "InstallationFailed", "InstallVerificationFailed")
 IDLE = "Idle"
+#: After these the job is over and the station is Idle again.
+FINAL = frozenset({DOWNLOAD_FAILED, INVALID_SIGNATURE, INSTALLED, INSTALLATION_FAILED, INSTALL_VERIFICATION_FAILED})
+
+# Answers to an update request (UpdateFirmwareStatusEnumType in both versions).
+ACCEPTED, REJECTED, ACCEPTED_CANCELED, INVALID_CERTIFICATE = (
+    "Accepted", "Rejected", "AcceptedCanceled", "InvalidCertificate")
+
+#: Exit statuses of the install command besides 0 (installed, active now). Any other is InstallationFailed.
+EXIT_VERIFICATION_FAILED = 65  # sysexits EX_DATAERR: the installer's own check refused the image
+EXIT_REBOOT = 100  # installed; the board must reboot to run it (the agent asks for the reboot)
+
+#: Outcomes the CSMS also hears about as a security event.
+_SECURITY_EVENT_OF = {INSTALLED: FIRMWARE_UPDATED, INVALID_SIGNATURE: INVALID_FIRMWARE_SIGNATURE}
 
 STORE_KEY = "firmware:job"
+PENDING, VERIFIED, INSTALLING_PHASE, REBOOTING_PHASE = "pending", "downloaded", "installing", "rebooting"
 SCHEMES = ("http", "https", "ftp", "ftps")
 DEFAULT_RETRIES = 3  # OCPP leaves the number of attempts to the station when the CSMS gives none
 DEFAULT_RETRY_INTERVAL_S = 60
 TRANSFER_TIMEOUT_S = 60.0  # per socket operation, not for the whole file
 CHUNK = 64 * 1024
+#: A retrieve or install time less than this ahead means "now": the clock adopted from the CSMS
+#: trails it by a message's latency, and a scheduled status for a few milliseconds only confuses.
+SCHEDULE_SLACK_S = 0.5
+REPORT_BEFORE_REBOOT_S = 10.0  # how long InstallRebooting may take to reach the CSMS before the reboot
+MAX_INTERMEDIATES = 4  # a longer chain below a manufacturer root is a malformed bundle
 
 
 class TransferError(Exception):
-    """A download or upload failed (network, server refusal, bad URL)."""
+    """A download or upload failed (network, server refusal, bad URL, cancelled)."""
 
 
 # ------------------------------------------------------------------ transfers (blocking; run in a thread)
@@ -52,28 +89,40 @@ def ftp_client(url, timeout: float) -> ftplib.FTP:
     return client
 
 
-def download(location: str, target: Path, *, timeout: float = TRANSFER_TIMEOUT_S) -> Path:
+def download(location: str, target: Path, *, timeout: float = TRANSFER_TIMEOUT_S,
+             cancelled: threading.Event | None = None) -> Path:
     """Fetch ``location`` into ``target`` (blocking). Raises TransferError.
 
     The file is written under a temporary name and renamed when complete, so a
-    half-downloaded image is never mistaken for a good one.
+    half-downloaded image is never mistaken for a good one. Setting ``cancelled``
+    stops the transfer at the next chunk (a thread cannot be cancelled otherwise).
     """
     url = urlsplit(location)
     if url.scheme not in SCHEMES or not url.hostname:
         raise TransferError(f"unsupported location {location!r}")
+    cancelled = cancelled or threading.Event()
     partial = target.with_name(target.name + ".part")
+
+    def write(out, data: bytes) -> None:
+        if cancelled.is_set():
+            raise TransferError("cancelled")
+        out.write(data)
+
     try:
         with open(partial, "wb") as out:
             if url.scheme in ("ftp", "ftps"):
                 with ftp_client(url, timeout) as client:
-                    client.retrbinary(f"RETR {unquote(url.path)}", out.write, blocksize=CHUNK)
+                    client.retrbinary(f"RETR {unquote(url.path)}", lambda data: write(out, data), blocksize=CHUNK)
             else:
                 import urllib.request  # only when a download runs: it pulls in http.client and email
 
                 with urllib.request.urlopen(location, timeout=timeout) as response:
-                    shutil.copyfileobj(response, out, CHUNK)
+                    while data := response.read(CHUNK):
+                        write(out, data)
+        if cancelled.is_set():  # a cancel during the last chunk still counts
+            raise TransferError("cancelled")
         partial.replace(target)
-    except (OSError, ftplib.Error, ValueError) as exc:  # URLError and HTTPError are OSErrors
+    except (OSError, ftplib.Error, ValueError, TransferError) as exc:  # URLError and HTTPError are OSErrors
         partial.unlink(missing_ok=True)
         raise TransferError(f"download of {safe_url(location)} failed: {exc}") from exc
     return target
@@ -105,66 +154,251 @@ async def with_retries(attempt, *, attempts: int, interval_s: float, what: str):
             await asyncio.sleep(interval_s)
 
 
+# ------------------------------------------------------------------ signatures (cryptography imported lazily)
+
+
+def manufacturer_roots(certificates) -> list:
+    """The installed ManufacturerRootCertificates of a CertificateStore (x509 objects); [] without any."""
+    bundle = certificates.ca_bundle([MANUFACTURER_ROOT]) if certificates is not None else None
+    if bundle is None:
+        return []
+    from cryptography import x509
+
+    try:
+        return x509.load_pem_x509_certificates(bundle.read_bytes())
+    except (OSError, ValueError) as exc:
+        log.error("cannot read the manufacturer roots in %s: %s", bundle, exc)
+        return []
+
+
+def signing_certificate_problem(pem: str, roots: list, *, now: float) -> str | None:
+    """Why ``pem`` may not sign firmware, or None when it chains to one of ``roots``.
+
+    ``pem`` is the signing certificate, optionally followed by intermediate CAs.
+    Only expiry is checked, as for installed roots: "not yet valid" may just mean
+    our clock is not synchronised yet.
+    """
+    from cryptography import x509
+
+    try:
+        chain = x509.load_pem_x509_certificates(pem.encode())
+    except ValueError:
+        return "not a PEM certificate"
+    current, intermediates = chain[0], chain[1:]
+    if not _may_sign(current):
+        return "its key usage does not allow signatures"
+    for _ in range(MAX_INTERMEDIATES + 1):
+        if current.not_valid_after_utc.timestamp() < now:
+            return f"{current.subject.rfc4514_string()} expired"
+        if current in roots:
+            return None  # signed with a root itself
+        if any(_issued_by(current, root) for root in roots if root.not_valid_after_utc.timestamp() >= now):
+            return None
+        issuer = next((ca for ca in intermediates if _is_ca(ca) and _issued_by(current, ca)), None)
+        if issuer is None:
+            return "it does not chain to an installed ManufacturerRootCertificate"
+        current = issuer
+    return "its chain is too long"
+
+
+def signature_valid(image: Path, signature_b64: str, certificate_pem: str) -> bool:
+    """True when ``signature_b64`` signs the file's SHA-256 with the certificate's key.
+
+    RSA (PKCS#1 v1.5) and ECDSA keys; the file is hashed in chunks, so an image
+    larger than the free memory can be checked. Blocking: run it in a thread.
+    """
+    import base64
+
+    from cryptography import x509
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
+
+    try:
+        signature = base64.b64decode("".join(signature_b64.split()), validate=True)  # CSMSs may wrap lines
+        key = x509.load_pem_x509_certificates(certificate_pem.encode())[0].public_key()
+    except ValueError:  # binascii.Error is one
+        return False
+    digest = hashlib.sha256()
+    with open(image, "rb") as handle:
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
+    prehashed = utils.Prehashed(hashes.SHA256())
+    try:
+        if isinstance(key, rsa.RSAPublicKey):
+            key.verify(signature, digest.digest(), padding.PKCS1v15(), prehashed)
+        elif isinstance(key, ec.EllipticCurvePublicKey):
+            key.verify(signature, digest.digest(), ec.ECDSA(prehashed))
+        else:
+            log.error("firmware signing key type %s is not supported", type(key).__name__)
+            return False
+    except InvalidSignature:
+        return False
+    return True
+
+
+def _issued_by(cert, issuer) -> bool:
+    from cryptography.exceptions import InvalidSignature
+
+    try:
+        cert.verify_directly_issued_by(issuer)  # name match and signature
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
+def _is_ca(cert) -> bool:
+    from cryptography import x509
+
+    try:
+        return cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    except x509.ExtensionNotFound:
+        return False
+
+
+def _may_sign(cert) -> bool:
+    from cryptography import x509
+
+    try:
+        return cert.extensions.get_extension_for_class(x509.KeyUsage).value.digital_signature
+    except x509.ExtensionNotFound:
+        return True  # no restriction stated
+
+
 # ------------------------------------------------------------------ the job
 
 
+@dataclass(frozen=True)
+class FirmwareRequest:
+    """An update request in neutral form; times are unix seconds.
+
+    ``request_id`` is None only for a plain OCPP 1.6 UpdateFirmware. A signed
+    update carries both ``signing_certificate`` (PEM) and ``signature`` (base64).
+    """
+
+    location: str
+    retrieve_at: float
+    install_at: float | None = None
+    retries: int | None = None
+    retry_interval_s: int | None = None
+    request_id: int | None = None
+    signing_certificate: str | None = None
+    signature: str | None = None
+
+    @property
+    def signed(self) -> bool:
+        """True when the image must be verified before it is installed."""
+        return self.signature is not None
+
+
 class FirmwareJob:
-    """One firmware update at a time: schedule, download, wait for idle, install.
+    """One firmware update at a time: schedule, download, verify, wait for idle, install.
 
     ``busy()`` tells whether a transaction runs (installation waits until it is
     False, polled every ``poll_s``). ``install_command`` is an argv list (no
-    shell) to which the image path is appended; exit status 0 means Installed.
-    When it reboots the board instead of exiting, :meth:`resume` reports
-    Installed at the next start. ``install_command=None`` makes every install
-    fail: a station without an installer must not pretend it updated.
+    shell) to which the image path is appended; exit status 0 means Installed,
+    ``EXIT_REBOOT`` installed-after-a-reboot (reported InstallRebooting, then
+    ``reboot()`` is called), ``EXIT_VERIFICATION_FAILED`` InstallVerificationFailed.
+    An installer that reboots the board itself is reported Installed at the next
+    start (:meth:`resume`). ``install_command=None`` makes every install fail: a
+    station without an installer must not pretend it updated.
+
+    ``certificates`` (the CertificateStore holding the manufacturer roots) and
+    ``reboot`` may be set after construction; see :func:`firmware_job`.
     """
 
     def __init__(self, store, data_dir: Path | str, *, install_command: list[str] | None,
-                 busy: Callable[[], bool] = lambda: False, on_status: Callable[[str], None] | None = None,
-                 poll_s: float = 1.0, install_timeout_s: float = 900.0, clock: Callable[[], float] = time.time):
+                 busy: Callable[[], bool] = lambda: False, on_status: Callable | None = None,
+                 poll_s: float = 1.0, install_timeout_s: float = 900.0, clock: Callable[[], float] = time.time,
+                 certificates=None, reboot: Callable[[], None] | None = None):
         self.store = store
         self.directory = Path(data_dir) / "firmware"
         self.install_command = list(install_command) if install_command else None
         self.busy = busy
+        #: on_status(status, request_id) -> None or an awaitable that completes when the CSMS has it
         self.on_status = on_status
         self.poll_s = poll_s
         self.install_timeout_s = install_timeout_s
         self.clock = clock
-        self.status = IDLE  # the last status reported (TriggerMessage answers with it)
+        self.certificates = certificates
+        self.reboot = reboot
+        self.status = IDLE  # the last status reported; Idle once a job ended (TriggerMessage answers with it)
+        self.request_id: int | None = None  # the current job's, while the status is not Idle
         self._task: asyncio.Task | None = None
+        self._job: dict | None = None
+        self._cancel = threading.Event()
 
     @property
     def running(self) -> bool:
         """True while a job is scheduled, downloading, waiting or installing."""
         return self._task is not None and not self._task.done()
 
-    def schedule(self, location: str, retrieve_at: float, retries: int | None = None,
-                 retry_interval_s: int | None = None) -> None:
-        """Start a job (replacing any running one: the CSMS's latest request wins)."""
-        job = {"location": location, "retrieve_at": retrieve_at,
-               "retries": DEFAULT_RETRIES if retries is None else retries,
-               "retry_interval_s": DEFAULT_RETRY_INTERVAL_S if retry_interval_s is None else retry_interval_s,
-               "phase": "pending"}
+    def attach(self, on_status: Callable) -> None:
+        """Report to ``on_status`` from now on (a new connection takes over the reports)."""
+        self.on_status = on_status
+
+    def detach(self, on_status: Callable) -> None:
+        """Stop reporting to ``on_status`` if it is still the one attached (its connection ended)."""
+        if self.on_status == on_status:
+            self.on_status = None
+
+    # -------------------------------------------------------------- commands
+
+    def schedule(self, request: FirmwareRequest) -> str:
+        """Start a job for ``request``; the answer to the CSMS.
+
+        Accepted, or AcceptedCanceled when it replaces a job that had not begun
+        installing (the CSMS's latest request wins). Rejected for a location we
+        cannot fetch, half a signature, or while an installer runs; InvalidCertificate
+        (and a security event) when a signing certificate is not from the manufacturer.
+        """
+        if urlsplit(request.location).scheme not in SCHEMES or (request.signature is None) != (
+                request.signing_certificate is None):
+            return REJECTED
+        if (self.store.get(STORE_KEY) or {}).get("phase") in (INSTALLING_PHASE, REBOOTING_PHASE):
+            return REJECTED  # an installer cannot be stopped half-way, nor its reboot taken back
+        if request.signed:
+            problem = signing_certificate_problem(request.signing_certificate,
+                                                  manufacturer_roots(self.certificates), now=self.clock())
+            if problem is not None:
+                log.warning("firmware signing certificate refused: %s", problem)
+                self._security_event(INVALID_FIRMWARE_SIGNING_CERTIFICATE, problem)
+                return INVALID_CERTIFICATE
+        answer = ACCEPTED_CANCELED if self.running else ACCEPTED
+        job = {**dataclasses.asdict(request), "phase": PENDING,
+               "retries": DEFAULT_RETRIES if request.retries is None else request.retries,
+               "retry_interval_s": DEFAULT_RETRY_INTERVAL_S if request.retry_interval_s is None
+               else request.retry_interval_s,
+               # unique per job: a cancelled download still finishing in its thread cannot clobber it;
+               # shortened, because file names have a limit and locations may be 512 characters long
+               "image": f"{secrets.token_hex(4)}-{file_name_for(request.location)[-100:]}"}
         self.store.put(STORE_KEY, job)
         self._start(job)
+        return answer
 
     def resume(self) -> None:
-        """At start-up: report an install that rebooted the board, or pick up a pending job.
+        """At start-up: report an install that rebooted the board, or pick up an unfinished job.
 
         Safe to call on every (re)connection: a finished install is reported once.
         """
         job = self.store.get(STORE_KEY)
         if job is None or self.running:
             return
-        if job["phase"] == "installing":
-            self.store.delete(STORE_KEY)
-            self._report(INSTALLED)  # the installer rebooted us: that is its way of succeeding
+        if self.rebooted_while_installing():
+            self._job = job
+            self._finish(job, INSTALLED)  # the installer rebooted us: that is its way of succeeding
         else:
             self._start(job)
+
+    def rebooted_while_installing(self) -> bool:
+        """True when the persisted job was installing when the agent last stopped (not yet reported)."""
+        job = self.store.get(STORE_KEY)
+        return job is not None and not self.running and job["phase"] in (INSTALLING_PHASE, REBOOTING_PHASE)
 
     async def close(self) -> None:
         """Stop the job task (shutdown); the persisted job is resumed at the next start."""
         if self._task is not None:
+            self._cancel.set()
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
             self._task = None
@@ -173,31 +407,59 @@ class FirmwareJob:
 
     def _start(self, job: dict) -> None:
         if self._task is not None:
+            self._cancel.set()
             self._task.cancel()
+        self._cancel = threading.Event()
+        self._job, self.request_id = job, job.get("request_id")
+        self._discard_files(keep=self._image(job))
         self._task = asyncio.get_running_loop().create_task(self._run(job), name="firmware-update")
 
     async def _run(self, job: dict) -> None:
-        await asyncio.sleep(max(0.0, job["retrieve_at"] - self.clock()))
-        image = await self._download(job)
-        if image is None:
-            return
+        image = self._image(job)
+        if job["phase"] == PENDING or not image.exists():
+            if not await self._fetch(job, image):
+                return
+        else:  # resumed after a restart: the CSMS hears that the job lives on; the image is checked again
+            self._report(DOWNLOADED)
+            if not await self._checked(job, image):
+                return
+        if (job.get("install_at") or 0) > self.clock() + SCHEDULE_SLACK_S:
+            self._report(INSTALL_SCHEDULED)
+            await asyncio.sleep(job["install_at"] - self.clock())
         await self._wait_until_idle()
         await self._install(job, image)
 
-    async def _download(self, job: dict) -> Path | None:
+    async def _fetch(self, job: dict, image: Path) -> bool:
+        """Download (at the retrieve time) and verify; True when the image may be installed."""
+        if job["retrieve_at"] > self.clock() + SCHEDULE_SLACK_S:
+            self._report(DOWNLOAD_SCHEDULED)
+            await asyncio.sleep(job["retrieve_at"] - self.clock())
         self._report(DOWNLOADING)
         self.directory.mkdir(parents=True, exist_ok=True)
-        target = self.directory / file_name_for(job["location"])
+        cancel = self._cancel
         try:
-            await with_retries(lambda: asyncio.to_thread(download, job["location"], target),
+            await with_retries(lambda: asyncio.to_thread(download, job["location"], image, cancelled=cancel),
                                attempts=job["retries"], interval_s=job["retry_interval_s"],
                                what="firmware download")
         except TransferError:
-            self.store.delete(STORE_KEY)
-            self._report(DOWNLOAD_FAILED)
-            return None
+            self._finish(job, DOWNLOAD_FAILED)
+            return False
         self._report(DOWNLOADED)
-        return target
+        if not await self._checked(job, image):
+            return False
+        self._persist(job, VERIFIED)
+        return True
+
+    async def _checked(self, job: dict, image: Path) -> bool:
+        """Verify a signed image; a bad one ends the job and the image is deleted, never installed."""
+        if not job.get("signature"):
+            return True  # unsigned (1.6 UpdateFirmware, 2.0.1 without a signature): nothing to check
+        if await asyncio.to_thread(signature_valid, image, job["signature"], job["signing_certificate"]):
+            self._report(SIGNATURE_VERIFIED)
+            return True
+        log.error("firmware %s: invalid signature; image deleted", image.name)
+        self._finish(job, INVALID_SIGNATURE)
+        return False
 
     async def _wait_until_idle(self) -> None:
         """Never interrupt a charging session for an update: poll until none runs."""
@@ -205,43 +467,115 @@ class FirmwareJob:
             await asyncio.sleep(self.poll_s)
 
     async def _install(self, job: dict, image: Path) -> None:
-        self.store.put(STORE_KEY, {**job, "phase": "installing"})  # written before: the installer may reboot
+        self._persist(job, INSTALLING_PHASE)  # written before: the installer may reboot the board
         self._report(INSTALLING)
-        ok = await self._run_installer(image)
-        self.store.delete(STORE_KEY)
-        self._report(INSTALLED if ok else INSTALLATION_FAILED)
+        code = await self._run_installer(image)
+        if code == EXIT_REBOOT:
+            await self._reboot(job)
+        elif code == 0:
+            self._finish(job, INSTALLED)
+        else:
+            self._finish(job, INSTALL_VERIFICATION_FAILED if code == EXIT_VERIFICATION_FAILED else INSTALLATION_FAILED)
 
-    async def _run_installer(self, image: Path) -> bool:
+    async def _reboot(self, job: dict) -> None:
+        """The new firmware runs after a reboot: say so, give the report a moment to leave, reboot."""
+        self._persist(job, REBOOTING_PHASE)  # the next start reports Installed
+        sent = self._report(INSTALL_REBOOTING)
+        if sent is not None:
+            await asyncio.wait({asyncio.ensure_future(sent)}, timeout=REPORT_BEFORE_REBOOT_S)
+        if self.reboot is None:
+            log.warning("firmware installed; it runs after the next reboot (nothing here can reboot)")
+            return
+        self.reboot()
+
+    async def _run_installer(self, image: Path) -> int | None:
+        """The installer's exit status; None when it could not run to the end."""
         if self.install_command is None:
             log.error("firmware install: no install command configured")
-            return False
+            return None
         argv = [*self.install_command, str(image)]
         try:
             process = await asyncio.create_subprocess_exec(*argv, stdin=asyncio.subprocess.DEVNULL)
         except OSError as exc:
             log.error("firmware install: cannot run %s: %s", argv[0], exc)
-            return False
+            return None
         try:
             code = await asyncio.wait_for(process.wait(), self.install_timeout_s)
         except asyncio.TimeoutError:
             process.kill()
             await process.wait()
             log.error("firmware install: %s timed out after %.0f s", argv[0], self.install_timeout_s)
-            return False
-        if code != 0:
+            return None
+        if code not in (0, EXIT_REBOOT):
             log.error("firmware install: %s exited with status %d", argv[0], code)
-        return code == 0
+        return code
 
-    def _report(self, status: str) -> None:
-        self.status = IDLE if status in (INSTALLED, INSTALLATION_FAILED, DOWNLOAD_FAILED) else status
+    # -------------------------------------------------------------- bookkeeping
+
+    def _finish(self, job: dict, status: str) -> None:
+        """End the job: forget it (with its security event, atomically), delete the image, report."""
+        with self.store.transaction():
+            if status in _SECURITY_EVENT_OF:
+                self._security_event(_SECURITY_EVENT_OF[status], f"{status}: {safe_url(job['location'])}")
+            self.store.delete(STORE_KEY)
+        self._image(job).unlink(missing_ok=True)
+        self._report(status)
+
+    def _persist(self, job: dict, phase: str) -> None:
+        job["phase"] = phase
+        self.store.put(STORE_KEY, job)
+
+    def _image(self, job: dict) -> Path:
+        # jobs persisted before images had unique names are named after their location
+        return self.directory / job.get("image", file_name_for(job["location"]))
+
+    def _discard_files(self, *, keep: Path) -> None:
+        """Remove images of replaced or abandoned jobs: the disk of a Pi is small."""
+        if not self.directory.is_dir():
+            return
+        for path in self.directory.iterdir():
+            if path != keep and path.is_file():
+                path.unlink(missing_ok=True)
+
+    def _security_event(self, kind: str, info: str) -> None:
+        record_security_event(self.store, kind, timestamp=self.clock(), tech_info=info[:255])
+
+    def _report(self, status: str):
+        """Tell the attached connection; returns what its callback returned (awaitable delivery, or None)."""
+        request_id = self._job.get("request_id") if self._job else None
+        final = status in FINAL
+        self.status = IDLE if final else status
+        self.request_id = None if final else request_id
         log.info("firmware update: %s", status)
-        if self.on_status is not None:
-            try:
-                self.on_status(status)
-            except Exception:  # a reporting bug must not abort an update half-way
-                log.exception("firmware status callback failed")
+        if self.on_status is None:
+            return None
+        try:
+            return self.on_status(status, request_id)
+        except Exception:  # a reporting bug must not abort an update half-way
+            log.exception("firmware status callback failed")
+            return None
 
 
 def transaction_running(station) -> Callable[[], bool]:
     """A ``busy`` predicate over the core's ChargingStation: any EVSE with a transaction."""
     return lambda: any(machine.transaction is not None for machine in station.evses.values())
+
+
+def firmware_job(core, *, clock: Callable[[], float] = time.time) -> FirmwareJob | None:
+    """The core's job, wired to its certificate store and board reboot; None without a data directory.
+
+    Built on first use when the app gave a data directory but no job; kept on the
+    core, because the job outlives the connection that started it.
+    """
+    if core is None:
+        return None
+    job = getattr(core, "firmware", None)
+    if job is None and getattr(core, "data_dir", None) is not None:
+        job = FirmwareJob(core.store, core.data_dir, install_command=getattr(core, "firmware_install_command", None),
+                          busy=transaction_running(core.station), clock=clock)
+        core.firmware = job
+    if job is not None:
+        job.certificates = job.certificates or getattr(core, "certificates", None)
+        if job.reboot is None and getattr(core, "request_reset", None) is not None:
+            job.reboot = lambda: core.request_reset(True)
+    return job

@@ -43,7 +43,7 @@ class Ocpp16Adapter(CertificateHandlers16, FirmwareHandlers16, DiagnosticsHandle
     sends = frozenset({"BootNotification", "Heartbeat", "Authorize", "StartTransaction", "StopTransaction",
                        "MeterValues", "StatusNotification", "DataTransfer", "DiagnosticsStatusNotification",
                        "FirmwareStatusNotification", "SecurityEventNotification", "SignCertificate",
-                       "LogStatusNotification"})
+                       "LogStatusNotification", "SignedFirmwareStatusNotification"})
 
     # ------------------------------------------------------------ registration
 

@@ -1,11 +1,16 @@
-"""OCPP 1.6 Firmware Management profile, firmware half: UpdateFirmware over the core's job.
+"""OCPP 1.6 firmware updates over the core's job: UpdateFirmware (Firmware Management profile)
+and SignedUpdateFirmware (security extension).
 
 Wiring (done by the app): ``CoreServices`` carries ``firmware`` (an
-``agent.core.firmware.FirmwareJob``, or None to have this mixin build one from
-``data_dir`` and ``firmware_install_command``), ``data_dir`` (the station's data
-directory) and ``config_path`` (the TOML file to include, redacted, in
-diagnostics). The adapter lists ``FirmwareHandlers16`` among its bases, before
-``AdapterBase``.
+``agent.core.firmware.FirmwareJob``, or None to have one built from ``data_dir``
+and ``firmware_install_command``) and ``certificates`` (the manufacturer roots
+that signing certificates must chain to). The adapter lists ``FirmwareHandlers16``
+among its bases, before ``AdapterBase``.
+
+A job started by SignedUpdateFirmware carries a requestId and reports with
+SignedFirmwareStatusNotification in the core's full vocabulary; a plain
+UpdateFirmware job has none and reports with FirmwareStatusNotification, whose
+smaller vocabulary this module maps onto.
 """
 
 from __future__ import annotations
@@ -18,9 +23,20 @@ from ocpp.routing import on
 from ocpp.v16 import call, call_result
 from ocpp.v16.enums import Action
 
-from agent.core.firmware import FirmwareJob, transaction_running
+from agent.core import firmware as fw
+from agent.core.firmware import FirmwareRequest, firmware_job
 
 log = logging.getLogger("agent.ocpp16")
+
+#: What plain FirmwareStatusNotification can say (the core may say more).
+_PLAIN = frozenset({fw.DOWNLOADING, fw.DOWNLOADED, fw.DOWNLOAD_FAILED, fw.INSTALLING,
+                    fw.INSTALLED, fw.INSTALLATION_FAILED, fw.IDLE})
+#: A reported step outside that vocabulary: its plain word, or dropped (a scheduled download is
+#: silent until it starts; InstallRebooting follows an Installing already sent).
+_PLAIN_REPORT = {fw.INSTALL_VERIFICATION_FAILED: fw.INSTALLATION_FAILED}
+#: The current status in plain words, for TriggerMessage.
+_PLAIN_NOW = {fw.DOWNLOAD_SCHEDULED: fw.IDLE, fw.SIGNATURE_VERIFIED: fw.DOWNLOADED,
+              fw.INSTALL_SCHEDULED: fw.DOWNLOADED, fw.INSTALL_REBOOTING: fw.INSTALLING}
 
 
 def _timestamp(value: str | None) -> float | None:
@@ -31,20 +47,26 @@ def _timestamp(value: str | None) -> float | None:
     return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
 
 
+def firmware_request(firmware_type: dict, *, request_id: int | None, retries: int | None,
+                     retry_interval: int | None) -> FirmwareRequest:
+    """A FirmwareType (the 1.6 security extension's and 2.0.1's are the same) as the core's request."""
+    # the adapter base has checked the date-time formats against the schema already
+    return FirmwareRequest(location=firmware_type["location"],
+                           retrieve_at=_timestamp(firmware_type["retrieve_date_time"]),
+                           install_at=_timestamp(firmware_type.get("install_date_time")),
+                           retries=retries, retry_interval_s=retry_interval, request_id=request_id,
+                           signing_certificate=firmware_type.get("signing_certificate"),
+                           signature=firmware_type.get("signature"))
+
+
 class FirmwareHandlers16:
     """Mixed into the 1.6 adapter."""
 
-    # ------------------------------------------------------------ firmware
-
-    def _firmware_job(self) -> FirmwareJob | None:
-        """The core's job, built on first use when the app gave a data directory but no job."""
-        core = self.core
-        job = getattr(core, "firmware", None)
-        if job is None and getattr(core, "data_dir", None) is not None:
-            job = FirmwareJob(core.store, core.data_dir,
-                              install_command=getattr(core, "firmware_install_command", None),
-                              busy=transaction_running(core.station), clock=self.clock.time)
-            core.firmware = job  # kept on the core: the job outlives this connection
+    def _firmware_job(self):
+        """The core's job, taking over its reports for this connection; None when the station has none."""
+        job = firmware_job(self.core, clock=self.clock.time)
+        if job is not None:
+            job.attach(self._firmware_status)
         return job
 
     @on(Action.update_firmware)
@@ -54,32 +76,59 @@ class FirmwareHandlers16:
         job = self._firmware_job()
         if job is None:
             raise NotSupportedError(description="firmware updates are not configured on this station")
-        job.on_status = self._firmware_status
-        job.schedule(location, _timestamp(retrieve_date), retries, retry_interval)
+        request = FirmwareRequest(location, _timestamp(retrieve_date), retries=retries, retry_interval_s=retry_interval)
+        answer = job.schedule(request)
+        if answer == fw.REJECTED:  # 1.6 gives no way to say so
+            log.warning("UpdateFirmware for %s ignored: the station cannot take it now", location)
         return call_result.UpdateFirmware()
 
-    def _firmware_status(self, status: str) -> None:
-        self.spawn(self._notify(call.FirmwareStatusNotification(status=status)), name="firmware-status")
+    @on(Action.signed_update_firmware)
+    def on_signed_update_firmware(self, request_id: int, firmware: dict, retries: int | None = None,
+                                  retry_interval: int | None = None, **_):
+        """SignedUpdateFirmware: Accepted, AcceptedCanceled, Rejected or InvalidCertificate; statuses follow."""
+        job = self._firmware_job()
+        if job is None:
+            return call_result.SignedUpdateFirmware(status=fw.REJECTED)
+        request = firmware_request(firmware, request_id=request_id, retries=retries, retry_interval=retry_interval)
+        status = job.schedule(request)
+        self.outbox_changed()  # an invalid certificate is a security event: send it now
+        return call_result.SignedUpdateFirmware(status=status)
+
+    def _firmware_status(self, status: str, request_id: int | None):
+        """The job's report callback: the message of the job's kind; the sending task (None if dropped)."""
+        if request_id is not None:
+            request = call.SignedFirmwareStatusNotification(status=status, request_id=request_id)
+        else:
+            plain = status if status in _PLAIN else _PLAIN_REPORT.get(status)
+            if plain is None:
+                return None
+            request = call.FirmwareStatusNotification(status=plain)
+        self.outbox_changed()  # a verdict may have come with a security event
+        return self.spawn(self._notify(request), name="firmware-status")
 
     async def _trigger_FirmwareStatusNotification(self, connector_id: int | None) -> None:  # noqa: N802
         job = getattr(self.core, "firmware", None)
-        await self._notify(call.FirmwareStatusNotification(status=job.status if job else "Idle"))
+        status = job.status if job else fw.IDLE
+        await self._notify(call.FirmwareStatusNotification(status=_PLAIN_NOW.get(status, status)))
+
+    async def _extended_trigger_FirmwareStatusNotification(self, connector_id: int | None) -> None:  # noqa: N802
+        """ExtendedTriggerMessage's form: SignedFirmwareStatusNotification, the job's requestId while it runs."""
+        job = getattr(self.core, "firmware", None)
+        await self._notify(call.SignedFirmwareStatusNotification(
+            status=job.status if job else fw.IDLE, request_id=job.request_id if job else None))
 
     # ------------------------------------------------------------ connection
 
     async def on_accepted(self) -> None:
         """Registered: take over the job's statuses and report an install that rebooted us."""
         await super().on_accepted()
-        if self.core is None:
-            return
         job = self._firmware_job()
         if job is not None:
-            job.on_status = self._firmware_status
             job.resume()
 
     def on_disconnected(self) -> None:
         """Stop sending firmware statuses through a dead connection."""
         job = getattr(self.core, "firmware", None)
-        if job is not None and job.on_status == self._firmware_status:
-            job.on_status = None
+        if job is not None:
+            job.detach(self._firmware_status)
         super().on_disconnected()

@@ -1,5 +1,5 @@
-"""OCPP 1.6 Firmware Management end to end: UpdateFirmware and GetDiagnostics against
-local servers (``tests.agent.transfer_servers``)."""
+"""OCPP 1.6 Firmware Management end to end: UpdateFirmware, SignedUpdateFirmware (security
+extension) and GetDiagnostics against local servers (``tests.agent.transfer_servers``)."""
 
 import asyncio
 import io
@@ -12,12 +12,15 @@ from ocpp.v16 import call as call16
 
 from agent.clock import format_iso
 from agent.core.diagnostics import build_archive, redact_config
-from agent.core.firmware import STORE_KEY, FirmwareJob, transaction_running
+from agent.core.firmware import EXIT_REBOOT, EXIT_VERIFICATION_FAILED, STORE_KEY, FirmwareJob, transaction_running
+from agent.core.security_events import (FIRMWARE_UPDATED, INVALID_FIRMWARE_SIGNATURE,
+                                        INVALID_FIRMWARE_SIGNING_CERTIFICATE, SECURITY_EVENT)
 from agent.csms_sim import CsmsBehaviour, CsmsSimulator
 from agent.store import StateStore
 from tests.agent.test_core16 import CARD, charge_session, reach_status
+from tests.agent.test_firmware_signature import install_root, make_root, make_signer
 from tests.agent.transfer_servers import CLOSED_PORT_URL, IMAGE, ftp_server, http_server, no_proxy  # noqa: F401
-from tests.harness import agent_config, running_agent
+from tests.harness import agent_config, running_agent, wait_until
 
 SECRET = "hunter2-secret"
 
@@ -33,9 +36,11 @@ async def csms():
 # ------------------------------------------------------------------ helpers
 
 
-def marker_installer(marker):
-    """An install command that copies the image (appended as the last argument) to ``marker``."""
-    code = "import shutil, sys; shutil.copyfile(sys.argv[2], sys.argv[1])"
+def marker_installer(marker, *, exit_status: int = 0, seconds: float = 0.0):
+    """An install command that copies the image (appended as the last argument) to ``marker``,
+    after ``seconds``, then exits with ``exit_status``."""
+    code = (f"import shutil, sys, time; time.sleep({seconds}); shutil.copyfile(sys.argv[2], sys.argv[1]);"
+            f" sys.exit({exit_status})")
     return [sys.executable, "-c", code, str(marker)]
 
 
@@ -226,3 +231,180 @@ def test_redact_config_hides_every_secret_kind():
 def test_build_archive_without_message_log_or_config(tmp_path):
     path = build_archive(tmp_path, start=None, stop=None, config_text=None, name="d.tar.gz")
     assert archive_members(path.read_bytes()) == {"messages.jsonl": ""}
+
+
+# ------------------------------------------------------------------ signed firmware (security extension)
+
+
+@pytest.fixture(scope="module")
+def root():
+    return make_root()
+
+
+@pytest.fixture(scope="module")
+def signer(root):
+    return make_signer(root, use_rsa=True)
+
+
+def signed_statuses(csms):
+    return [(r.payload["status"], r.payload.get("requestId")) for r in csms.calls("SignedFirmwareStatusNotification")]
+
+
+def security_events(agent_, csms):
+    """(type, techInfo) of the security events the CSMS received or the outbox still holds.
+
+    The simulated 1.6 CSMS refuses SecurityEventNotification, so an event may be in both.
+    """
+    sent = {(r.payload["type"], r.payload.get("techInfo")) for r in csms.calls("SecurityEventNotification")}
+    return sent | {(i.payload["type"], i.payload["tech_info"]) for i in agent_.store.outbox.pending()
+                   if i.action == SECURITY_EVENT}
+
+
+def security_event_types(agent_, csms):
+    """The types of ``security_events``."""
+    return [kind for kind, _ in security_events(agent_, csms)]
+
+
+def firmware_type(url, signer, *, image=IMAGE, retrieve_in_s=0.0, install_in_s=None):
+    """A FirmwareType for an image at ``url`` signed by ``signer`` (None: unsigned)."""
+    firmware = {"location": url, "retrieve_date_time": format_iso(time.time() + retrieve_in_s)}
+    if install_in_s is not None:
+        firmware["install_date_time"] = format_iso(time.time() + install_in_s)
+    if signer is not None:
+        firmware.update(signing_certificate=signer.pem, signature=signer.sign(image))
+    return firmware
+
+
+def signed_update(url, signer, *, request_id=7, **kwargs):
+    return call16.SignedUpdateFirmware(request_id=request_id, firmware=firmware_type(url, signer, **kwargs),
+                                       retries=1, retry_interval=0)
+
+
+async def final_signed_status(csms, timeout=8.0):
+    terminal = {"Installed", "InstallationFailed", "DownloadFailed", "InvalidSignature", "InstallVerificationFailed"}
+    await csms.wait_for(lambda: terminal & {status for status, _ in signed_statuses(csms)}, timeout=timeout)
+    return signed_statuses(csms)
+
+
+async def test_signed_update_is_verified_then_installed(tmp_path, csms, http_server, root, signer):
+    marker = tmp_path / "installed.bin"
+    async with running_agent(agent_config(tmp_path, csms.url)) as agent_:
+        job = wire(agent_, tmp_path, marker_installer(marker))
+        install_root(agent_.core.certificates, root)
+        await reach_status(csms, "Available")
+        result = await csms.call("CP1", signed_update(f"{http_server.url}/fw/image-2.0.bin", signer))
+        assert result.status == "Accepted"
+        assert await final_signed_status(csms) == [(s, 7) for s in (
+            "Downloading", "Downloaded", "SignatureVerified", "Installing", "Installed")]
+        assert marker.read_bytes() == IMAGE
+        assert firmware_statuses(csms) == []  # a signed job speaks only the security extension's message
+        assert FIRMWARE_UPDATED in security_event_types(agent_, csms)
+        assert agent_.store.get(STORE_KEY) is None
+        assert not list((agent_.core.data_dir / "firmware").iterdir())  # the image is not kept
+        await job.close()
+
+
+async def test_signed_update_with_a_bad_signature_is_never_installed(tmp_path, csms, http_server, root, signer):
+    marker = tmp_path / "installed.bin"
+    async with running_agent(agent_config(tmp_path, csms.url)) as agent_:
+        job = wire(agent_, tmp_path, marker_installer(marker))
+        install_root(agent_.core.certificates, root)
+        await reach_status(csms, "Available")
+        request = signed_update(f"{http_server.url}/fw/image-2.0.bin", signer, image=IMAGE + b"tampered")
+        assert (await csms.call("CP1", request)).status == "Accepted"
+        assert await final_signed_status(csms) == [("Downloading", 7), ("Downloaded", 7), ("InvalidSignature", 7)]
+        await asyncio.sleep(0.2)
+        assert not marker.exists()  # the install command never ran
+        assert not list((agent_.core.data_dir / "firmware").iterdir())  # the image is deleted
+        assert INVALID_FIRMWARE_SIGNATURE in security_event_types(agent_, csms)
+        assert agent_.store.get(STORE_KEY) is None
+        await job.close()
+
+
+async def test_signing_certificate_not_from_the_manufacturer_is_invalid(tmp_path, csms, http_server, root):
+    async with running_agent(agent_config(tmp_path, csms.url)) as agent_:
+        job = wire(agent_, tmp_path, [sys.executable, "-c", "pass"])
+        install_root(agent_.core.certificates, root)
+        await reach_status(csms, "Available")
+        stranger = make_signer(make_root("Someone Else"))
+        result = await csms.call("CP1", signed_update(f"{http_server.url}/fw/image-2.0.bin", stranger))
+        assert result.status == "InvalidCertificate"
+        expired = make_signer(root, expired=True)
+        result = await csms.call("CP1", signed_update(f"{http_server.url}/fw/image-2.0.bin", expired))
+        assert result.status == "InvalidCertificate"
+        assert security_event_types(agent_, csms).count(INVALID_FIRMWARE_SIGNING_CERTIFICATE) == 2
+        await asyncio.sleep(0.2)
+        assert signed_statuses(csms) == [] and not job.running
+        await job.close()
+
+
+async def test_new_signed_update_cancels_a_scheduled_one(tmp_path, csms, http_server, root, signer):
+    marker = tmp_path / "installed.bin"
+    url = f"{http_server.url}/fw/image-2.0.bin"
+    async with running_agent(agent_config(tmp_path, csms.url)) as agent_:
+        job = wire(agent_, tmp_path, marker_installer(marker))
+        install_root(agent_.core.certificates, root)
+        await reach_status(csms, "Available")
+        first = await csms.call("CP1", signed_update(url, signer, request_id=1, retrieve_in_s=3600))
+        assert first.status == "Accepted"
+        await csms.wait_for(lambda: signed_statuses(csms) == [("DownloadScheduled", 1)])
+        result = await csms.call("CP1", call16.ExtendedTriggerMessage(requested_message="FirmwareStatusNotification"))
+        assert result.status == "Accepted"
+        await csms.wait_for(lambda: len(signed_statuses(csms)) == 2)
+        assert signed_statuses(csms)[-1] == ("DownloadScheduled", 1)  # the current status, with its requestId
+        second = await csms.call("CP1", signed_update(url, signer, request_id=2))
+        assert second.status == "AcceptedCanceled"
+        statuses = await final_signed_status(csms)
+        assert statuses[2:] == [(s, 2) for s in ("Downloading", "Downloaded", "SignatureVerified", "Installing",
+                                                 "Installed")]
+        assert agent_.store.get(STORE_KEY) is None
+        await job.close()
+
+
+async def test_install_date_in_the_future_is_scheduled_then_installed(tmp_path, csms, http_server, root, signer):
+    marker = tmp_path / "installed.bin"
+    async with running_agent(agent_config(tmp_path, csms.url)) as agent_:
+        job = wire(agent_, tmp_path, marker_installer(marker))
+        install_root(agent_.core.certificates, root)
+        await reach_status(csms, "Available")
+        request = signed_update(f"{http_server.url}/fw/image-2.0.bin", signer, install_in_s=1.2)
+        assert (await csms.call("CP1", request)).status == "Accepted"
+        await csms.wait_for(lambda: signed_statuses(csms)[-1:] == [("InstallScheduled", 7)])
+        assert not marker.exists()
+        scheduled_at = time.monotonic()
+        assert await final_signed_status(csms) == [(s, 7) for s in (
+            "Downloading", "Downloaded", "SignatureVerified", "InstallScheduled", "Installing", "Installed")]
+        assert time.monotonic() - scheduled_at > 0.5 and marker.read_bytes() == IMAGE
+        await job.close()
+
+
+async def test_signed_install_that_reboots_is_reported_installed_after_the_restart(tmp_path, csms, http_server,
+                                                                                   root, signer):
+    config = agent_config(tmp_path, csms.url)
+    marker = tmp_path / "installed.bin"
+    async with running_agent(config) as agent_:
+        job = wire(agent_, tmp_path, marker_installer(marker, exit_status=EXIT_REBOOT))
+        install_root(agent_.core.certificates, root)
+        await reach_status(csms, "Available")
+        await csms.call("CP1", signed_update(f"{http_server.url}/fw/image-2.0.bin", signer))
+        await csms.wait_for(lambda: signed_statuses(csms)[-1:] == [("InstallRebooting", 7)])
+        await wait_until(lambda: agent_.reset_requested is True)  # the agent asked for the board's reboot
+        assert agent_.store.get(STORE_KEY)["phase"] == "rebooting"
+        await job.close()
+    assert signed_statuses(csms)[-2:] == [("Installing", 7), ("InstallRebooting", 7)]
+    async with running_agent(config) as agent_:  # the board is back
+        await csms.wait_for(lambda: signed_statuses(csms)[-1:] == [("Installed", 7)], timeout=8)
+        assert agent_.store.get(STORE_KEY) is None
+        assert FIRMWARE_UPDATED in security_event_types(agent_, csms)
+        assert not (agent_.core.data_dir / "firmware").exists() or not list(
+            (agent_.core.data_dir / "firmware").iterdir())
+
+
+async def test_plain_update_maps_install_verification_failed(tmp_path, csms, http_server):
+    async with running_agent(agent_config(tmp_path, csms.url)) as agent_:
+        job = wire(agent_, tmp_path, marker_installer(tmp_path / "m", exit_status=EXIT_VERIFICATION_FAILED))
+        await reach_status(csms, "Available")
+        await csms.call("CP1", update(f"{http_server.url}/fw/image-2.0.bin"))
+        assert await final_firmware_status(csms) == ["Downloading", "Downloaded", "Installing",
+                                                     "InstallationFailed"]  # plain 1.6 has no finer word
+        await job.close()

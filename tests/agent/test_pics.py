@@ -20,19 +20,26 @@ def test_pics_catalog_lists_every_message_of_the_version_once(version, enum):
 
 
 def test_pics_support_follows_the_handler_tables(monkeypatch):
-    rows = {r["action"]: r for r in pics.support_table("1.6")}
+    rows = {r["action"]: r for r in pics.support_table("2.0.1")}
     assert rows["BootNotification"]["supported"] and rows["Heartbeat"]["supported"]
-    assert not rows["SignedUpdateFirmware"]["supported"]
+    assert not rows["PublishFirmware"]["supported"]  # local-controller only: not this station's
 
-    from agent.protocol import v16
+    from agent.protocol import v201
 
-    class WithSignedFirmware(v16.Ocpp16Adapter):
-        @on("SignedUpdateFirmware")
-        def on_signed_update_firmware(self, **_):
+    class WithPublishFirmware(v201.Ocpp201Adapter):
+        @on("PublishFirmware")
+        def on_publish_firmware(self, **_):
             raise NotImplementedError
 
-    monkeypatch.setattr(pics, "adapter_class", lambda version: WithSignedFirmware)
-    assert {r["action"]: r for r in pics.support_table("1.6")}["SignedUpdateFirmware"]["supported"]
+    monkeypatch.setattr(pics, "adapter_class", lambda version: WithPublishFirmware)
+    assert {r["action"]: r for r in pics.support_table("2.0.1")}["PublishFirmware"]["supported"]
+
+
+def test_pics_16_supports_every_csms_message():
+    """Every 1.6 profile and the security extension: nothing the CSMS can send is left unanswered."""
+    rows = pics.support_table("1.6")
+    assert all(r["supported"] for r in rows if r["initiator"] == "CSMS"), [
+        r["action"] for r in rows if r["initiator"] == "CSMS" and not r["supported"]]
 
 
 def test_pics_cli_prints_a_table():
