@@ -177,6 +177,17 @@ class CertificateStore:
                 and mine["serial_number"] == _normal_serial(hash_data.get("serial_number", "")))
 
 
+def issued_by(cert, issuer) -> bool:
+    """True when ``issuer`` names and signed ``cert`` (a self-signed root issues itself)."""
+    from cryptography.exceptions import InvalidSignature
+
+    try:
+        cert.verify_directly_issued_by(issuer)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
 def _issuer_of(cert, candidates):
     """The certificate that issued ``cert``: itself when self-signed, else an installed one with that subject.
 

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Awaitable, Callable
 
-from agent.core.certificates import CSMS_ROOT
+from agent.core.certificates import CSMS_ROOT, issued_by
 from agent.core.security_events import INVALID_STATION_CERTIFICATE, record_security_event
 from agent.errors import ProtocolFailure
 
@@ -194,10 +194,10 @@ class StationCertificate:
         if leaf.not_valid_before_utc.timestamp() > now + NOT_BEFORE_LEEWAY_S:
             return f"the certificate is not valid before {leaf.not_valid_before_utc.isoformat()}"
         for cert, issuer in zip(chain, chain[1:]):
-            if not _issued_by(cert, issuer):
+            if not issued_by(cert, issuer):
                 return f"{_name(cert)} is not signed by the next certificate, {_name(issuer)}"
         roots = self._csms_roots()
-        if roots and not any(_issued_by(cert, root) for cert in chain for root in roots):
+        if roots and not any(issued_by(cert, root) for cert in chain for root in roots):
             return "the chain does not lead to an installed CSMS root certificate"
         return None
 
@@ -273,17 +273,6 @@ class StationCertificate:
         except (OSError, ValueError) as exc:
             log.warning("cannot read the CSMS root certificates: %s", exc)
             return []
-
-
-def _issued_by(cert, issuer) -> bool:
-    """True when ``issuer`` names and signed ``cert`` (a self-signed root issues itself)."""
-    from cryptography.exceptions import InvalidSignature
-
-    try:
-        cert.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, InvalidSignature):
-        return False
-    return True
 
 
 def _public_der(public_key) -> bytes:

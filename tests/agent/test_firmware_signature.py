@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
 from agent.core.certificates import CSMS_ROOT, MANUFACTURER_ROOT, CertificateStore
-from agent.core.firmware import manufacturer_roots, signature_valid, signing_certificate_problem
+from agent.core.firmware_signature import manufacturer_roots, signature_valid, signing_certificate_problem
 
 NOW = datetime.datetime.now(datetime.timezone.utc)
 DAY = datetime.timedelta(days=1)
