@@ -171,3 +171,15 @@ class Csms201ChargePoint(_Recording, _Cp201):
     @on("NotifyEvent")
     def on_notify_event(self, **_):
         return r201.NotifyEvent()
+
+    @on("NotifyDisplayMessages")
+    def on_notify_display_messages(self, **_):
+        return r201.NotifyDisplayMessages()
+
+    @on("NotifyChargingLimit")
+    def on_notify_charging_limit(self, **_):
+        return r201.NotifyChargingLimit()
+
+    @on("ClearedChargingLimit")
+    def on_cleared_charging_limit(self, **_):
+        return r201.ClearedChargingLimit()

@@ -99,6 +99,7 @@ class Agent:
         from agent.core.auth import AuthorizationCache, Authorizer
         from agent.core.configuration import ConfigurationService
         from agent.core.certificates import CertificateStore
+        from agent.core.display_messages import DisplayMessages
         from agent.core.firmware import FirmwareJob, transaction_running
         from agent.core.local_list import LocalAuthorizationList
         from agent.core.metering import MeterSampler
@@ -123,11 +124,14 @@ class Agent:
             offered_A=lambda evse_id: self.hal.evse(evse_id).pilot.current_limit_A)
         self.station.sampler = self.sampler
         certificates = CertificateStore(Path(station_cfg.data_dir) / "certs")
+        display_messages = DisplayMessages(self.store, station=self.station, display=self.hal.display,
+                                           settings=self.settings, clock=self.clock)
         self.core = CoreServices(station=self.station, authorizer=authorizer, journal=journal,
                                  configuration=ConfigurationService(self.settings), store=self.store,
-                                 request_reset=self.request_reset,
+                                 request_reset=self.request_reset, display_messages=display_messages,
                                  # The device model is 2.0.1's view of the settings: a 1.6 agent never loads it.
-                                 device_model=self._device_model() if self.config.csms.ocpp_version == "2.0.1" else None,
+                                 device_model=(self._device_model(display_messages)
+                                               if self.config.csms.ocpp_version == "2.0.1" else None),
                                  local_list=local_list, data_dir=Path(station_cfg.data_dir),
                                  certificates=certificates, station_certificate=StationCertificate(
                                      Path(station_cfg.data_dir) / "station-certificate", station_id=station_cfg.id,
@@ -142,6 +146,7 @@ class Agent:
         self._record_startup()
         self.settings.subscribe(self._security_setting_changed)
         await self.station.start()
+        display_messages.start()  # after the station: transactions a crash left open have ended
         await self.sampler.start()
 
     def _network_profiles(self, certificates):
@@ -190,7 +195,7 @@ class Agent:
             if self.station is not None:
                 self.station._outbox_changed()
 
-    def _device_model(self):
+    def _device_model(self, display_messages):
         """The 2.0.1 device model over the same settings, with the station's live facts."""
         from agent.core.device_model import DeviceModel, max_power_W, station_suppliers, variable_key
 
@@ -202,6 +207,7 @@ class Agent:
             "OCPPCommCtrlr.MessageTimeout[Default]": lambda: int(config.csms.response_timeout_s),
             "AuthCtrlr.Enabled": lambda: not config.station.free_vend,
             "ChargingStation.SupplyPhases": lambda: max(e.phases for e in config.evse),
+            **display_messages.variables(),
         }
         for evse in config.evse:
             computed[variable_key("EVSE", "SupplyPhases", evse_id=evse.id)] = lambda p=evse.phases: p
@@ -249,6 +255,8 @@ class Agent:
 
     async def _dispatch_hal_events(self) -> None:
         """Hand every HAL event to the station, in order."""
+        from hal.roles import ExternalLimitChanged
+
         ticker = self.liveness.register("hal-events")
         while True:
             try:
@@ -258,7 +266,10 @@ class Agent:
                 continue
             ticker.tick()
             try:
-                await self.station.handle_hal_event(event)
+                if isinstance(event, ExternalLimitChanged):
+                    self.station.external_limit_changed(event)  # a station-wide cap: no EVSE to route it to
+                else:
+                    await self.station.handle_hal_event(event)
             except Exception:
                 log.exception("hardware event %s could not be handled", event)
 
@@ -348,6 +359,8 @@ class Agent:
             await self.core.firmware.close()
         if self.core is not None and self.core.logs is not None:
             await self.core.logs.close()
+        if self.core is not None and self.core.display_messages is not None:
+            self.core.display_messages.close()
         if self.station is not None:
             await self.station.stop()
         for task in self._tasks:

@@ -9,6 +9,7 @@ operator fixes a broken file in one go instead of one error per restart.
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import tomllib
 import types
@@ -171,6 +172,27 @@ class RfidConfig:
 
 
 @dataclass(frozen=True)
+class ExternalLimitConfig:
+    """[hal.external_limit] (optional): a contact that caps the current while it is active.
+
+    A ripple-control receiver or an energy manager's relay (§14a EnWG,
+    "EVU-Sperre"): while active, each EVSE (or only EVSE ``evse``) offers at
+    most ``limit_A`` per phase; 0 blocks charging.
+    """
+
+    gpio: int | None = None  # the input line (raspberry-pi backend); the mock backend simulates it
+    active_high: bool = True
+    limit_A: float = 0.0
+    source: Literal["EMS", "SO", "Other"] = "EMS"  # OCPP 2.0.1 chargingLimitSource
+    grid_critical: bool = False  # OCPP 2.0.1 isGridCritical
+    evse: int = 0  # 0: every EVSE of the station
+
+    def problems(self) -> list[tuple[str, str]]:
+        """Cross-key rules of this section, as (key, message) pairs."""
+        return _external_limit_problems(self)
+
+
+@dataclass(frozen=True)
 class HalConfig:
     """[hal]: which hardware backend drives the charger."""
 
@@ -178,6 +200,17 @@ class HalConfig:
     gpio: Literal["rpi-gpio", "gpiod"] = "rpi-gpio"
     gpiod_chip: str = "/dev/gpiochip0"
     rfid: RfidConfig = RfidConfig()
+    external_limit: ExternalLimitConfig | None = None
+    # The driver-facing display: unset, the backend's own (the mock simulates one, a Raspberry Pi has
+    # none); "console" logs its texts (a station without a screen); "none" fits none.
+    display: Literal["none", "console"] | None = None
+
+    def problems(self) -> list[tuple[str, str]]:
+        """Cross-key rules of this section, as (key, message) pairs."""
+        if self.display == "none" and self.backend == "mock":
+            return [("display", '"none" needs backend = "raspberry-pi": the mock always simulates a display '
+                                '(leave it unset, or "console")')]
+        return []
 
 
 @dataclass(frozen=True)
@@ -399,6 +432,8 @@ def _check_top_level(values: dict) -> list[ConfigProblem]:
     if evses and hal.backend == "raspberry-pi":
         problems.extend(_gpio_problems(evses))
         problems.extend(_mock_on_real_hardware(evses, hal))
+    if evses and hal.external_limit is not None:
+        problems.extend(_external_limit_placement(hal, evses))
     tables = (
         ("ocpp16.configuration", values.get("ocpp16"), "configuration", SETTINGS_BY_OCPP16),
         ("ocpp201.variables", values.get("ocpp201"), "variables", SETTINGS_BY_OCPP201),
@@ -406,7 +441,18 @@ def _check_top_level(values: dict) -> list[ConfigProblem]:
     for prefix, section, attribute, known in tables:
         if section is not None:
             problems.extend(_check_ocpp_table(prefix, getattr(section, attribute), known))
+    csms, ocpp201 = values.get("csms"), values.get("ocpp201")
+    if csms is not None and csms.ocpp_version == "1.6" and ocpp201 is not None:
+        for key in ocpp201.variables:
+            if key in SETTINGS_BY_OCPP201 and SETTINGS_BY_OCPP201[key].name in _ONLY_201_BEHAVIOUR:
+                problems.append(ConfigProblem(f'ocpp201.variables."{key}"',
+                                              "changes what a transaction is, which OCPP 1.6 cannot express; "
+                                              "remove it or set csms.ocpp_version = \"2.0.1\""))
     return problems
+
+
+# 2.0.1 settings whose behaviour 1.6 messages cannot carry (a transaction without an idTag, ...).
+_ONLY_201_BEHAVIOUR = frozenset({"tx_start_point", "tx_stop_point", "master_pass_group_id"})
 
 
 def _gpio_problems(evses) -> list[ConfigProblem]:
@@ -427,6 +473,21 @@ def _mock_on_real_hardware(evses, hal: HalConfig) -> list[ConfigProblem]:
                 for i, evse in enumerate(evses) if evse.meter.driver == "mock"]
     if hal.rfid.driver == "mock":
         problems.append(ConfigProblem("hal.rfid.driver", f"{hint} (e.g. \"rdm6300\")"))
+    return problems
+
+
+def _external_limit_placement(hal: HalConfig, evses) -> list[ConfigProblem]:
+    """The limit's EVSE must exist, and on real hardware its input needs a line of its own."""
+    problems = []
+    limit = hal.external_limit
+    if limit.evse and limit.evse not in {e.id for e in evses}:
+        problems.append(ConfigProblem("hal.external_limit.evse", f"no [[evse]] with id {limit.evse} "
+                                      "(0 applies the limit to every EVSE)"))
+    if hal.backend == "raspberry-pi":
+        from hal.drivers.gpio_limit_input import limit_input_problems
+
+        problems += [ConfigProblem(f"hal.external_limit.{key}", message)
+                     for key, message in limit_input_problems(limit, evses)]
     return problems
 
 
@@ -489,6 +550,18 @@ def _evse_problems(evse: EvseConfig) -> list[tuple[str, str]]:
     problems = []
     if not 6.0 <= evse.max_current_A <= 80.0:
         problems.append(("max_current_A", "must be between 6 and 80 A (IEC 61851)"))
+    return problems
+
+
+def _external_limit_problems(limit: ExternalLimitConfig) -> list[tuple[str, str]]:
+    problems = []
+    if not math.isfinite(limit.limit_A) or limit.limit_A < 0:
+        problems.append(("limit_A", "must be a number >= 0 (0 blocks charging)"))
+    elif 0 < limit.limit_A < 6.0:
+        # IEC 61851 PWM cannot offer less than 6 A: the pilot would suspend anyway, so say so here.
+        problems.append(("limit_A", "the pilot cannot offer 0-6 A (IEC 61851): use 0 to block, or 6 or more"))
+    if limit.evse < 0:
+        problems.append(("evse", "must be an EVSE id, or 0 for every EVSE"))
     return problems
 
 

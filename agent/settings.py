@@ -46,6 +46,12 @@ FEATURE_PROFILES: tuple[str, ...] = (
 )
 """The OCPP 1.6 feature profiles a station may list in SupportedFeatureProfiles."""
 
+TX_START_POINTS: tuple[str, ...] = ("EVConnected", "Authorized", "PowerPathClosed")
+"""The 2.0.1 TxStartPoint values this station can honour."""
+
+TX_STOP_POINTS: tuple[str, ...] = ("EVConnected", "Authorized", "PowerPathClosed", "EnergyTransfer")
+"""The 2.0.1 TxStopPoint values this station can honour."""
+
 PHASE_ROTATIONS: tuple[str, ...] = ("NotApplicable", "Unknown", "RST", "RTS", "SRT", "STR", "TRS", "TSR")
 """Values of one ConnectorPhaseRotation item after "<connectorId>."."""
 
@@ -173,6 +179,16 @@ SETTINGS: tuple[SettingDef, ...] = (
     SettingDef("retry_backoff_wait_minimum_s", int, 3, None, "OCPPCommCtrlr.RetryBackOffWaitMinimum", minimum=0),
     SettingDef("retry_backoff_random_range_s", int, 10, None, "OCPPCommCtrlr.RetryBackOffRandomRange", minimum=0),
     SettingDef("retry_backoff_repeat_times", int, 5, None, "OCPPCommCtrlr.RetryBackOffRepeatTimes", minimum=0),
+    # OCPP 2.0.1 only: when a transaction starts and ends (agent.core.evse). Any listed start point
+    # starts it, losing any listed stop point ends it. ParkingBayOccupancy needs a sensor this station
+    # lacks, and EnergyTransfer as a start point would need energy to flow before the transaction.
+    # 1.6 always behaves as the defaults (and StopTransactionOnEVSideDisconnect).
+    SettingDef("tx_start_point", CSL, ("PowerPathClosed",), None, "TxCtrlr.TxStartPoint", max_items=3,
+               allowed=TX_START_POINTS),
+    SettingDef("tx_stop_point", CSL, ("Authorized",), None, "TxCtrlr.TxStopPoint", max_items=4,
+               allowed=TX_STOP_POINTS),
+    # A card whose groupIdToken is this may stop any transaction but start none ("" = no master pass).
+    SettingDef("master_pass_group_id", str, "", None, "AuthCtrlr.MasterPassGroupId", maximum=36),
     # Security (1.6 security extension, 2.0.1 block A). The CSO's organization: the O= of the
     # station certificate's signing request (1.6 CpoName, 2.0.1 OrganizationName).
     # (minimum/maximum of a str setting bound its length; the 2.0.1 device model checks them.)
@@ -200,6 +216,12 @@ SETTINGS: tuple[SettingDef, ...] = (
                max_items=8, item_check=lambda item: _check_slot(item)),
     _count("network_profile_connection_attempts", None, "OCPPCommCtrlr.NetworkProfileConnectionAttempts", 3,
            minimum=1),
+    # OCPP 2.0.1 display messages and running cost (agent.core.display_messages). Switched off, the
+    # station refuses new messages and shows neither the installed ones nor the cost.
+    SettingDef("display_messages_enabled", bool, True, None, "DisplayMessageCtrlr.Enabled"),
+    SettingDef("total_cost_enabled", bool, True, None, "TariffCostCtrlr.Enabled[Cost]"),
+    # ISO 4217 code shown after the running cost ("Cost: 4.27 EUR").
+    SettingDef("currency", str, "EUR", None, "TariffCostCtrlr.Currency", minimum=3, maximum=3),
     # 1.6 Smart Charging profile: the limits this station's engine works within.
     SettingDef("charge_profile_max_stack_level", int, 10, "ChargeProfileMaxStackLevel", None, readonly=True),
     SettingDef("charging_schedule_allowed_charging_rate_unit", CSL, ("Current", "Power"),

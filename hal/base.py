@@ -18,14 +18,14 @@ from hal.events import (
     TokenPresented,
 )
 from hal.roles import (
-    ConnectorLock, Contactor, Device, Display, EnergyMeter, PilotController, TokenReader,
+    ConnectorLock, Contactor, Device, Display, EnergyMeter, LimitInput, PilotController, TokenReader,
 )
 
 log = logging.getLogger(__name__)
 
 __all__ = [
     "ConnectorLock", "Contactor", "Display", "Emit", "EnergyMeter", "EvseHardware",
-    "FaultCleared", "FaultRaised", "Hal", "HalEvent", "MeterReading", "PilotChanged",
+    "FaultCleared", "FaultRaised", "Hal", "HalEvent", "LimitInput", "MeterReading", "PilotChanged",
     "PilotController", "PilotState", "TokenPresented", "TokenReader",
 ]
 
@@ -65,6 +65,7 @@ class Hal:
         evses: Iterable[EvseHardware],
         token_reader: TokenReader | None = None,
         display: Display | None = None,
+        limit_input: LimitInput | None = None,
         closers: Iterable[Callable[[], object]] = (),
     ) -> None:
         self.evses: dict[int, EvseHardware] = {}
@@ -74,6 +75,8 @@ class Hal:
             self.evses[evse.evse_id] = evse
         self.token_reader = token_reader
         self.display = display
+        # Optional: a ripple-control / energy-manager contact that caps the current while active.
+        self.limit_input = limit_input
         # Shared resources the devices use but do not own (a GPIO chip, a Modbus bus),
         # released after every device has stopped.
         self._closers = list(closers)
@@ -99,7 +102,7 @@ class Hal:
         """Every device in start order."""
         for evse in self.evses.values():
             yield from evse.devices()
-        yield from (d for d in (self.token_reader, self.display) if d is not None)
+        yield from (d for d in (self.token_reader, self.display, self.limit_input) if d is not None)
 
     async def start(self, *, only: Iterable[Device] | None = None) -> None:
         """Start every device (or just ``only``, for bench work); on failure, stop those
@@ -181,4 +184,5 @@ class Hal:
     def __repr__(self) -> str:
         return (f"<{type(self).__name__} evses={sorted(self.evses)}"
                 f" reader={'yes' if self.token_reader else 'no'}"
-                f" display={'yes' if self.display else 'no'} started={len(self._started)}>")
+                f" display={'yes' if self.display else 'no'}"
+                f" limit_input={'yes' if self.limit_input else 'no'} started={len(self._started)}>")

@@ -22,8 +22,9 @@ from hal.events import Emit, PilotState
 from hal.faults import FaultTracker
 from hal.mock_devices import (
     Clock, EnergyRegisterFile, MockConnectorLock, MockContactor, MockDisplay, MockEnergyMeter,
-    MockPilotController, MockTokenReader, Recorder,
+    MockLimitInput, MockPilotController, MockTokenReader, Recorder,
 )
+from hal.roles import ExternalLimit
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ class MockHal(Hal):
     ``inject_fault``/``clear_fault``; observe it with ``snapshot()`` and
     ``history`` (every output change as (monotonic t, device, value)).
     ``max_current_A`` and ``phases`` may be one value or a mapping by EVSE id.
+    ``external_limit`` fits a simulated limit contact (``set_external_limit``).
     """
 
     def __init__(
@@ -59,8 +61,11 @@ class MockHal(Hal):
         repeat_interval_s: float = 2.0,
         clock: Clock = time.monotonic,
         history_limit: int = 10_000,
+        external_limit: ExternalLimit | None = None,
     ) -> None:
         ids = _check_evse_ids(evse_ids)
+        if external_limit is not None and external_limit.evse_id not in (None, *ids):
+            raise ValueError(f"external limit on unknown EVSE {external_limit.evse_id} (known: {ids})")
         if not math.isfinite(voltage_V) or voltage_V <= 0:
             raise ValueError(f"voltage_V must be > 0, not {voltage_V!r}")
         self.recorder = Recorder(clock=clock, limit=history_limit)
@@ -85,6 +90,8 @@ class MockHal(Hal):
             token_reader=MockTokenReader(emit=emit, repeat_interval_s=repeat_interval_s,
                                          clock=clock),
             display=MockDisplay(recorder=self.recorder),
+            limit_input=None if external_limit is None else MockLimitInput(
+                emit=emit, limit=external_limit, recorder=self.recorder),
         )
 
     def _build_evse(self, evse_id: int, *, emit: Emit, clock: Clock, voltage_V: float,
@@ -147,6 +154,15 @@ class MockHal(Hal):
         """Remove fault ``name``; the base classes report FaultCleared when they see it gone."""
         self._set_fault(evse, name, False)
 
+    def set_external_limit(self, active: bool) -> bool:
+        """Close (True) or open the external limit contact; True if it changed.
+
+        SimulationError if the station has none (no ``[hal.external_limit]``).
+        """
+        if not isinstance(self.limit_input, MockLimitInput):
+            raise SimulationError("this station has no external limit input; configure [hal.external_limit]")
+        return self.limit_input.set_active(active)
+
     def _set_fault(self, evse: int, name: str, present: bool) -> None:
         hw = self._evse(evse)
         if name not in INJECTABLE_FAULTS:
@@ -182,6 +198,14 @@ class MockHal(Hal):
         to the agent and not yet cleared.
         """
         return [self._snapshot_evse(i) for i in sorted(self.evses)]
+
+    def external_limit_snapshot(self) -> dict | None:
+        """The limit contact as it is now (None when none is fitted): active, limit_A, source, evse."""
+        if self.limit_input is None:
+            return None
+        limit = self.limit_input.limit
+        return {"active": self.limit_input.active, "limit_A": limit.limit_A, "source": limit.source,
+                "evse": limit.evse_id}
 
     def _snapshot_evse(self, evse_id: int) -> dict:
         hw = self._evse(evse_id)

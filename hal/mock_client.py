@@ -25,6 +25,8 @@ usage: ocpp-agent sim COMMAND ARGS...
   fault EVSE NAME           inject a fault: contactor-welded, lock-failure,
                             meter-offline, rcd-trip, reader-offline
   clear EVSE NAME           clear it
+  external-limit on|off     the external limit contact (ripple control / energy
+                            manager, [hal.external_limit]) closes / opens
   state                     the simulated hardware and the agent's status
 
 Prints the agent's JSON answer. Exit 0 on success, 1 if the agent answered
@@ -137,6 +139,11 @@ def parse_sim_args(argv: list[str]) -> dict:
     if cmd in ("fault", "clear"):
         evse, name = _args(cmd, args, "EVSE", "NAME")
         return {"cmd": cmd, "evse": _int(evse, "EVSE"), "name": name}
+    if cmd == "external-limit":
+        (mode,) = _args(cmd, args, "on|off")
+        if mode not in ("on", "off"):
+            raise UsageError(f"external-limit: expected 'on' or 'off', not {mode!r}")
+        return {"cmd": "external_limit", "active": mode == "on"}
     if cmd == "state":
         _args(cmd, args)
         return {"cmd": "state"}

@@ -58,7 +58,7 @@ class MockControlServer:
         self._handlers = {
             "plug": self._plug, "unplug": self._unplug, "ev": self._ev, "tap": self._tap,
             "power": self._power, "fault": self._fault, "clear": self._clear,
-            "state": self._state,
+            "state": self._state, "external_limit": self._external_limit,
         }
 
     async def start(self) -> None:
@@ -164,10 +164,16 @@ class MockControlServer:
         self.hal.clear_fault(evse, name)
         return {}
 
+    def _external_limit(self, req: dict) -> dict:
+        _only(req, {"active"})
+        self.hal.set_external_limit(_field(req, "active", bool, "true or false"))
+        return {"external_limit": self.hal.external_limit_snapshot()}
+
     def _state(self, req: dict) -> dict:
         _only(req, set())
         evses = [{**snap, **self._status(snap["id"])} for snap in self.hal.snapshot()]
-        return {"evses": evses, "display": self.hal.display.text}
+        return {"evses": evses, "display": self.hal.display.text,
+                "external_limit": self.hal.external_limit_snapshot()}
 
     # -- validation --------------------------------------------------------
 

@@ -19,7 +19,8 @@ from pathlib import Path
 from hal.errors import MeterTimeout
 from hal.events import Emit, MeterReading, PilotState
 from hal.roles import (
-    ConnectorLock, Contactor, Display, EnergyMeter, PilotController, TokenReader, normalise_uid,
+    ConnectorLock, Contactor, Display, EnergyMeter, ExternalLimit, LimitInput, PilotController, TokenReader,
+    normalise_uid,
 )
 
 log = logging.getLogger(__name__)
@@ -253,6 +254,24 @@ class MockDisplay(Display):
     def _render(self, text: str | None) -> None:
         if text != self.text:
             self._recorder.record("display", text)
+
+
+class MockLimitInput(LimitInput):
+    """An external limit contact switched by the simulation; its changes are recorded as ``external_limit``."""
+
+    def __init__(self, *, emit: Emit, limit: ExternalLimit, recorder: Recorder) -> None:
+        super().__init__(emit=emit, limit=limit)
+        self._recorder = recorder
+
+    async def _start(self) -> None:
+        """Nothing to open: the contact starts open (inactive) and moves through ``set_active``."""
+
+    def set_active(self, active: bool) -> bool:
+        """Simulate the contact closing (the limit applies) or opening; True if it changed."""
+        changed = self._set_active(active)
+        if changed:
+            self._recorder.record("external_limit", self.active)
+        return changed
 
 
 class EnergyRegisterFile:

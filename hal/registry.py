@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 BACKENDS = ("mock", "raspberry-pi")
 METER_DRIVERS = ("mock", "modbus")
 RFID_DRIVERS = ("mock", "rdm6300", "ascii-line", "pn532-uart")
+DISPLAY_DRIVERS = ("none", "console")
 
 
 class UnknownDriver(HalError, LookupError):
@@ -49,6 +50,7 @@ async def _build_mock(config, emit: Callable) -> Hal:
         emit=emit,
         max_current_A={e.id: e.max_current_A for e in config.evse},
         phases={e.id: e.phases for e in config.evse},
+        external_limit=external_limit(config.hal.external_limit),
     )
     closers = []
     for evse in config.evse:
@@ -58,6 +60,8 @@ async def _build_mock(config, emit: Callable) -> Hal:
             closers.append(closer)
     if config.hal.rfid.driver != "mock":
         hal.token_reader = build_token_reader(config.hal.rfid, emit)
+    if config.hal.display is not None:  # unset: the mock's simulated display
+        hal.display = build_display(config.hal.display, mock=True)
     for closer in dict.fromkeys(closers):
         hal.add_closer(closer)
     return hal
@@ -83,10 +87,19 @@ async def _build_raspberry_pi(config, emit: Callable) -> Hal:
             closers.append(closer)
             evses.append(EvseHardware(evse.id, contactor, lock, meter, pilot))
         reader = build_token_reader(config.hal.rfid, emit)
+        display = build_display(config.hal.display or "none")
+        limit_input = None
+        if config.hal.external_limit is not None:
+            from hal.drivers.gpio_limit_input import GpioLimitInput
+
+            section = config.hal.external_limit
+            limit_input = GpioLimitInput(emit=emit, limit=external_limit(section), backend=gpio,
+                                         line=section.gpio, active_high=section.active_high)
     except Exception:
         gpio.close()
         raise
-    return Hal(evses=evses, token_reader=reader, closers=[*dict.fromkeys(closers), gpio.close])
+    return Hal(evses=evses, token_reader=reader, limit_input=limit_input, display=display,
+               closers=[*dict.fromkeys(closers), gpio.close])
 
 
 async def build_meter(evse, emit: Callable):
@@ -120,6 +133,16 @@ async def build_pilot(evse, emit: Callable):
     return pilot, close_all_buses
 
 
+def external_limit(section):
+    """The ``ExternalLimit`` of a ``[hal.external_limit]`` section, or None when the section is absent."""
+    if section is None:
+        return None
+    from hal.roles import ExternalLimit
+
+    return ExternalLimit(limit_A=section.limit_A, source=section.source, grid_critical=section.grid_critical,
+                         evse_id=section.evse or None)
+
+
 def build_token_reader(rfid, emit: Callable):
     if rfid.driver == "mock":
         raise UnknownDriver("hal.rfid.driver 'mock' needs hal.backend = 'mock'; "
@@ -129,6 +152,20 @@ def build_token_reader(rfid, emit: Callable):
     from hal.drivers.serial_rfid import SerialTokenReader
 
     return SerialTokenReader(emit=emit, protocol=rfid.driver, port=rfid.port, baudrate=rfid.baudrate)
+
+
+def build_display(driver: str, *, mock: bool = False):
+    """The display named by ``hal.display``: None for "none", the console driver for "console"."""
+    if driver == "none" and mock:
+        raise UnknownDriver("hal.display 'none' needs hal.backend = 'raspberry-pi': "
+                            "the mock always simulates a display")
+    if driver == "none":
+        return None
+    if driver == "console":
+        from hal.drivers.console_display import ConsoleDisplay
+
+        return ConsoleDisplay()
+    raise UnknownDriver(f"hal.display {driver!r} is unknown; valid: {', '.join(DISPLAY_DRIVERS)}")
 
 
 def _replace_meter(hardware: EvseHardware, meter) -> EvseHardware:

@@ -9,6 +9,12 @@ idTagInfo the CSMS sends back through :meth:`Authorizer.remember`.
 idTags are CiString20 (case-insensitive), so every key used here (cache rows,
 local-list lookups, in-flight requests) is upper-cased. The CSMS still receives
 the token as it was presented: we normalise what we compare, not what we send.
+
+OCPP 2.0.1 identifies a token by its text AND its type (IdTokenType: ISO14443,
+eMAID, Central, ...); 1.6 by its text alone. A token whose type is known is keyed
+by both (:func:`token_key`); an entry written without a type (a 1.6 list or cache)
+stands for the text in any type, and a lookup without a type (a 1.6 idTag) takes
+an entry of any type. So one store serves both versions.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from agent.core.model import AuthorizationStatus, IdTokenInfo
+from agent.core.model import AuthorizationStatus, IdToken, IdTokenInfo
 from agent.errors import AgentError, StoreError
 
 log = logging.getLogger(__name__)
@@ -37,15 +43,16 @@ class CsmsUnavailable(AgentError, ConnectionError):
 class LocalAuthList(Protocol):
     """The Local Authorization List, as the core consults it (filled by SendLocalList).
 
-    ``lookup`` receives the token upper-cased and must compare case-insensitively;
-    it returns None for a token that is not in the list. ``enabled`` mirrors
-    LocalAuthListEnabled: a disabled list is never consulted.
+    ``lookup`` receives the token upper-cased and must compare case-insensitively,
+    and matches types as :func:`token_key` describes; it returns None for a token
+    that is not in the list. ``enabled`` mirrors LocalAuthListEnabled: a disabled
+    list is never consulted.
     """
 
     enabled: bool
 
-    def lookup(self, id_token: str) -> IdTokenInfo | None:
-        """The list's entry for ``id_token`` (upper case), or None if absent."""
+    def lookup(self, id_token: str, token_type: str | None = None) -> IdTokenInfo | None:
+        """The list's entry for ``id_token`` (upper case) of ``token_type`` (None: any), or None if absent."""
         ...
 
 
@@ -89,6 +96,33 @@ def normalize(id_token: str) -> str:
     return id_token.upper()
 
 
+# Between the text and the type in a key: a control character no idToken (printable) contains.
+_TYPE_SEPARATOR = "\x1f"
+
+
+def token_key(id_token: str, token_type: str | None = None) -> str:
+    """The storage key of an idToken: its upper-cased text, and its type when known (2.0.1)."""
+    text = normalize(id_token)
+    return text if token_type is None else f"{text}{_TYPE_SEPARATOR}{token_type}"
+
+
+def select_token_row(conn, table: str, columns: str, id_token: str, token_type: str | None):
+    """The row of ``table`` for a token: of that type, else untyped; with no type given, of any type.
+
+    The exact match wins; keys of one text share a prefix, so a range on the
+    primary key finds every type without a scan.
+    """
+    text = normalize(id_token)
+    if token_type is not None:
+        return conn.execute(
+            f"SELECT {columns} FROM {table} WHERE id_token IN (?, ?) ORDER BY length(id_token) DESC LIMIT 1",
+            (token_key(text, token_type), text)).fetchone()
+    return conn.execute(
+        f"SELECT {columns} FROM {table} WHERE id_token = ? OR (id_token > ? AND id_token < ?)"
+        " ORDER BY length(id_token), id_token LIMIT 1",
+        (text, text + _TYPE_SEPARATOR, text + chr(ord(_TYPE_SEPARATOR) + 1))).fetchone()
+
+
 def effective(info: IdTokenInfo, now: float) -> IdTokenInfo:
     """``info`` as it stands at ``now``: an Accepted entry past its expiry becomes Expired.
 
@@ -115,20 +149,17 @@ class AuthorizationCache:
         self._clock = clock
         self.max_entries = max_entries
 
-    def get(self, id_token: str) -> IdTokenInfo | None:
-        """The cached info for ``id_token`` as of now, or None if not cached."""
+    def get(self, id_token: str, token_type: str | None = None) -> IdTokenInfo | None:
+        """The cached info for ``id_token`` of ``token_type`` (None: any) as of now, or None if not cached."""
         with self._reading() as conn:
-            row = conn.execute(
-                "SELECT status, expiry, group_id FROM auth_cache WHERE id_token = ?",
-                (normalize(id_token),),
-            ).fetchone()
+            row = select_token_row(conn, "auth_cache", "status, expiry, group_id", id_token, token_type)
         if row is None:
             return None
         info = IdTokenInfo(AuthorizationStatus(row[0]), row[1], row[2])
         return effective(info, self._clock.time())
 
-    def put(self, id_token: str, info: IdTokenInfo) -> None:
-        """Add or replace the entry for ``id_token``, evicting the oldest beyond the bound."""
+    def put(self, id_token: str, info: IdTokenInfo, token_type: str | None = None) -> None:
+        """Add or replace the entry for ``id_token`` (of ``token_type``), evicting the oldest beyond the bound."""
         with self._store.transaction() as conn:
             conn.execute(
                 "INSERT INTO auth_cache (id_token, status, expiry, group_id, updated_at, seq)"
@@ -136,7 +167,7 @@ class AuthorizationCache:
                 " ON CONFLICT (id_token) DO UPDATE SET status = excluded.status,"
                 " expiry = excluded.expiry, group_id = excluded.group_id,"
                 " updated_at = excluded.updated_at, seq = excluded.seq",
-                (normalize(id_token), info.status.value, info.expiry, info.group_id, self._clock.time()),
+                (token_key(id_token, token_type), info.status.value, info.expiry, info.group_id, self._clock.time()),
             )
             # Everything older than the max_entries newest rows goes, in one statement.
             conn.execute(
@@ -167,6 +198,7 @@ class AuthorizationCache:
         return f"<AuthorizationCache entries={len(self)} max={self.max_entries}>"
 
 
+# Called with an IdToken: a str (all a 1.6 Authorize needs) whose ``type`` a 2.0.1 Authorize sends.
 OnlineAuthorize = Callable[[str], Awaitable[IdTokenInfo]]
 
 # "No answer" in any form sends us to the offline rules. The adapter should raise
@@ -206,31 +238,31 @@ class Authorizer:
         # One Authorize request per token at a time; later callers share its answer.
         self._inflight: dict[str, asyncio.Future[IdTokenInfo]] = {}
 
-    async def authorize(self, id_token: str) -> Decision:
-        """The verdict on ``id_token`` (OCPP 1.6 §3.5, §5.2).
+    async def authorize(self, id_token: str, *, token_type: str | None = None) -> Decision:
+        """The verdict on ``id_token`` presented as ``token_type`` (OCPP 1.6 §3.5, §5.2; 2.0.1 C01, C10-C12).
 
         Exceptions of ``online`` other than "no answer" (e.g. a CALLERROR the
         adapter chose not to translate) propagate to the caller.
         """
         if self.free_vend:
             return Decision(_ACCEPTED, AuthSource.FREE_VEND)
-        key = normalize(id_token)
+        token = IdToken(id_token, token_type)
         online = self.online
         if online is None:
-            return self._offline(key)
+            return self._offline(token)
         if self._settings["local_pre_authorize"]:
-            known = self._known(key)
+            known = self._known(token)
             if known is not None and known.accepted:
                 return known  # LocalPreAuthorize: start at once, no round trip
         try:
-            return Decision(await self._ask_csms(online, id_token, key), AuthSource.CSMS)
+            return Decision(await self._ask_csms(online, token), AuthSource.CSMS)
         except _NO_ANSWER as exc:
             log.info("authorization: no answer from the CSMS (%s); applying offline rules", exc)
-            return self._offline(key)
+            return self._offline(token)
 
-    def _offline(self, key: str) -> Decision:
+    def _offline(self, token: IdToken) -> Decision:
         """The offline rules: known tokens per LocalAuthorizeOffline, unknown ones per AllowOfflineTxForUnknownId."""
-        known = self._known(key)
+        known = self._known(token)
         if known is not None and not known.accepted:
             # A known Blocked/Expired/Invalid token is refused even when offline
             # authorization is off: AllowOfflineTxForUnknownId is for unknown tokens only.
@@ -241,40 +273,41 @@ class Authorizer:
             return Decision(_ACCEPTED, AuthSource.OFFLINE_UNKNOWN)
         return Decision(_INVALID, AuthSource.OFFLINE_REJECTED)
 
-    def _known(self, key: str) -> Decision | None:
-        """What the local list, or else the cache, says about ``key``; the list always wins."""
-        listed = self._listed(key)
+    def _known(self, token: IdToken) -> Decision | None:
+        """What the local list, or else the cache, says about ``token``; the list always wins."""
+        listed = self._listed(token)
         if listed is not None:
             return Decision(effective(listed, self._clock.time()), AuthSource.LOCAL_LIST)
         if not self._settings["authorization_cache_enabled"]:
             return None
         try:
-            cached = self._cache.get(key)
+            cached = self._cache.get(normalize(token), token.type)
         except StoreError as exc:
             log.warning("authorization cache unreadable, treating the token as not cached: %s", exc)
             return None
         return None if cached is None else Decision(cached, AuthSource.CACHE)
 
-    def _listed(self, key: str) -> IdTokenInfo | None:
-        """The local list's entry for ``key``, or None if absent or the list is disabled."""
+    def _listed(self, token: IdToken) -> IdTokenInfo | None:
+        """The local list's entry for ``token``, or None if absent or the list is disabled."""
         if self.local_list is None or not self.local_list.enabled:
             return None
-        return self.local_list.lookup(key)
+        return self.local_list.lookup(normalize(token), token.type)
 
-    async def _ask_csms(self, online: OnlineAuthorize, id_token: str, key: str) -> IdTokenInfo:
+    async def _ask_csms(self, online: OnlineAuthorize, token: IdToken) -> IdTokenInfo:
         """Send Authorize, or join the request already in flight for the same token."""
+        key = token_key(token, token.type)
         task = self._inflight.get(key)
         if task is None:
-            task = asyncio.ensure_future(self._fetch(online, id_token, key))
+            task = asyncio.ensure_future(self._fetch(online, token))
             self._inflight[key] = task
             task.add_done_callback(lambda done: self._settle(key, done))
         # shield: a caller that gives up must not cancel the request the others wait for.
         return await asyncio.shield(task)
 
-    async def _fetch(self, online: OnlineAuthorize, id_token: str, key: str) -> IdTokenInfo:
+    async def _fetch(self, online: OnlineAuthorize, token: IdToken) -> IdTokenInfo:
         """One Authorize round trip; the answer is remembered once, however many callers wait."""
-        info = await online(id_token)
-        self.remember(key, info)
+        info = await online(token)
+        self.remember(token, info, token_type=token.type)
         return info
 
     def _settle(self, key: str, task: asyncio.Future[IdTokenInfo]) -> None:
@@ -284,8 +317,11 @@ class Authorizer:
         if not task.cancelled():
             task.exception()  # retrieved here: every caller may have gone away
 
-    def remember(self, id_token: str, info: IdTokenInfo) -> None:
+    def remember(self, id_token: str, info: IdTokenInfo, *, token_type: str | None = None) -> None:
         """Cache idTagInfo from an Authorize/StartTransaction/StopTransaction confirmation.
+
+        ``token_type`` is the type the token was presented as (2.0.1); without it
+        the entry stands for the token in any type, as in 1.6.
 
         Nothing is stored when the cache is disabled, for tokens in the local
         list (the list is the CSMS's authority for them, OCPP 1.6 §3.5.3), or
@@ -296,11 +332,11 @@ class Authorizer:
             return
         if info.status is AuthorizationStatus.CONCURRENT_TX:
             return
-        key = normalize(id_token)
-        if self._listed(key) is not None:
+        token = IdToken(id_token, token_type)
+        if self._listed(token) is not None:
             return
         try:
-            self._cache.put(key, info)
+            self._cache.put(normalize(token), info, token.type)
         except StoreError as exc:
             # The CSMS's verdict stands; only the offline fallback loses this entry.
             log.warning("authorization cache not updated: %s", exc)
@@ -332,7 +368,7 @@ class Authorizer:
         if group_of_a is None:
             return False
         if group_of_b is None:
-            known = self._known(normalize(b))
+            known = self._known(IdToken(b))
             group_of_b = None if known is None else known.info.group_id
         return group_of_b is not None and normalize(group_of_b) == normalize(group_of_a)
 

@@ -5,6 +5,13 @@ hardware actions never interleave. After each input the machine works out where
 it should be (``_evaluate``) and performs the entry actions of the new state.
 The safety order is fixed here and in the HAL: current to 0 A, contactor open,
 then the lock may release.
+
+When a transaction starts and ends follows the 2.0.1 TxStartPoint/TxStopPoint
+settings; their defaults (start once plugged AND authorized, end when the
+authorization ends) are the 1.6 behaviour. A transaction can therefore run
+before it has an idToken (start at EVConnected) or after its authorization
+ended (stop at EVConnected: it lasts until the cable goes). Energy flows only
+while the transaction holds an authorization, and the cable is locked only then.
 """
 
 from __future__ import annotations
@@ -34,7 +41,7 @@ class Authorization:
     info: IdTokenInfo
     granted_at: float  # loop time
     remote_start_id: int | None = None
-    token_type: str = "ISO14443"  # how the token was presented (2.0.1 IdTokenEnumType)
+    token_type: str | None = "ISO14443"  # how the token was presented (2.0.1 IdTokenEnumType; None: 1.6 idTag)
     reservation_id: int | None = None  # a station-wide reservation this authorization uses
 
 
@@ -69,6 +76,16 @@ class EvseMachine:
         self.authorization: Authorization | None = None
         self.transaction: Transaction | None = None
         self.suspended_by_csms = False  # deauthorized without StopTransactionOnInvalidId
+        self.tx_authorized = False  # the running transaction holds an authorization (energy may flow)
+        # The running transaction's authorization ended (reason, idToken, type) but TxStopPoint
+        # EVConnected keeps it until the cable goes.
+        self._auth_ended: tuple[StopReason, str | None, str | None] | None = None
+        self._tx_had_cable = False  # the cable was in at some time during the running transaction
+        self._tx_had_energy = False  # energy flowed at some time during the running transaction
+        self._cable_wait_from: float | None = None  # loop time a transaction began waiting for its cable
+        self._reset_pending = False  # a reset of this EVSE waits for its transaction to end
+        self._reset_waiters: list[asyncio.Future] = []
+        self._input = ""  # the kind of input being handled (what caused a start)
         self.reservation = None  # agent.core.reservations.Reservation holding this EVSE
         self.on_reservation_used: Callable[[int], None] = lambda reservation_id: None
         self._finishing = False
@@ -84,6 +101,11 @@ class EvseMachine:
     def __repr__(self) -> str:
         tx = self.transaction.ref[:8] if self.transaction else "-"
         return f"<EvseMachine {self.evse_id} {self.status.value} pilot={self.pilot.value} tx={tx}>"
+
+    @property
+    def awaiting_token(self) -> bool:
+        """A transaction runs that started before authorization (at plug-in) and still has no idToken."""
+        return self.transaction is not None and not self.tx_authorized and self._auth_ended is None
 
     # ------------------------------------------------------------ public API
 
@@ -129,22 +151,33 @@ class EvseMachine:
                 else:
                     command.done.set_result(result)
 
+    def _cable_deadline(self) -> float | None:
+        """Loop time by which the cable must be in (ConnectionTimeOut), or None if nothing waits for it."""
+        timeout = self.settings["connection_timeout_s"]
+        if timeout <= 0:
+            return None
+        if self.transaction is None and self.authorization is not None:
+            return self.authorization.granted_at + timeout
+        if self.transaction is not None and self._cable_wait_from is not None:
+            return self._cable_wait_from + timeout  # started at authorization (TxStartPoint Authorized)
+        return None
+
     def _timeout(self) -> float:
         """Seconds until the connection timeout of a waiting authorization (or a liveness tick)."""
         from agent.liveness import TICK_S
 
-        if self.authorization is None or self.transaction is not None:
+        deadline = self._cable_deadline()
+        if deadline is None:
             return TICK_S
-        timeout = self.settings["connection_timeout_s"]
-        if timeout <= 0:
-            return TICK_S
-        left = self.authorization.granted_at + timeout - asyncio.get_running_loop().time()
-        return max(0.0, min(left, TICK_S))
+        return max(0.0, min(deadline - asyncio.get_running_loop().time(), TICK_S))
 
     async def _handle(self, command: Command):
+        self._input = command.kind
         handler = getattr(self, f"_on_{command.kind}")
         result = await handler(**command.args)
         await self._evaluate()
+        if not self._reset_pending:
+            self._settle_resets()  # after _evaluate: the re-initialised status has been reported
         return result
 
     # ------------------------------------------------------------ inputs
@@ -153,51 +186,83 @@ class EvseMachine:
         return None
 
     async def _on_timer(self):
-        if self.authorization is not None and self.transaction is None and self._timeout() <= 0:
-            log.info("EVSE %d: no cable within ConnectionTimeOut; authorization of %s dropped",
-                     self.evse_id, self.authorization.id_token)
-            self.authorization = None
+        deadline = self._cable_deadline()
+        if deadline is None or asyncio.get_running_loop().time() < deadline:
+            return
+        if self.transaction is not None:
+            log.info("EVSE %d: no cable within EVConnectionTimeOut; transaction ends", self.evse_id)
+            await self._stop_transaction(StopReason.TIMEOUT)
+            return
+        log.info("EVSE %d: no cable within ConnectionTimeOut; authorization of %s dropped",
+                 self.evse_id, self.authorization.id_token)
+        self.authorization = None
 
     async def _on_pilot(self, state: PilotState):
         previous, self.pilot = self.pilot, state
         if state is PilotState.A and previous in PLUGGED:
             self._finishing = False
-            if self.transaction is None:
-                return
-            if self.settings["stop_transaction_on_ev_side_disconnect"]:
-                await self._stop_transaction(StopReason.EV_DISCONNECTED)
-            elif self.settings["unlock_connector_on_ev_side_disconnect"]:
-                # The transaction goes on (suspended) but the cable may be taken: energy off first.
-                await self._make_safe(unlock=True)
+            if self.transaction is not None:
+                await self._cable_gone()
+        elif (state is PilotState.B and previous in REQUESTING and self.transaction is not None
+              and self.tx_authorized and self._tx_had_energy and "EnergyTransfer" in self._stop_points()):
+            await self._stop_transaction(StopReason.STOPPED_BY_EV)  # the EV stopped drawing
+
+    async def _cable_gone(self) -> None:
+        """The cable was unplugged during a transaction: end it, unless it may go on without the cable."""
+        stops = self._stop_points()
+        if self._auth_ended is not None:  # its authorization ended before; it waited for this
+            reason, id_token, token_type = self._auth_ended
+            await self._stop_transaction(reason, id_token, token_type, ended_by=StopReason.EV_DISCONNECTED)
+        elif (not self.tx_authorized or stops & {"EVConnected", "PowerPathClosed"}
+              or ("EnergyTransfer" in stops and self._tx_had_energy)
+              or self.settings["stop_transaction_on_ev_side_disconnect"]):
+            # (Without an authorization nothing else could ever end it.)
+            await self._stop_transaction(StopReason.EV_DISCONNECTED)
+        elif self.settings["unlock_connector_on_ev_side_disconnect"]:
+            # The transaction goes on (suspended) but the cable may be taken: energy off first.
+            await self._make_safe(unlock=True)
 
     async def _on_authorize(self, id_token: str, info: IdTokenInfo, remote_start_id: int | None = None,
-                            token_type: str = "ISO14443", reservation_id: int | None = None):
-        """A token was accepted for this EVSE (tap or remote start). True if it will be used."""
-        if self.transaction is not None or not self.operative or self._stops_charging():
+                            token_type: str | None = "ISO14443", reservation_id: int | None = None):
+        """A token was accepted for this EVSE (tap or remote start). True if it will be used.
+
+        It waits for the cable (or starts the transaction), or completes a transaction
+        that started at plug-in without one.
+        """
+        if not self.operative or self._stops_charging():
+            return False
+        if self.transaction is not None and not self.awaiting_token:
             return False
         if self.reservation is not None and not self.reservation.allows(id_token, info.group_id):
             return False  # held for someone else
-        self.authorization = Authorization(id_token, info, asyncio.get_running_loop().time(), remote_start_id,
-                                           token_type, reservation_id)
+        auth = Authorization(id_token, info, asyncio.get_running_loop().time(), remote_start_id, token_type,
+                             reservation_id)
+        if self.transaction is not None:
+            self._authorize_transaction(auth)
+            return True
+        self.authorization = auth
         self._finishing = False
         return True
 
-    async def _on_stop(self, reason: StopReason, id_token: str | None = None):
-        """End the running transaction; True if there was one."""
+    async def _on_stop(self, reason: StopReason, id_token: str | None = None, token_type: str | None = None):
+        """End the running transaction's authorization (TxStopPoint decides whether it ends now); True if one ran."""
         if self.transaction is None:
             if self.authorization is not None and reason in (StopReason.LOCAL, StopReason.REMOTE):
                 self.authorization = None  # a second tap before plugging in cancels
                 return True
             return False
-        await self._stop_transaction(reason, id_token)
-        return True
+        if self.tx_authorized:
+            await self._end_authorization(reason, id_token, token_type)
+        elif self._auth_ended is None:  # never authorized: there is nothing to wait for
+            await self._stop_transaction(reason, id_token, token_type)
+        return True  # (already stopped: it ends when the cable goes)
 
     async def _on_deauthorize(self, ref: str):
         """The CSMS refused the token of a started transaction (StartTransaction.conf not Accepted)."""
-        if self.transaction is None or self.transaction.ref != ref:
+        if self.transaction is None or self.transaction.ref != ref or not self.tx_authorized:
             return
         if self.settings["stop_transaction_on_invalid_id"]:
-            await self._stop_transaction(StopReason.DEAUTHORIZED)
+            await self._end_authorization(StopReason.DEAUTHORIZED)
             return
         allowance = self.settings["max_energy_on_invalid_id_Wh"]
         if allowance <= 0:
@@ -257,10 +322,64 @@ class EvseMachine:
             await self._stop_transaction(reason)
         self.authorization = None
 
+    async def _on_reset(self, immediate: bool, done: asyncio.Future | None = None):
+        """Reset this EVSE alone (2.0.1 B11/B12): "Accepted", or "Scheduled" until its transaction ends.
+
+        Immediate ends a running transaction first (ImmediateReset); otherwise the
+        reset waits for the transaction to end. ``done`` resolves once the EVSE has
+        been re-initialised and its status reported.
+        """
+        if done is not None:
+            self._reset_waiters.append(done)
+        self._reset_pending = True
+        if self.transaction is None:
+            await self._reinitialise()
+            return "Accepted"
+        if not immediate:
+            return "Scheduled"
+        await self._stop_transaction(StopReason.SOFT_RESET)  # re-initialises: the reset is pending
+        return "Accepted"
+
+    async def _reinitialise(self) -> None:
+        """This EVSE's power-up state: outputs safe, session state dropped, status reported anew."""
+        self._reset_pending = False
+        if self._allowance_task is not None:
+            self._allowance_task.cancel()
+            self._allowance_task = None
+        await self._make_safe(unlock=True)  # current 0 A, contactor open, and only then the lock
+        self.authorization = None
+        self.suspended_by_csms = False
+        self.pilot = self.hw.pilot.state
+        self._reported = None  # report the status again even if it did not change
+        log.info("EVSE %d: reset", self.evse_id)
+
+    def _settle_resets(self) -> None:
+        waiters, self._reset_waiters = self._reset_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
     # ------------------------------------------------------------ decisions
 
     def _stops_charging(self) -> bool:
         return any(fault_spec(code).stops_charging for code in self.faults)
+
+    def _start_points(self) -> set[str]:
+        return set(self.settings["tx_start_point"]) or {"PowerPathClosed"}  # none listed: the default
+
+    def _stop_points(self) -> set[str]:
+        return set(self.settings["tx_stop_point"]) or {"Authorized"}
+
+    def _start_due(self) -> bool:
+        """Whether a listed TxStartPoint holds, so a transaction starts now."""
+        if not self.operative or self._stops_charging():
+            return False
+        points, plugged, authorized = self._start_points(), self.pilot in PLUGGED, self.authorization is not None
+        # After a transaction the cable must go and come back before it starts another by itself.
+        fresh_plug = plugged and (authorized or not self._finishing)
+        return (("PowerPathClosed" in points and plugged and authorized)
+                or ("Authorized" in points and authorized)
+                or ("EVConnected" in points and fresh_plug))
 
     def _target_status(self) -> ConnectorStatus:
         if self._stops_charging():
@@ -278,6 +397,10 @@ class EvseMachine:
         return ConnectorStatus.AVAILABLE
 
     def _charging_status(self) -> ConnectorStatus:
+        if self._auth_ended is not None:
+            return ConnectorStatus.FINISHING  # stopped; the transaction ends when the cable goes
+        if not self.tx_authorized or (self.pilot not in PLUGGED and not self._tx_had_cable):
+            return ConnectorStatus.PREPARING  # waiting for an idToken, or for the cable
         if self.suspended_by_csms or self.limit_A <= 0:
             return ConnectorStatus.SUSPENDED_EVSE
         if self.pilot in REQUESTING:
@@ -285,19 +408,22 @@ class EvseMachine:
         return ConnectorStatus.SUSPENDED_EV
 
     async def _evaluate(self) -> None:
-        if (self.transaction is not None and self.pilot in PLUGGED and not self.hw.lock.locked
-                and "lock-failure" not in self.faults):
-            await self.hw.lock.lock()  # replugged during a transaction that went on
-        if (self.transaction is None and self.authorization is not None and self.pilot in PLUGGED
-                and self.operative and not self._stops_charging()):
+        if self.transaction is not None and self.pilot in PLUGGED and not self._tx_had_cable:
+            self._cable_arrived()
+        if (self.transaction is not None and self.tx_authorized and self.pilot in PLUGGED
+                and not self.hw.lock.locked and "lock-failure" not in self.faults):
+            await self.hw.lock.lock()  # replugged, plugged after the start, or authorized after the start
+        if self.transaction is None and self._start_due():
             await self._start_transaction()
         await self._apply_outputs()
         self._report(self._target_status())
 
     async def _apply_outputs(self) -> None:
-        """Offer current and close the contactor only while a transaction wants energy."""
+        """Offer current and close the contactor only while an authorized transaction wants energy."""
         energy = self._target_status() is ConnectorStatus.CHARGING
-        offered = self.limit_A if (self.transaction is not None and not self.suspended_by_csms) else 0.0
+        self._tx_had_energy = self._tx_had_energy or energy
+        authorized = self.transaction is not None and self.tx_authorized
+        offered = self.limit_A if (authorized and not self.suspended_by_csms) else 0.0
         self.hw.pilot.set_current_limit_A(offered)
         if energy:
             self.hw.contactor.allow_power(True)
@@ -314,7 +440,8 @@ class EvseMachine:
     def _report(self, status: ConnectorStatus) -> None:
         error = next((c for c in sorted(self.faults)), None)
         if status is not self.status and self.transaction is not None:
-            self.journal.add_status(self.transaction.ref, status.value, timestamp=self.clock.time())
+            self.journal.add_status(self.transaction.ref, status.value, timestamp=self.clock.time(),
+                                    ev_connected=self.pilot in PLUGGED)
             self._on_transaction(self.evse_id, self.transaction)
         self.status = status
         if (status, error) != self._reported:
@@ -333,47 +460,118 @@ class EvseMachine:
                         "the last reading" if last else "nothing")
             return last.energy_import_Wh if last else None
 
+    def _start_trigger(self, auth: Authorization | None) -> str:
+        """What made the transaction start (2.0.1 triggerReason): the cable, or the authorization."""
+        if auth is None or self._input == "pilot":
+            return "CablePluggedIn"
+        return "RemoteStart" if auth.remote_start_id is not None else "Authorized"
+
     async def _start_transaction(self) -> None:
-        auth = self.authorization
+        auth = self.authorization  # None: started at plug-in (TxStartPoint EVConnected)
         energy = await self._read_energy_Wh()
         if energy is None:
             log.error("EVSE %d: cannot start without a meter reading", self.evse_id)
             return
         begin = await self._sample("stop_txn_sampled_data", "Transaction.Begin")
-        reservation_id = self.reservation.reservation_id if self.reservation else auth.reservation_id
+        plugged = self.pilot in PLUGGED
+        reservation_id = None
+        if auth is not None:  # a reservation is used by its holder's token, not by a cable
+            reservation_id = self.reservation.reservation_id if self.reservation else auth.reservation_id
         self.transaction = self.journal.begin(
-            evse_id=self.evse_id, id_token=auth.id_token, group_id=auth.info.group_id, reservation_id=reservation_id,
-            meter_start_Wh=energy, started_at=self.clock.time(), remote_start_id=auth.remote_start_id,
-            begin_sample=begin, token_type=auth.token_type,
-            trigger="RemoteStart" if auth.remote_start_id is not None else "Authorized")
+            evse_id=self.evse_id, id_token=auth.id_token if auth else None,
+            group_id=auth.info.group_id if auth else None, reservation_id=reservation_id,
+            meter_start_Wh=energy, started_at=self.clock.time(), remote_start_id=auth.remote_start_id if auth else None,
+            begin_sample=begin, token_type=auth.token_type if auth else None, trigger=self._start_trigger(auth),
+            ev_connected=plugged)
         self.authorization = None
         self.suspended_by_csms = False
+        self.tx_authorized, self._auth_ended = auth is not None, None
+        self._tx_had_cable, self._tx_had_energy = plugged, False
+        self._cable_wait_from = None if plugged else asyncio.get_running_loop().time()
         if reservation_id is not None:
             self.reservation = None
             self.on_reservation_used(reservation_id)  # the reservation is fulfilled
         log.info("EVSE %d: transaction %s started for %s at %.1f Wh", self.evse_id, self.transaction.ref,
-                 auth.id_token, energy)
+                 auth.id_token if auth else "(no idToken yet)", energy)
         self._on_transaction(self.evse_id, self.transaction)
-        if not await self.hw.lock.lock():
+        if self.tx_authorized and plugged and not await self.hw.lock.lock():
             log.error("EVSE %d: the cable did not lock", self.evse_id)
 
-    async def _stop_transaction(self, reason: StopReason, id_token: str | None = None) -> None:
+    def _authorize_transaction(self, auth: Authorization) -> None:
+        """Give the transaction that started at plug-in its idToken: energy may flow from now on."""
+        reservation_id = auth.reservation_id
+        if self.reservation is not None:  # the holder's token (checked by the caller) fulfils it
+            reservation_id = self.reservation.reservation_id
+            self.reservation = None
+            self.on_reservation_used(reservation_id)
+        self.tx_authorized = True
+        status = self._target_status()
+        tx = self.journal.authorize(
+            self.transaction.ref, id_token=auth.id_token, token_type=auth.token_type, group_id=auth.info.group_id,
+            timestamp=self.clock.time(), charging_state=status.value, ev_connected=self.pilot in PLUGGED,
+            trigger="RemoteStart" if auth.remote_start_id is not None else "Authorized",
+            remote_start_id=auth.remote_start_id, reservation_id=reservation_id)
+        self.transaction = tx or self.transaction
+        self.status = status  # reported with the idToken: no separate charging-state record
+        log.info("EVSE %d: transaction %s authorized for %s", self.evse_id, self.transaction.ref, auth.id_token)
+        self._on_transaction(self.evse_id, self.transaction)
+
+    def _cable_arrived(self) -> None:
+        """The cable came for a transaction that started at authorization."""
+        self._tx_had_cable = True
+        self._cable_wait_from = None
+        status = self._target_status()
+        self.journal.add_status(self.transaction.ref, status.value, timestamp=self.clock.time(), ev_connected=True,
+                                trigger="CablePluggedIn")
+        self.status = status
+        self._on_transaction(self.evse_id, self.transaction)
+
+    async def _end_authorization(self, reason: StopReason, id_token: str | None = None,
+                                 token_type: str | None = None) -> None:
+        """The transaction's authorization ends: so does the transaction, unless TxStopPoint waits for the cable.
+
+        With EVConnected the only way out (no Authorized/PowerPathClosed, and no
+        EnergyTransfer that has already ended with the energy), the energy stops
+        and the cable is released now, and the transaction ends when it is unplugged.
+        """
+        stops = self._stop_points()
+        waits = ("EVConnected" in stops and self.pilot in PLUGGED and not stops & {"Authorized", "PowerPathClosed"}
+                 and not ("EnergyTransfer" in stops and self._tx_had_energy))
+        if not waits:
+            await self._stop_transaction(reason, id_token, token_type)
+            return
+        self.tx_authorized = False
+        self._auth_ended = (reason, id_token, token_type)
+        await self._make_safe(unlock=True)  # the driver may now take the cable, which ends the transaction
+        self.journal.add_status(self.transaction.ref, ConnectorStatus.FINISHING.value, timestamp=self.clock.time(),
+                                ev_connected=True, deauthorized=reason)
+        self.status = ConnectorStatus.FINISHING
+        log.info("EVSE %d: transaction %s deauthorized (%s); it ends when the cable is unplugged",
+                 self.evse_id, self.transaction.ref, reason.value)
+        self._on_transaction(self.evse_id, self.transaction)
+
+    async def _stop_transaction(self, reason: StopReason, id_token: str | None = None,
+                                token_type: str | None = None, *, ended_by: StopReason | None = None) -> None:
         tx = self.transaction
         await self._make_safe(unlock=False)
         energy = await self._read_energy_Wh()
         fresh = self.journal.get(tx.ref)
         end = await self._sample("stop_txn_sampled_data", "Transaction.End")
         self.journal.end(tx.ref, meter_stop_Wh=energy if energy is not None else fresh.last_meter_Wh,
-                         stopped_at=self.clock.time(), reason=reason, stop_id_token=id_token, end_sample=end)
+                         stopped_at=self.clock.time(), reason=reason, stop_id_token=id_token, end_sample=end,
+                         stop_token_type=token_type, ended_by=ended_by)
         log.info("EVSE %d: transaction %s ended (%s)", self.evse_id, tx.ref, reason.value)
         self.transaction = None
-        self.suspended_by_csms = False
+        self.suspended_by_csms = self.tx_authorized = False
+        self._auth_ended = self._cable_wait_from = None
         self._finishing = self.pilot in PLUGGED
         self._on_transaction(self.evse_id, None)
         try:
             await self.hw.lock.unlock()
         except LockRefused as exc:
             log.error("EVSE %d: cable stays locked: %s", self.evse_id, exc)
+        if self._reset_pending:
+            await self._reinitialise()  # a reset of this EVSE waited for the transaction to end
 
     async def _sample(self, setting: str, context: str):
         if self._sample_now is None or not self.settings[setting]:

@@ -18,7 +18,7 @@ import logging
 import sqlite3
 from collections.abc import Sequence
 
-from agent.core.auth import normalize
+from agent.core.auth import select_token_row, token_key
 from agent.core.model import AuthorizationStatus, IdTokenInfo
 from agent.errors import StoreError
 
@@ -27,8 +27,9 @@ log = logging.getLogger(__name__)
 VERSION_KEY = "local_list:version"
 """State-store key of the installed list's version (absent: no list, version 0)."""
 
-Entry = tuple[str, IdTokenInfo | None]
-"""One item of an update: the idToken and its info; None (differential only) removes the token."""
+Entry = tuple[str, IdTokenInfo | None] | tuple[str, IdTokenInfo | None, str | None]
+"""One item of an update: the idToken, its info (None, differential only: remove it) and, in
+2.0.1, its type (absent or None: the token in any type, as 1.6 lists it)."""
 
 
 class UpdateResult(str, enum.Enum):
@@ -51,7 +52,8 @@ class LocalAuthorizationList:
     ``local_auth_list_enabled`` (a disabled list is neither consulted nor
     updated), ``local_auth_list_max_length`` (entries the list may hold) and
     ``send_local_list_max_length`` (entries one update may carry). Tokens are
-    stored upper-cased: idTokens compare case-insensitively.
+    stored upper-cased: idTokens compare case-insensitively. An entry with a type
+    is keyed by text and type (2.0.1); see :func:`agent.core.auth.token_key`.
     """
 
     def __init__(self, store, *, settings) -> None:
@@ -68,15 +70,15 @@ class LocalAuthorizationList:
         """The installed list's version; 0 when none was ever installed."""
         return int(self._store.get(VERSION_KEY, 0))
 
-    def lookup(self, id_token: str) -> IdTokenInfo | None:
-        """The entry for ``id_token`` (any case), or None if absent or the list cannot be read.
+    def lookup(self, id_token: str, token_type: str | None = None) -> IdTokenInfo | None:
+        """The entry for ``id_token`` (any case) of ``token_type`` (None: any type), or None if absent
+        or the list cannot be read. An entry listed without a type matches every type.
 
         Expiry is not applied here: the Authorizer judges entries as of now.
         """
         try:
-            row = self._store.connection.execute(
-                "SELECT status, expiry, group_id FROM local_list WHERE id_token = ?", (normalize(id_token),)
-            ).fetchone()
+            row = select_token_row(self._store.connection, "local_list", "status, expiry, group_id",
+                                   id_token, token_type)
         except (sqlite3.Error, StoreError) as exc:
             # Same degradation as an unreadable cache: the token is treated as not listed.
             log.warning("local authorization list unreadable, treating %s as not listed: %s", id_token, exc)
@@ -128,10 +130,10 @@ class LocalAuthorizationList:
         per_message = self._settings["send_local_list_max_length"]
         if len(entries) > per_message:
             return f"{len(entries)} entries in one update (SendLocalListMaxLength is {per_message})"
-        keys = [normalize(token) for token, _ in entries]
+        keys = [_key(entry) for entry in entries]
         if len(set(keys)) != len(keys):
             return "an idToken is listed more than once"  # 2.0.1 requires unique tokens; order would decide
-        if full and any(info is None for _, info in entries):
+        if full and any(entry[1] is None for entry in entries):
             return "a full update without idTagInfo for an entry"  # only a differential update removes
         return None
 
@@ -139,8 +141,8 @@ class LocalAuthorizationList:
         """Write the entries inside the caller's transaction; raise _TooLong to roll it back."""
         if full:
             conn.execute("DELETE FROM local_list")
-        rows = [(normalize(token), info.status.value, info.expiry, info.group_id)
-                for token, info in entries if info is not None]
+        rows = [(_key(entry), entry[1].status.value, entry[1].expiry, entry[1].group_id)
+                for entry in entries if entry[1] is not None]
         # executemany in one transaction: a full list of 10,000 entries is a single commit.
         conn.executemany(
             "INSERT INTO local_list (id_token, status, expiry, group_id) VALUES (?, ?, ?, ?)"
@@ -148,7 +150,7 @@ class LocalAuthorizationList:
             " expiry = excluded.expiry, group_id = excluded.group_id",
             rows,
         )
-        removed = [(normalize(token),) for token, info in entries if info is None]
+        removed = [(_key(entry),) for entry in entries if entry[1] is None]
         conn.executemany("DELETE FROM local_list WHERE id_token = ?", removed)
         limit = self._settings["local_auth_list_max_length"]
         size = conn.execute("SELECT count(*) FROM local_list").fetchone()[0]
@@ -165,3 +167,8 @@ class LocalAuthorizationList:
     def __repr__(self) -> str:
         state = "enabled" if self.enabled else "disabled"
         return f"<LocalAuthorizationList version={self.version} entries={len(self)} {state}>"
+
+
+def _key(entry: Entry) -> str:
+    """The storage key of an update entry: its text, and its type when it has one."""
+    return token_key(entry[0], entry[2] if len(entry) > 2 else None)

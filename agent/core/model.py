@@ -26,7 +26,10 @@ class ConnectorStatus(str, enum.Enum):
 
 
 class StopReason(str, enum.Enum):
-    """Why a transaction ended (OCPP 1.6 Reason; 2.0.1 maps onto stoppedReason)."""
+    """Why a transaction ended (OCPP 1.6 Reason; 2.0.1 maps onto stoppedReason).
+
+    The members after OTHER exist only in 2.0.1; :attr:`basic` is the 1.6 reason that covers each.
+    """
 
     LOCAL = "Local"
     REMOTE = "Remote"
@@ -39,6 +42,18 @@ class StopReason(str, enum.Enum):
     EMERGENCY_STOP = "EmergencyStop"
     UNLOCK_COMMAND = "UnlockCommand"
     OTHER = "Other"
+    MASTER_PASS = "MasterPass"  # stopped with a card of the MasterPassGroupId group
+    TIMEOUT = "Timeout"  # started at authorization, but no cable came within the connection timeout
+    STOPPED_BY_EV = "StoppedByEV"  # the EV stopped drawing and TxStopPoint ends at EnergyTransfer
+
+    @property
+    def basic(self) -> "StopReason":
+        """The reason among 1.6's that covers this one (itself for those), for records every version reads."""
+        return _BASIC.get(self, self)
+
+
+_BASIC = {StopReason.MASTER_PASS: StopReason.LOCAL, StopReason.TIMEOUT: StopReason.OTHER,
+          StopReason.STOPPED_BY_EV: StopReason.OTHER}
 
 
 class AuthorizationStatus(str, enum.Enum):
@@ -49,6 +64,26 @@ class AuthorizationStatus(str, enum.Enum):
     EXPIRED = "Expired"
     INVALID = "Invalid"
     CONCURRENT_TX = "ConcurrentTx"
+
+
+class IdToken(str):
+    """An idToken as presented: its text (what 1.6 calls the idTag) and how it was presented.
+
+    ``type`` is a 2.0.1 IdTokenEnumType (ISO14443 for a card on our reader, Central,
+    eMAID, KeyCode, ... as a CSMS gave it, NoAuthorization for free vend), or None when
+    unknown, as for every 1.6 idTag. It is a str, so code that needs only the text
+    (1.6 messages, logs) takes it unchanged; code that needs the type reads ``.type``.
+    """
+
+    type: str | None
+
+    def __new__(cls, text: str, type: str | None = None) -> "IdToken":  # noqa: A002 (OCPP's field name)
+        token = super().__new__(cls, text)
+        token.type = type
+        return token
+
+    def __repr__(self) -> str:
+        return f"IdToken({str(self)!r}, {self.type!r})"
 
 
 @dataclass(frozen=True)

@@ -26,3 +26,4 @@ class CoreServices:
     station_certificate: object = None  # agent.core.station_certificate (security profile 3 client certificate)
     logs: object = None  # agent.core.diagnostics log upload job (GetLog)
     network: object = None  # agent.core.network.NetworkProfiles (connection profiles, security profile)
+    display_messages: object = None  # agent.core.display_messages.DisplayMessages (display messages, running cost)

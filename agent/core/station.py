@@ -41,6 +41,14 @@ class CsmsPort(Protocol):
     def reservation_ended(self, reservation_id: int, status: str) -> None:
         """A reservation expired ("Expired") or was dropped by the station ("Removed")."""
 
+    def fault_changed(self, evse_id: int | None, code: str, active: bool, *, timestamp: float,
+                      info: str = "") -> None:
+        """A hardware fault was raised or cleared (evse None: the station's own).
+
+        Optional: the station looks it up with getattr, so an adapter without it
+        reports faults through status_changed only (1.6 has no other message).
+        """
+
 
 class ChargingStation:
     """All EVSEs of the station and the logic between them."""
@@ -58,7 +66,7 @@ class ChargingStation:
         self.sampler = None
         self.statuses: dict[int, tuple[ConnectorStatus, str | None]] = {0: (ConnectorStatus.AVAILABLE, None)}
         self.station_faults: set[str] = set()
-        self._pending: tuple[str, IdTokenInfo, float] | None = None  # a tap held for the next plug-in
+        self._pending: tuple[str, IdTokenInfo, float, str] | None = None  # a tap held for the next plug-in
         self._tasks: set[asyncio.Task] = set()
         self._free_vend_id_token = free_vend_id_token
         self._status_timers: dict[int, asyncio.TimerHandle] = {}
@@ -71,6 +79,8 @@ class ChargingStation:
         self._pending_tx_profiles: dict[int | None, object] = {}  # RemoteStart's TxProfile, by EVSE
         self.evse_phases = evse_phases or {}
         self._limit_timer: asyncio.TimerHandle | None = None
+        for name in ("tx_start_point", "tx_stop_point"):
+            settings.guard(name, _some_point)
         inoperative = set(store.get(_AVAILABILITY_KEY, []))
         self.evses: dict[int, EvseMachine] = {}
         for evse_id, max_current in evse_max_current.items():
@@ -144,11 +154,11 @@ class ChargingStation:
             return
         if event.state in PLUGGED and machine.transaction is None and machine.authorization is None:
             if self._pending is not None:
-                id_token, info, granted = self._pending
+                id_token, info, granted, token_type = self._pending
                 self._pending = None
                 timeout = self.settings["connection_timeout_s"]
                 if timeout <= 0 or asyncio.get_running_loop().time() - granted <= timeout:
-                    machine.submit("authorize", id_token=id_token, info=info)
+                    machine.submit("authorize", id_token=id_token, info=info, token_type=token_type)
             elif self._free_vend_id_token:
                 from agent.core.model import AuthorizationStatus
 
@@ -159,32 +169,67 @@ class ChargingStation:
     async def _fault(self, event) -> None:
         active = isinstance(event, FaultRaised)
         if event.evse_id is None:
+            changed = (event.code in self.station_faults) != active
             (self.station_faults.add if active else self.station_faults.discard)(event.code)
             self._status_changed(0, self.statuses[0][0], next(iter(sorted(self.station_faults)), None))
-            return
-        machine = self.evses.get(event.evse_id)
-        if machine is not None:
+        else:
+            machine = self.evses.get(event.evse_id)
+            if machine is None:
+                return
+            changed = (event.code in machine.faults) != active
             await machine.submit("fault", code=event.code, active=active)
+        notify = getattr(self.port, "fault_changed", None)
+        if changed and notify is not None:
+            notify(event.evse_id, event.code, active, timestamp=self.clock.time(), info=getattr(event, "info", ""))
+
+    def active_faults(self) -> list[tuple[int | None, str]]:
+        """Every fault raised now, as (EVSE id or None for the station's own, code), in a stable order."""
+        faults: list[tuple[int | None, str]] = [(None, code) for code in sorted(self.station_faults)]
+        for evse_id, machine in sorted(self.evses.items()):
+            faults.extend((evse_id, code) for code in sorted(machine.faults))
+        return faults
 
     # ------------------------------------------------------------ card taps
 
-    async def tap(self, id_token: str, *, evse_id: int | None = None) -> str:
-        """A card was presented: stop its session, or authorize an EVSE. Returns what was done."""
+    async def tap(self, id_token: str, *, evse_id: int | None = None, token_type: str = "ISO14443") -> str:
+        """A card was presented: stop its session, or authorize an EVSE. Returns what was done.
+
+        ``token_type``: how it was read (our RFID readers read ISO 14443 cards).
+        """
         id_token = id_token.upper()
         own = self._session_of(id_token, evse_id=evse_id)
         if own is not None:
-            await own.submit("stop", reason=StopReason.LOCAL, id_token=id_token)
+            await own.submit("stop", reason=StopReason.LOCAL, id_token=id_token, token_type=token_type)
             return "stopped"
-        decision = await self.authorizer.authorize(id_token)
+        decision = await self.authorizer.authorize(id_token, token_type=token_type)
         if not decision.info.accepted:
             log.info("card %s refused (%s, %s)", id_token, decision.info.status.value, decision.source)
             self._show(f"Card refused: {decision.info.status.value}")
             return "refused"
+        if self._master_pass(decision.info):
+            return await self._master_stop(id_token, token_type, evse_id=evse_id)
         group_session = self._group_session(decision.info.group_id, evse_id=evse_id)
         if group_session is not None:
-            await group_session.submit("stop", reason=StopReason.LOCAL, id_token=id_token)
+            await group_session.submit("stop", reason=StopReason.LOCAL, id_token=id_token, token_type=token_type)
             return "stopped"
-        return await self._grant(id_token, decision.info, evse_id=evse_id)
+        return await self._grant(id_token, decision.info, evse_id=evse_id, token_type=token_type)
+
+    def _master_pass(self, info: IdTokenInfo) -> bool:
+        """True for a token of the MasterPassGroupId group: it stops transactions and never starts one."""
+        group = self.settings["master_pass_group_id"]
+        return bool(group) and info.group_id is not None and info.group_id.upper() == group.upper()
+
+    async def _master_stop(self, id_token: str, token_type: str, *, evse_id: int | None) -> str:
+        """A master pass stops the transaction of the EVSE it was presented at, or (station reader, no
+        screen to choose on) every transaction (2.0.1 C16)."""
+        running = [m for m in self._candidates(evse_id) if m.transaction is not None]
+        if not running:
+            log.info("master pass %s presented; no transaction to stop", id_token)
+            self._show("Master pass: no transaction to stop")
+            return "refused"
+        await asyncio.gather(*(m.submit("stop", reason=StopReason.MASTER_PASS, id_token=id_token,
+                                        token_type=token_type) for m in running))
+        return "stopped"
 
     def _session_of(self, id_token: str, *, evse_id: int | None) -> EvseMachine | None:
         for machine in self._candidates(evse_id):
@@ -208,32 +253,33 @@ class ChargingStation:
         return [self.evses[evse_id]] if evse_id in self.evses else []
 
     async def _grant(self, id_token: str, info: IdTokenInfo, *, evse_id: int | None,
-                     remote_start_id: int | None = None) -> str:
+                     remote_start_id: int | None = None, token_type: str = "ISO14443") -> str:
         held = next((r for r in self.reservations.station_wide() if r.allows(id_token, info.group_id)), None)
         target = self._target_evse(evse_id, id_token=id_token, info=info)
-        if target is not None and target.reservation is None and held is None \
+        if target is not None and self._free(target) and target.reservation is None and held is None \
                 and not self._free_beyond_reservations():
             self._show("Reserved")
             return "reserved"  # every free EVSE is promised to holders of station-wide reservations
         if target is None and evse_id is None and len(self.evses) > 1 and self._any_free():
             # Several free EVSEs and none plugged: the next one plugged in gets this authorization.
-            self._pending = (id_token, info, asyncio.get_running_loop().time())
+            self._pending = (id_token, info, asyncio.get_running_loop().time(), token_type)
             self._show("Plug in your vehicle")
             return "held"
         if target is None:
             return "no-evse"
         used = await target.submit("authorize", id_token=id_token, info=info, remote_start_id=remote_start_id,
-                                   reservation_id=held.reservation_id if held else None)
+                                   reservation_id=held.reservation_id if held else None, token_type=token_type)
         return "authorized" if used else "no-evse"
 
     def _target_evse(self, evse_id: int | None, *, id_token: str | None = None,
                      info: IdTokenInfo | None = None) -> EvseMachine | None:
-        """The EVSE an authorization is for: the one named, else the plugged one without a session,
-        else the one reserved for this token, else the only free one."""
+        """The EVSE an authorization is for: the one named, else the plugged one without a session
+        (or whose transaction started at plug-in and waits for an idToken), else the one reserved
+        for this token, else the only free one."""
         def usable(machine: EvseMachine) -> bool:
             reserved = machine.reservation
             mine = reserved is None or (id_token is not None and reserved.allows(id_token, info and info.group_id))
-            return self._free(machine) and mine
+            return self._takes_token(machine) and mine
 
         if evse_id is not None:
             machine = self.evses.get(evse_id)
@@ -256,6 +302,11 @@ class ChargingStation:
     def _free(machine: EvseMachine) -> bool:
         return machine.transaction is None and machine.operative and machine.status is not ConnectorStatus.FAULTED
 
+    def _takes_token(self, machine: EvseMachine) -> bool:
+        """Free, or running a transaction that started at plug-in and waits for its idToken."""
+        return self._free(machine) or (machine.awaiting_token and machine.operative
+                                       and machine.status is not ConnectorStatus.FAULTED)
+
     # ------------------------------------------------------------ CSMS commands
 
     def _install_pending_tx_profile(self, evse_id: int, tx: Transaction) -> None:
@@ -266,23 +317,37 @@ class ChargingStation:
             self.profiles.install(replace(profile, evse_id=evse_id, transaction_ref=tx.ref))
 
     def remote_start(self, id_token: str, *, evse_id: int | None, remote_start_id: int | None = None,
-                     token_type: str = "Central", charging_profile=None) -> bool:
-        """RemoteStartTransaction: accept if an EVSE can take it; authorization follows in the background."""
-        if evse_id is not None and (evse_id not in self.evses or not self._free(self.evses[evse_id])):
+                     token_type: str | None = None, charging_profile=None) -> bool:
+        """RemoteStartTransaction: accept if an EVSE can take it; authorization follows in the background.
+
+        ``token_type`` is the type the CSMS gave (2.0.1), kept for every message
+        about this token; None for a 1.6 idTag, which has none.
+        """
+        if evse_id is not None and (evse_id not in self.evses or not self._takes_token(self.evses[evse_id])):
             return False
         if evse_id is None and self._target_evse(None, id_token=id_token) is None:
             return False
         if charging_profile is not None:  # a TxProfile for the transaction this start will open
-            self._pending_tx_profiles[evse_id] = charging_profile
+            target = self._target_evse(evse_id, id_token=id_token)
+            if target is not None and target.awaiting_token:  # ... or complete: it runs already
+                from dataclasses import replace
+
+                self.install_profile(replace(charging_profile, evse_id=target.evse_id,
+                                             transaction_ref=target.transaction.ref))
+            else:
+                self._pending_tx_profiles[evse_id] = charging_profile
         self._spawn(self._remote_start(id_token.upper(), evse_id, remote_start_id, token_type), name="remote-start")
         return True
 
     async def _remote_start(self, id_token: str, evse_id: int | None, remote_start_id: int | None,
-                            token_type: str) -> None:
+                            token_type: str | None) -> None:
         if self.settings["authorize_remote_tx_requests"]:
-            decision = await self.authorizer.authorize(id_token)
+            decision = await self.authorizer.authorize(id_token, token_type=token_type)
             if not decision.info.accepted:
                 log.info("remote start for %s refused by authorization (%s)", id_token, decision.info.status.value)
+                return
+            if self._master_pass(decision.info):
+                log.info("remote start for %s refused: a master pass starts no transaction", id_token)
                 return
             info = decision.info
         else:
@@ -304,6 +369,12 @@ class ChargingStation:
                 machine.submit("stop", reason=StopReason.REMOTE)
                 return True
         return False
+
+    def awaiting_transaction(self, evse_id: int | None) -> str | None:
+        """The transaction a remote start for ``evse_id`` would complete: one that started at plug-in
+        and waits for its idToken (2.0.1 returns its id in RequestStartTransactionResponse)."""
+        target = self._target_evse(evse_id)
+        return target.transaction.ref if target is not None and target.awaiting_token else None
 
     def _remote_id(self, tx: Transaction) -> str | None:
         fresh = self.journal.get(tx.ref)
@@ -404,6 +475,23 @@ class ChargingStation:
         if self.store.get(_RESTART_REASON_KEY) is None:
             self.store.put(_RESTART_REASON_KEY, StopReason.REBOOT.value)
 
+    def evse_reset_answer(self, evse_id: int, *, immediate: bool) -> str:
+        """The answer to a reset of one EVSE: Rejected (unknown), Scheduled (after its transaction), Accepted."""
+        machine = self.evses.get(evse_id)
+        if machine is None:
+            return "Rejected"
+        return "Scheduled" if (not immediate and machine.transaction is not None) else "Accepted"
+
+    async def reset_evse(self, evse_id: int, *, immediate: bool) -> None:
+        """Reset one EVSE, leaving the others charging; return once it has been re-initialised.
+
+        Immediate ends its transaction first (ImmediateReset); otherwise the reset
+        waits until the transaction has ended.
+        """
+        done = asyncio.get_running_loop().create_future()
+        await self.evses[evse_id].submit("reset", immediate=immediate, done=done)
+        await done
+
     async def prepare_reset(self, reason: StopReason) -> None:
         """End every transaction with ``reason`` and remember it, so the next start reports Reboot."""
         self.store.put(_RESTART_REASON_KEY, StopReason.REBOOT.value)
@@ -417,7 +505,32 @@ class ChargingStation:
         tx = machine.transaction
         return {"evse_id": evse_id, "now_tx_start": tx.started_at if tx else None,
                 "transaction_ref": tx.ref if tx else None, "phases": self.evse_phases.get(evse_id, 3),
-                "evse_max_A": machine.max_current_A}
+                "evse_max_A": self._capped(evse_id, machine.max_current_A)}
+
+    def external_limit(self):
+        """The external limit imposed now (a ``hal.roles.ExternalLimit``), or None."""
+        limit_input = getattr(self.hal, "limit_input", None)
+        return limit_input.imposed if limit_input is not None else None
+
+    def _capped(self, evse_id: int, max_A: float) -> float:
+        """``max_A`` lowered to the external limit where it applies (evse 0: only a station-wide one).
+
+        It lowers the maximum the engine starts from, so like the EVSE's own
+        maximum it caps every profile, shows in the composite schedule and is
+        never exceeded; a 0 A cap suspends like a 0 A schedule period.
+        """
+        limit = self.external_limit()
+        if limit is None or limit.evse_id not in (None, evse_id):
+            return max_A
+        return min(max_A, limit.limit_A)
+
+    def external_limit_changed(self, event) -> None:
+        """The external limit input became active or inactive (``ExternalLimitChanged``): re-apply every
+        EVSE's limit now (the cap is read from the input itself) and tell the CSMS where the version can."""
+        self.apply_limits()
+        notify = getattr(self.port, "charging_limit_changed", None)
+        if notify is not None:
+            notify(event.limit, event.active)
 
     def apply_limits(self) -> None:
         """Offer each EVSE the current its profiles allow now, and wake at the next boundary (no polling)."""
@@ -477,11 +590,24 @@ class ChargingStation:
         if evse_id == 0:
             site = {"evse_id": 0, "now_tx_start": None, "transaction_ref": None,
                     "phases": max(self.evse_phases.values(), default=3),
-                    "evse_max_A": max(m.max_current_A for m in self.evses.values())}
+                    "evse_max_A": self._capped(0, max(m.max_current_A for m in self.evses.values()))}
         else:
             site = self._site(evse_id)
         return composite_schedule(list(self.profiles), start=float(int(self.clock.time())),
                                   duration_s=duration_s, rate_unit=rate_unit, **site)
+
+    async def report_transaction(self, evse_id: int) -> bool:
+        """Report the EVSE's ongoing transaction now, with a fresh meter sample (2.0.1 TriggerMessage
+        TransactionEvent); False when none runs."""
+        machine = self.evses.get(evse_id)
+        tx = machine.transaction if machine is not None else None
+        if tx is None:
+            return False
+        sample = await self._sample_now(evse_id, self.settings["meter_values_sampled_data"], context="Trigger")
+        self.journal.add_status(tx.ref, machine.status.value, timestamp=self.clock.time(),
+                                ev_connected=machine.pilot in PLUGGED, trigger="Trigger", sample=sample)
+        self._outbox_changed()
+        return True
 
     def deauthorize(self, ref: str) -> None:
         """The CSMS refused the token of a transaction after it started."""
@@ -578,6 +704,12 @@ class ChargingStation:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.error("%s failed", task.get_name(), exc_info=task.exception())
+
+
+def _some_point(current, new) -> None:
+    """TxStartPoint/TxStopPoint: a transaction that could never start or never end is refused."""
+    if not new:
+        raise ValueError("at least one point is required")
 
 
 def _only(sample: MeterSample, measurands) -> MeterSample:

@@ -20,7 +20,9 @@ from agent.core.model import MeterSample, Sample, StopReason
 
 STARTED = "TransactionStarted"
 METER_VALUES = "TransactionMeterValues"
-STATUS = "TransactionStatus"  # the charging state changed (2.0.1 reports it; 1.6 does not)
+# A change 1.6 has no message for (2.0.1 reports each as TransactionEvent Updated): the charging
+# state, an idToken given after the start, or a report the CSMS asked for (``trigger``).
+STATUS = "TransactionStatus"
 ENDED = "TransactionEnded"
 
 
@@ -30,7 +32,7 @@ class Transaction:
 
     ref: str  # our id: 2.0.1 transactionId, and the outbox group
     evse_id: int
-    id_token: str
+    id_token: str  # "" while a transaction started at plug-in has no idToken yet (2.0.1 TxStartPoint)
     group_id: str | None
     started_at: float
     meter_start_Wh: float
@@ -98,22 +100,27 @@ class TransactionJournal:
         self._store.outbox.append(kind, {**payload, "ref": ref, "seq_no": seq_no, "offline": self.offline()},
                                   group=ref)
 
-    def begin(self, *, evse_id: int, id_token: str, group_id: str | None, meter_start_Wh: float,
+    def begin(self, *, evse_id: int, id_token: str | None, group_id: str | None, meter_start_Wh: float,
               started_at: float, remote_start_id: int | None = None, reservation_id: int | None = None,
-              begin_sample: MeterSample | None = None, token_type: str = "ISO14443",
-              trigger: str = "Authorized") -> Transaction:
-        """Record a new transaction and its TransactionStarted outbox record, atomically."""
+              begin_sample: MeterSample | None = None, token_type: str | None = "ISO14443",
+              trigger: str = "Authorized", ev_connected: bool = True) -> Transaction:
+        """Record a new transaction and its TransactionStarted outbox record, atomically.
+
+        ``id_token`` is None for a transaction that starts before authorization (at plug-in);
+        :meth:`authorize` adds it later. ``ev_connected`` False: started before the cable.
+        """
         ref = str(uuid.uuid4())
         with self._store.transaction() as db:
             db.execute(
                 "INSERT INTO transactions (ref, evse_id, id_token, group_id, started_at, meter_start_Wh, "
                 "last_meter_Wh, remote_start_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (ref, evse_id, id_token, group_id, started_at, meter_start_Wh, meter_start_Wh, remote_start_id),
+                (ref, evse_id, id_token or "", group_id, started_at, meter_start_Wh, meter_start_Wh,
+                 remote_start_id),
             )
             self._append(db, STARTED, ref, {
                 "evse_id": evse_id, "id_token": id_token, "token_type": token_type, "timestamp": started_at,
                 "meter_start_Wh": meter_start_Wh, "reservation_id": reservation_id,
-                "remote_start_id": remote_start_id, "trigger": trigger,
+                "remote_start_id": remote_start_id, "trigger": trigger, "ev_connected": ev_connected,
                 "sample": sample_to_dict(begin_sample) if begin_sample else None,
             })
             if begin_sample is not None:
@@ -132,13 +139,40 @@ class TransactionJournal:
                 return
             self._append(db, METER_VALUES, ref, {"evse_id": tx.evse_id, "sample": sample_to_dict(sample)})
 
-    def add_status(self, ref: str, charging_state: str, *, timestamp: float) -> None:
-        """Queue a charging-state change of a running transaction (Charging, SuspendedEV, ...)."""
+    def add_status(self, ref: str, charging_state: str, *, timestamp: float, ev_connected: bool = True,
+                   trigger: str = "ChargingStateChanged", sample: MeterSample | None = None,
+                   deauthorized: StopReason | None = None) -> None:
+        """Queue the state of a running transaction (Charging, SuspendedEV, ...): a change, or on request.
+
+        ``trigger`` says why it is reported (2.0.1 triggerReason: ChargingStateChanged,
+        CablePluggedIn, Trigger, ...); ``deauthorized``: its authorization ended for
+        this reason while the transaction goes on.
+        """
         with self._store.transaction() as db:
             tx = self._row(ref)
             if tx is not None and tx.active:
-                self._append(db, STATUS, ref, {"evse_id": tx.evse_id, "charging_state": charging_state,
-                                               "timestamp": timestamp})
+                self._append(db, STATUS, ref, {
+                    "evse_id": tx.evse_id, "charging_state": charging_state, "timestamp": timestamp,
+                    "ev_connected": ev_connected, "trigger": trigger,
+                    "sample": sample_to_dict(sample) if sample else None,
+                    **({"deauthorized": deauthorized.value} if deauthorized else {})})
+
+    def authorize(self, ref: str, *, id_token: str, token_type: str | None, group_id: str | None,
+                  timestamp: float, charging_state: str, ev_connected: bool, trigger: str,
+                  remote_start_id: int | None = None, reservation_id: int | None = None) -> Transaction | None:
+        """Give a transaction that started without one its idToken, and queue the report, atomically."""
+        with self._store.transaction() as db:
+            tx = self._row(ref)
+            if tx is None or not tx.active:
+                return None
+            db.execute("UPDATE transactions SET id_token = ?, group_id = ?, "
+                       "remote_start_id = coalesce(?, remote_start_id) WHERE ref = ?",
+                       (id_token, group_id, remote_start_id, ref))
+            self._append(db, STATUS, ref, {
+                "evse_id": tx.evse_id, "charging_state": charging_state, "timestamp": timestamp,
+                "ev_connected": ev_connected, "trigger": trigger, "id_token": id_token, "token_type": token_type,
+                "remote_start_id": remote_start_id, "reservation_id": reservation_id})
+        return self._row(ref)
 
     def add_transaction_data(self, ref: str, sample: MeterSample) -> None:
         """Keep a sample for the transactionData of this transaction's stop record."""
@@ -151,11 +185,15 @@ class TransactionJournal:
         return [json.loads(row[0]) for row in rows]
 
     def end(self, ref: str, *, meter_stop_Wh: float, stopped_at: float, reason: StopReason,
-            stop_id_token: str | None = None, end_sample: MeterSample | None = None) -> Transaction | None:
+            stop_id_token: str | None = None, end_sample: MeterSample | None = None,
+            stop_token_type: str | None = None, ended_by: StopReason | None = None) -> Transaction | None:
         """End a transaction once: record the stop and its TransactionEnded outbox record, atomically.
 
         Returns None (and writes nothing) if it had already ended, so a retry
-        after a crash can never report a second stop.
+        after a crash can never report a second stop. The record's ``reason`` is
+        one every version knows (``reason.basic``); a finer 2.0.1 reason goes in
+        ``detail``. ``ended_by`` is what ended it when that is not the reason
+        itself (the unplug that ends a transaction stopped by a tap before).
         """
         with self._store.transaction() as db:
             tx = self._row(ref)
@@ -163,11 +201,14 @@ class TransactionJournal:
                 return None
             meter_stop = max(meter_stop_Wh, tx.meter_start_Wh)  # a meter swap must not bill negative energy
             db.execute("UPDATE transactions SET stopped_at = ?, meter_stop_Wh = ?, stop_reason = ? WHERE ref = ?",
-                       (stopped_at, meter_stop, reason.value, ref))
+                       (stopped_at, meter_stop, reason.basic.value, ref))
             data = self._transaction_data(ref) + ([sample_to_dict(end_sample)] if end_sample else [])
             self._append(db, ENDED, ref, {
                 "evse_id": tx.evse_id, "id_token": stop_id_token, "timestamp": stopped_at,
-                "meter_stop_Wh": meter_stop, "reason": reason.value, "transaction_data": data,
+                "meter_stop_Wh": meter_stop, "reason": reason.basic.value, "transaction_data": data,
+                **({"detail": reason.value} if reason.basic is not reason else {}),
+                **({"token_type": stop_token_type} if stop_id_token and stop_token_type else {}),
+                **({"ended_by": ended_by.value} if ended_by else {}),
             })
             db.execute("DELETE FROM transaction_data WHERE ref = ?", (ref,))
         return self._row(ref)

@@ -22,20 +22,22 @@ from agent.protocol.base import AdapterBase
 from agent.protocol.v201_certificates import CertificateHandlers201
 from agent.protocol.v201_device_model import DeviceModelHandlers
 from agent.protocol.v201_diagnostics import DiagnosticsHandlers201
-from agent.protocol.v201_firmware import FirmwareHandlers201
+from agent.protocol.v201_display import DisplayHandlers201
+from agent.protocol.v201_firmware import BOOT_REASON_KEY, FirmwareHandlers201
 from agent.protocol.v201_local_list import LocalListHandlers201
 from agent.protocol.v201_network import NetworkHandlers201
 from agent.protocol.v201_smart_charging import SmartChargingHandlers201, profile_from_201
-from agent.protocol.v201_codec import TransactionCodec, id_token_info, meter_value, status_notification
+from agent.protocol.v201_codec import (
+    TransactionCodec, fault_event_data, id_token_info, meter_value, notify_event, status_notification)
 
 log = logging.getLogger("agent.ocpp201")
 
-BOOT_REASON_KEY = "ocpp201:boot_reason"
+EVENT_ID_KEY = "ocpp201:last_event_id"  # NotifyEvent eventIds stay unique across restarts
 
 
 class Ocpp201Adapter(CertificateHandlers201, DeviceModelHandlers, FirmwareHandlers201, DiagnosticsHandlers201,
-                     LocalListHandlers201, NetworkHandlers201, SmartChargingHandlers201, AdapterBase,
-                     _LibraryChargePoint):
+                     DisplayHandlers201, LocalListHandlers201, NetworkHandlers201, SmartChargingHandlers201,
+                     AdapterBase, _LibraryChargePoint):
     """The Charging Station side of OCPP 2.0.1."""
 
     ocpp_version = "2.0.1"
@@ -44,7 +46,9 @@ class Ocpp201Adapter(CertificateHandlers201, DeviceModelHandlers, FirmwareHandle
     #: Station-initiated messages this adapter sends (read by `ocpp-agent pics`).
     sends = frozenset({"BootNotification", "Heartbeat", "Authorize", "TransactionEvent", "StatusNotification",
                        "MeterValues", "DataTransfer", "NotifyReport", "SecurityEventNotification",
-                       "ReservationStatusUpdate", "ReportChargingProfiles"})
+                       "ReservationStatusUpdate", "ReportChargingProfiles", "NotifyEvent", "SignCertificate",
+                       "LogStatusNotification", "FirmwareStatusNotification", "ClearedChargingLimit",
+                       "NotifyChargingLimit", "NotifyDisplayMessages"})
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -70,18 +74,22 @@ class Ocpp201Adapter(CertificateHandlers201, DeviceModelHandlers, FirmwareHandle
         return call.Heartbeat()
 
     async def on_accepted(self) -> None:
-        """The boot reason has been told; then the shared start (statuses, outbox, Authorize)."""
+        """The boot reason has been told; then the shared start (statuses, outbox, Authorize), and the
+        hardware problems present now (raised while offline, or before the first connection)."""
         if self.core is not None:
             self.core.store.delete(BOOT_REASON_KEY)
         await super().on_accepted()
+        if self.core is not None:
+            self._report_active_faults()
 
     def transaction_codec(self, core) -> TransactionCodec:
         """2.0.1 TransactionEvent and SecurityEventNotification."""
         return TransactionCodec(journal=core.journal, authorizer=core.authorizer, station=core.station)
 
     def authorize_request(self, id_token: str) -> call.Authorize:
-        """Authorize with an idToken read from a card."""
-        return call.Authorize(id_token={"id_token": id_token, "type": "ISO14443"})
+        """Authorize with an idToken of the type it was presented as (the core hands an IdToken; a plain
+        str is a card on our reader)."""
+        return call.Authorize(id_token={"id_token": id_token, "type": getattr(id_token, "type", None) or "ISO14443"})
 
     def id_token_info(self, result) -> IdTokenInfo:
         """The idTokenInfo of an Authorize result."""
@@ -105,6 +113,33 @@ class Ocpp201Adapter(CertificateHandlers201, DeviceModelHandlers, FirmwareHandle
         request = call.MeterValues(evse_id=evse_id, meter_value=[meter_value(sample)])
         self.spawn(self._send_quietly(request), name="meter-values")
 
+    def fault_changed(self, evse_id: int | None, code: str, active: bool, *, timestamp: float, info: str = "") -> None:
+        """NotifyEvent for a hardware fault raised or cleared (its StatusNotification goes out as well).
+
+        The event is on the Problem variable of the EVSE (or, evse None, of the
+        station), with the variable's value after the change; not queued: the
+        problems present are reported again at every registration.
+        """
+        data = fault_event_data(self._next_event_id(), evse_id=evse_id, code=code, problem=self._problem(evse_id),
+                                cleared=not active, timestamp=timestamp, info=info if active else "")
+        self.spawn(self._send_quietly(notify_event([data], generated_at=self.clock.time())), name="notify-event")
+
+    def _report_active_faults(self) -> None:
+        now = self.clock.time()
+        data = [fault_event_data(self._next_event_id(), evse_id=evse_id, code=code, problem=True, cleared=False,
+                                 timestamp=now) for evse_id, code in self.core.station.active_faults()]
+        if data:  # one message: a station has a handful of fault codes per EVSE at most
+            self.spawn(self._send_quietly(notify_event(data, generated_at=now)), name="notify-event")
+
+    def _problem(self, evse_id: int | None) -> bool:
+        station = self.core.station
+        return bool(station.station_faults if evse_id is None else station.evses[evse_id].faults)
+
+    def _next_event_id(self) -> int:
+        event_id = int(self.core.store.get(EVENT_ID_KEY, 0)) + 1
+        self.core.store.put(EVENT_ID_KEY, event_id)
+        return event_id
+
     # ------------------------------------------------------------ handlers
 
     @on(Action.change_availability)
@@ -127,9 +162,12 @@ class Ocpp201Adapter(CertificateHandlers201, DeviceModelHandlers, FirmwareHandle
             profile = profile_from_201(charging_profile, evse_id=evse_id or 1, transaction_ref="pending")
             if self.core.station.profile_problems(profile):
                 return call_result.RequestStartTransaction(status="Rejected")
-        accepted = self.core.station.remote_start(id_token["id_token"], evse_id=evse_id, charging_profile=profile,
-                                                  remote_start_id=remote_start_id, token_type=id_token["type"])
-        return call_result.RequestStartTransaction(status="Accepted" if accepted else "Rejected")
+        station = self.core.station
+        started = station.awaiting_transaction(evse_id)  # began at plug-in: this start gives it its idToken
+        accepted = station.remote_start(id_token["id_token"], evse_id=evse_id, charging_profile=profile,
+                                        remote_start_id=remote_start_id, token_type=id_token["type"])
+        return call_result.RequestStartTransaction(status="Accepted" if accepted else "Rejected",
+                                                   transaction_id=started if accepted else None)
 
     @on(Action.request_stop_transaction)
     async def on_request_stop_transaction(self, transaction_id: str, **_):
@@ -150,18 +188,23 @@ class Ocpp201Adapter(CertificateHandlers201, DeviceModelHandlers, FirmwareHandle
 
     @on(Action.reset)
     def on_reset(self, type: str, evse_id: int | None = None, **_):
-        """Reset the station: Immediate, or OnIdle (Scheduled while a transaction runs). Per-EVSE: Rejected."""
+        """Reset the station or one EVSE: Immediate, or OnIdle (Scheduled while a transaction runs there)."""
+        station = self.core.station
         if evse_id is not None:
-            return call_result.Reset(status="Rejected")
-        busy = any(m.transaction is not None for m in self.core.station.evses.values())
+            return call_result.Reset(status=station.evse_reset_answer(evse_id, immediate=type == "Immediate"))
+        busy = any(m.transaction is not None for m in station.evses.values())
         return call_result.Reset(status="Scheduled" if (type == "OnIdle" and busy) else "Accepted")
 
     @after(Action.reset)
     async def after_reset(self, type: str, evse_id: int | None = None, **_):
-        """End transactions (Immediate) or wait for them (OnIdle), then restart the agent."""
-        if evse_id is not None:
-            return
+        """End transactions (Immediate) or wait for them (OnIdle), then restart the agent, or reset the EVSE."""
         station = self.core.station
+        if evse_id is not None:
+            if evse_id in station.evses:
+                await station.reset_evse(evse_id, immediate=type == "Immediate")
+                self._reported.pop(evse_id, None)  # a reset EVSE reports its connector as after power-up
+                self.status_changed(evse_id, *station.statuses[evse_id])
+            return
         if type == "OnIdle":
             while any(m.transaction is not None for m in station.evses.values()):
                 await asyncio.sleep(1.0)
@@ -188,6 +231,9 @@ class Ocpp201Adapter(CertificateHandlers201, DeviceModelHandlers, FirmwareHandle
             return call_result.TriggerMessage(status="Rejected")
         if requested_message == "BootNotification":
             return call_result.TriggerMessage(status="Rejected")  # once accepted, refused (F06.FR.17)
+        if requested_message == "TransactionEvent" and not any(
+                m.transaction is not None for i, m in self.core.station.evses.items() if evse_id in (None, i)):
+            return call_result.TriggerMessage(status="Rejected")  # no ongoing transaction to report
         send = getattr(self, f"_trigger_{requested_message}", None)
         if send is None:
             return call_result.TriggerMessage(status="NotImplemented")
@@ -202,6 +248,13 @@ class Ocpp201Adapter(CertificateHandlers201, DeviceModelHandlers, FirmwareHandle
             if i != 0 and evse_id in (None, i):
                 self._reported.pop(i, None)  # a triggered status is sent even if unchanged
                 self.status_changed(i, status, error)
+
+    async def _trigger_TransactionEvent(self, evse_id: int | None) -> None:  # noqa: N802
+        """An Updated event (triggerReason Trigger) for the ongoing transaction of the EVSE, or of each."""
+        station = self.core.station
+        for i in sorted(station.evses):
+            if evse_id in (None, i):
+                await station.report_transaction(i)
 
     async def _trigger_MeterValues(self, evse_id: int | None) -> None:  # noqa: N802
         station = self.core.station

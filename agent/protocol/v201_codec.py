@@ -1,4 +1,4 @@
-"""OCPP 2.0.1 wording of the core's records: TransactionEvent, sampled values, statuses, idTokenInfo."""
+"""OCPP 2.0.1 wording of the core's records: TransactionEvent, sampled values, statuses, idTokenInfo, NotifyEvent."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from agent.clock import format_iso
 from agent.core.model import AuthorizationStatus, ConnectorStatus, IdTokenInfo, MeterSample, StopReason
 from agent.core.security_events import SECURITY_EVENT
 from agent.core.transactions import ENDED, METER_VALUES, STARTED, STATUS, sample_from_dict
+from hal.faults import FAULTS
 from agent.protocol import status_word
 from agent.protocol.outbox import CoreCodec
 from agent.store import OutboxItem
@@ -23,13 +24,16 @@ STOPPED_REASON = {
     StopReason.POWER_LOSS: "PowerLoss", StopReason.REBOOT: "Reboot", StopReason.SOFT_RESET: "ImmediateReset",
     StopReason.HARD_RESET: "ImmediateReset", StopReason.DEAUTHORIZED: "DeAuthorized",
     StopReason.EMERGENCY_STOP: "EmergencyStop", StopReason.UNLOCK_COMMAND: "Other", StopReason.OTHER: "Other",
+    StopReason.MASTER_PASS: "MasterPass", StopReason.TIMEOUT: "Timeout", StopReason.STOPPED_BY_EV: "StoppedByEV",
 }
 END_TRIGGER = {
     StopReason.LOCAL: "StopAuthorized", StopReason.REMOTE: "RemoteStop",
     StopReason.EV_DISCONNECTED: "EVCommunicationLost", StopReason.SOFT_RESET: "ResetCommand",
     StopReason.HARD_RESET: "ResetCommand", StopReason.DEAUTHORIZED: "Deauthorized",
-    StopReason.UNLOCK_COMMAND: "UnlockCommand",
+    StopReason.UNLOCK_COMMAND: "UnlockCommand", StopReason.MASTER_PASS: "StopAuthorized",
+    StopReason.TIMEOUT: "EVConnectTimeout", StopReason.STOPPED_BY_EV: "ChargingStateChanged",
 }
+DEFAULT_TOKEN_TYPE = "ISO14443"  # a record without a type: a card on our reader
 CHARGING_STATE = {
     ConnectorStatus.CHARGING.value: "Charging", ConnectorStatus.SUSPENDED_EV.value: "SuspendedEV",
     ConnectorStatus.SUSPENDED_EVSE.value: "SuspendedEVSE", ConnectorStatus.PREPARING.value: "EVConnected",
@@ -94,11 +98,7 @@ class TransactionCodec(CoreCodec):
                                          trigger_reason=trigger, transaction_info={"transaction_id": p["ref"]},
                                          meter_value=[meter_value(sample)], **common)
         if item.action == STATUS:
-            state = CHARGING_STATE.get(p["charging_state"], "EVConnected")
-            return call.TransactionEvent(event_type="Updated", timestamp=format_iso(p["timestamp"]),
-                                         trigger_reason="ChargingStateChanged",
-                                         transaction_info={"transaction_id": p["ref"], "charging_state": state},
-                                         **common)
+            return self._updated(p, common)
         if item.action == ENDED:
             return self._ended(p, common)
         return None
@@ -110,30 +110,96 @@ class TransactionCodec(CoreCodec):
         return None
 
     def _started(self, p: dict, common: dict):
-        info = {"transaction_id": p["ref"], "charging_state": "EVConnected"}
+        info = {"transaction_id": p["ref"], "charging_state": "EVConnected" if p.get("ev_connected", True) else "Idle"}
         if p.get("remote_start_id") is not None:
             info["remote_start_id"] = p["remote_start_id"]
         sample = p.get("sample")
         return call.TransactionEvent(
             event_type="Started", timestamp=format_iso(p["timestamp"]), trigger_reason=p.get("trigger", "Authorized"),
-            transaction_info=info, id_token={"id_token": p["id_token"], "type": p.get("token_type", "ISO14443")},
-            reservation_id=p.get("reservation_id"),
+            transaction_info=info, id_token=_token(p), reservation_id=p.get("reservation_id"),
+            meter_value=[meter_value(sample_from_dict(sample))] if sample else None, **common)
+
+    def _updated(self, p: dict, common: dict):
+        """An Updated event: the charging state changed, the idToken came, the authorization ended, or on request."""
+        state = CHARGING_STATE.get(p["charging_state"], "EVConnected") if p.get("ev_connected", True) else "Idle"
+        info = {"transaction_id": p["ref"], "charging_state": state}
+        if p.get("remote_start_id") is not None:
+            info["remote_start_id"] = p["remote_start_id"]
+        trigger = p.get("trigger", "ChargingStateChanged")
+        if p.get("deauthorized"):
+            trigger = END_TRIGGER.get(StopReason(p["deauthorized"]), "Deauthorized")
+        sample = p.get("sample")
+        return call.TransactionEvent(
+            event_type="Updated", timestamp=format_iso(p["timestamp"]), trigger_reason=trigger, transaction_info=info,
+            id_token=_token(p), reservation_id=p.get("reservation_id"),
             meter_value=[meter_value(sample_from_dict(sample))] if sample else None, **common)
 
     def _ended(self, p: dict, common: dict):
-        reason = StopReason(p["reason"])
+        reason = StopReason(p.get("detail") or p["reason"])
+        trigger = END_TRIGGER.get(StopReason(p.get("ended_by") or reason), "AbnormalCondition")
         samples = [meter_value(sample_from_dict(s)) for s in p.get("transaction_data", [])]
-        token = {"id_token": p["id_token"], "type": "ISO14443"} if p.get("id_token") else None
         return call.TransactionEvent(
-            event_type="Ended", timestamp=format_iso(p["timestamp"]),
-            trigger_reason=END_TRIGGER.get(reason, "AbnormalCondition"),
+            event_type="Ended", timestamp=format_iso(p["timestamp"]), trigger_reason=trigger,
             transaction_info={"transaction_id": p["ref"], "stopped_reason": STOPPED_REASON[reason],
                               "charging_state": "Idle"},
-            id_token=token, meter_value=samples or None, **common)
+            id_token=_token(p), meter_value=samples or None, **common)
 
     def token_info(self, result) -> IdTokenInfo | None:
         """The idTokenInfo of a TransactionEvent result (present when an idToken was sent)."""
         return id_token_info(getattr(result, "id_token_info", None))
+
+    def after_commit(self, item: OutboxItem, result) -> None:
+        """Cache the CSMS's verdict on the token by token AND type, and stop a transaction whose
+        idToken it refused, whether given at the start or later (a transaction started at plug-in)."""
+        info = self.token_info(result)
+        p = item.payload
+        if info is None or not p.get("id_token"):
+            return
+        self._authorizer.remember(p["id_token"], info, token_type=p.get("token_type") or DEFAULT_TOKEN_TYPE)
+        authorizing = item.action == STARTED or (item.action == STATUS and p.get("trigger") in _AUTHORIZING)
+        if authorizing and not info.accepted:
+            log.warning("CSMS refused %s for transaction %s (%s)", p["id_token"], p["ref"], info.status.value)
+            self._station.deauthorize(p["ref"])
+
+
+_AUTHORIZING = ("Authorized", "RemoteStart")  # an Updated event that gives the transaction its idToken
+
+
+def _token(p: dict) -> dict | None:
+    """The record's idToken as a 2.0.1 IdTokenType, or None if it has none."""
+    if not p.get("id_token"):
+        return None
+    return {"id_token": p["id_token"], "type": p.get("token_type") or DEFAULT_TOKEN_TYPE}
+
+
+# ------------------------------------------------------------------ NotifyEvent (hardware faults)
+
+PROBLEM = {"name": "Problem"}
+
+
+def fault_event_data(event_id: int, *, evse_id: int | None, code: str, problem: bool, cleared: bool,
+                     timestamp: float, info: str = "") -> dict:
+    """One EventDataType for a hardware fault: the Problem variable of the EVSE (or of the station)
+    it concerns, with its value after the change, the fault code as techCode and, when the fault
+    went away, cleared."""
+    component = {"name": "ChargingStation"} if evse_id is None else {"name": "EVSE", "evse": {"id": evse_id}}
+    spec = FAULTS.get(code)
+    tech_info = info or (spec.description if spec else "")
+    data = {"event_id": event_id, "timestamp": format_iso(timestamp), "trigger": "Delta",
+            "actual_value": "true" if problem else "false", "tech_code": code[:50],
+            "event_notification_type": "HardWiredNotification", "component": component, "variable": PROBLEM}
+    if tech_info:
+        data["tech_info"] = tech_info[:500]
+    if cleared:
+        data["cleared"] = True
+    return data
+
+
+def notify_event(event_data: list[dict], *, generated_at: float, seq_no: int = 0,
+                 tbc: bool = False) -> call.NotifyEvent:
+    """A NotifyEvent carrying ``event_data`` (one part of a report when ``tbc``)."""
+    return call.NotifyEvent(generated_at=format_iso(generated_at), seq_no=seq_no, event_data=event_data,
+                            tbc=tbc or None)
 
 
 def _context(sample: MeterSample) -> str:

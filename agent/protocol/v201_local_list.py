@@ -12,7 +12,7 @@ from agent.protocol.v201_codec import id_token_info
 class LocalListHandlers201:
     """Mixed into the 2.0.1 adapter: the list is ``self.core.local_list`` (absent or None: not supported).
 
-    The core keys the list by idToken alone: the idToken type is not compared.
+    Entries are keyed by idToken and type, as 2.0.1 identifies a token by both.
     """
 
     def _local_list(self):
@@ -33,7 +33,7 @@ class LocalListHandlers201:
         if local_list is None or not local_list.enabled:
             # 2.0.1 has no NotSupported: Failed, with the reason for the CSMS's operator.
             return call_result.SendLocalList(status="Failed", status_info={"reason_code": "LocalListDisabled"})
-        entries = [(item["id_token"]["id_token"], id_token_info(item.get("id_token_info")))
+        entries = [(item["id_token"]["id_token"], id_token_info(item.get("id_token_info")), item["id_token"]["type"])
                    for item in local_authorization_list or []]
         result = local_list.update(version_number, entries, full=update_type == "Full")
         return call_result.SendLocalList(status=result.value)

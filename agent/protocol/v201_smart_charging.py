@@ -1,5 +1,6 @@
 """OCPP 2.0.1 block K over the core's one composite-schedule engine: SetChargingProfile,
-GetChargingProfiles (-> ReportChargingProfiles), ClearChargingProfile, GetCompositeSchedule."""
+GetChargingProfiles (-> ReportChargingProfiles), ClearChargingProfile, GetCompositeSchedule,
+and the external limit input reported with NotifyChargingLimit / ClearedChargingLimit (K12, K13)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,12 @@ from agent.core.smart_charging import (
 )
 
 log = logging.getLogger("agent.ocpp201")
+
+# The external limit the CSMS was last told of and has not seen cleared (source and EVSE), kept across
+# connections: a limit lifted while offline is cleared at the next registration.
+_LIMIT_TOLD_KEY = "ocpp201:external_limit_told"
+# chargingSchedule.id of the external limit's schedule; it names no profile of the CSMS.
+_EXTERNAL_SCHEDULE_ID = 0
 
 # 2.0.1 purposes onto the core's: the station maximum and external constraints both cap the station.
 _PURPOSES = {"ChargingStationMaxProfile": CHARGE_POINT_MAX, "ChargingStationExternalConstraints": CHARGE_POINT_MAX,
@@ -65,8 +72,57 @@ def profile_to_201(profile: ChargingProfile) -> dict:
     return out
 
 
+def notify_charging_limit(limit, *, now: float) -> call.NotifyChargingLimit:
+    """NotifyChargingLimit for an external limit (``hal.roles.ExternalLimit``) that became active.
+
+    Its schedule is one period from ``now`` with the cap in A per phase and no
+    duration: it holds until ClearedChargingLimit. evseId is left out for a
+    limit on the whole station (2.0.1 allows only EVSE ids > 0 there).
+    """
+    schedule = {"id": _EXTERNAL_SCHEDULE_ID, "charging_rate_unit": "A", "start_schedule": format_iso(now),
+                "charging_schedule_period": [{"start_period": 0, "limit": float(limit.limit_A)}]}
+    return call.NotifyChargingLimit(
+        charging_limit={"charging_limit_source": limit.source, "is_grid_critical": limit.grid_critical},
+        charging_schedule=[schedule], evse_id=limit.evse_id)
+
+
 class SmartChargingHandlers201:
     """Mixed into the 2.0.1 adapter."""
+
+    # ------------------------------------------------------------ external limit (K12, K13)
+
+    async def on_accepted(self) -> None:
+        """Registered: report an external limit in force now, or clear one lifted while offline."""
+        await super().on_accepted()
+        if self.core is None:
+            return
+        limit = self.core.station.external_limit()
+        told = self.core.store.get(_LIMIT_TOLD_KEY)
+        if limit is not None:
+            self.charging_limit_changed(limit, True)
+        elif told is not None:
+            self.spawn(self._clear_charging_limit(told["source"], told["evse_id"]), name="charging-limit")
+
+    def charging_limit_changed(self, limit, active: bool) -> None:
+        """CsmsPort (optional): an external limit became active (NotifyChargingLimit) or was lifted
+        (ClearedChargingLimit). Not queued: the state in force is reported again at every registration."""
+        if active:
+            self.spawn(self._notify_charging_limit(limit), name="charging-limit")
+        else:
+            self.spawn(self._clear_charging_limit(limit.source, limit.evse_id), name="charging-limit")
+
+    async def _notify_charging_limit(self, limit) -> None:
+        # Recorded before sending: if the connection drops before the answer the CSMS may still have it,
+        # and a limit lifted meanwhile must then be cleared at the next registration.
+        self.core.store.put(_LIMIT_TOLD_KEY, {"source": limit.source, "evse_id": limit.evse_id})
+        await self._send_quietly(notify_charging_limit(limit, now=self.clock.time()))
+
+    async def _clear_charging_limit(self, source: str, evse_id: int | None) -> None:
+        await self._send_quietly(call.ClearedChargingLimit(charging_limit_source=source, evse_id=evse_id))
+        if self.core.station.external_limit() is None:  # not if the limit came back and was told meanwhile
+            self.core.store.delete(_LIMIT_TOLD_KEY)
+
+    # ------------------------------------------------------------ CSMS requests
 
     @on(Action.set_charging_profile)
     def on_set_charging_profile(self, evse_id: int, charging_profile: dict, **_):

@@ -7,6 +7,7 @@ role and fill in its private hooks (``_set_output``, ``_read_feedback``, ...).
 from hal.roles._device import Device
 from hal.roles.contactor import Contactor
 from hal.roles.display import Display
+from hal.roles.limit_input import ExternalLimit, ExternalLimitChanged, LimitInput
 from hal.roles.lock import ConnectorLock
 from hal.roles.meter import EnergyMeter, check_reading_sane
 from hal.roles.pilot import PilotController
@@ -18,6 +19,9 @@ __all__ = [
     "Device",
     "Display",
     "EnergyMeter",
+    "ExternalLimit",
+    "ExternalLimitChanged",
+    "LimitInput",
     "PilotController",
     "TokenReader",
     "check_reading_sane",

@@ -53,7 +53,7 @@ class FakeLocalList:
         self.enabled = enabled
         self.asked = []
 
-    def lookup(self, id_token):
+    def lookup(self, id_token, token_type=None):
         self.asked.append(id_token)
         return self.entries.get(id_token)
 
@@ -425,3 +425,62 @@ async def test_concurrent_failure_falls_back_for_every_caller(cache, clock):
 def test_auth_source_reads_as_its_value():
     assert AuthSource.OFFLINE_UNKNOWN == "offline-unknown"
     assert f"{AuthSource.CACHE}" == str(AuthSource.CACHE) == "cache"
+
+
+# --- idToken types (2.0.1 keys tokens by text and type; 1.6 by text) ----------------
+
+
+def test_cache_keys_by_token_and_type(cache):
+    card, emaid = IdTokenInfo(ACCEPTED, None, "G"), IdTokenInfo(BLOCKED)
+    cache.put("tag", card, "ISO14443")
+    cache.put("TAG", emaid, "eMAID")
+    assert cache.get("TAG", "ISO14443") == card and cache.get("tag", "eMAID") == emaid
+    assert cache.get("TAG", "Central") is None
+    assert cache.get("TAG") in (card, emaid)  # a 1.6 idTag has no type: any entry for the text
+    cache.put("OLD", card)  # written without a type (1.6): stands for every type
+    assert cache.get("OLD", "KeyCode") == card
+    cache.put("OLD", emaid, "KeyCode")
+    assert cache.get("OLD", "KeyCode") == emaid and cache.get("OLD", "eMAID") == card  # the exact type wins
+    assert cache.get("OL") is None and cache.get("OLDER") is None  # a prefix is another token
+
+
+async def test_authorize_sends_the_type_and_caches_under_it(cache, clock):
+    csms = FakeCsms({"TAG": IdTokenInfo(ACCEPTED)})
+    auth = make_authorizer(cache, clock, online=csms)
+    assert (await auth.authorize("tag", token_type="eMAID")).source is AuthSource.CSMS
+    assert csms.calls == ["tag"] and csms.calls[0].type == "eMAID"
+    auth.online = None
+    assert (await auth.authorize("TAG", token_type="eMAID")).source is AuthSource.CACHE
+    assert (await auth.authorize("TAG", token_type="ISO14443")).source is AuthSource.OFFLINE_REJECTED
+    assert (await auth.authorize("TAG")).source is AuthSource.CACHE  # 1.6: no type, any entry
+
+
+async def test_concurrent_authorize_of_one_text_in_two_types_asks_twice(cache, clock):
+    csms = FakeCsms({"TAG": IdTokenInfo(ACCEPTED)})
+    csms.gate = asyncio.Event()
+    auth = make_authorizer(cache, clock, online=csms)
+    tasks = [asyncio.create_task(auth.authorize("TAG", token_type=t)) for t in ("ISO14443", "eMAID", "eMAID")]
+    await asyncio.sleep(0)
+    csms.gate.set()
+    await asyncio.gather(*tasks)
+    assert sorted(token.type for token in csms.calls) == ["ISO14443", "eMAID"]
+
+
+def test_local_list_keys_by_type_and_untyped_entries_match_any(store, cache, clock):
+    from agent.core.local_list import LocalAuthorizationList
+
+    settings = FakeSettings(local_auth_list_enabled=True, local_auth_list_max_length=10,
+                            send_local_list_max_length=10)
+    local = LocalAuthorizationList(store, settings=settings)
+    entries = [("CARD", IdTokenInfo(ACCEPTED), "ISO14443"), ("card", IdTokenInfo(BLOCKED), "eMAID"),
+               ("IDTAG16", IdTokenInfo(ACCEPTED))]  # the last as 1.6 lists it: no type
+    assert local.update(1, entries, full=True).value == "Accepted"
+    assert local.lookup("card", "ISO14443").status is ACCEPTED and local.lookup("CARD", "eMAID").status is BLOCKED
+    assert local.lookup("CARD", "KeyCode") is None and local.lookup("CARD") is not None
+    assert local.lookup("IDTAG16", "ISO14443").status is ACCEPTED
+    assert local.update(2, [("CARD", None, "eMAID")], full=False).value == "Accepted"  # removes that type only
+    assert local.lookup("CARD", "eMAID") is None and local.lookup("CARD", "ISO14443") is not None
+    auth = make_authorizer(cache, clock, local_list=local)
+    auth.remember("CARD", IdTokenInfo(BLOCKED), token_type="ISO14443")  # listed: not cached
+    auth.remember("CARD", IdTokenInfo(BLOCKED), token_type="Central")  # another token: cached
+    assert cache.get("CARD", "ISO14443") is None and cache.get("CARD", "Central").status is BLOCKED

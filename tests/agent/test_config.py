@@ -170,3 +170,16 @@ def test_config_raspberry_pi_pins_checked_at_load(tmp_path):
     found = problems_of(tmp_path, text)
     assert any(p.startswith("evse[0].gpio.contactor_feedback: required") for p in found), found
     assert any(p.startswith("evse[0].gpio.lock_b") for p in found), found
+
+
+def test_config_connection_and_201_only_settings_are_refused_where_they_do_not_belong(tmp_path):
+    text = MINIMAL + ('[ocpp16.configuration]\nSecurityProfile = 2\n'
+                      '[ocpp201.variables]\n"TxCtrlr.TxStartPoint" = "EVConnected"\n'
+                      '"SecurityCtrlr.BasicAuthPassword" = "0123456789abcdef"\n')
+    found = "\n".join(problems_of(tmp_path, text))
+    assert "ocpp16.configuration.SecurityProfile: set csms.security_profile instead" in found
+    assert 'ocpp201.variables."SecurityCtrlr.BasicAuthPassword": set csms.password instead' in found
+    assert 'ocpp201.variables."TxCtrlr.TxStartPoint": changes what a transaction is' in found
+    # The same start point is fine for a 2.0.1 station.
+    ok = text.replace('url = "ws://127.0.0.1:9000/ocpp"', 'url = "ws://127.0.0.1:9000/ocpp"\nocpp_version = "2.0.1"')
+    assert "TxStartPoint" not in "\n".join(problems_of(tmp_path, ok))

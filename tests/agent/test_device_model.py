@@ -281,6 +281,10 @@ def test_set_list_and_string_values(model, settings):
     ("SampledDataCtrlr", "TxUpdatedMeasurands", "SoC,SoC"),
     ("SecurityCtrlr", "OrganizationName", "x" * 65),
     ("SecurityCtrlr", "BasicAuthPassword", "too-short"),
+    ("TxCtrlr", "TxStartPoint", "ParkingBayOccupancy"),  # no sensor for it
+    ("TxCtrlr", "TxStartPoint", "EnergyTransfer"),  # energy would have to flow before the transaction
+    ("TxCtrlr", "TxStopPoint", "DataSigned"),
+    ("AuthCtrlr", "MasterPassGroupId", "x" * 37),
 ])
 def test_set_bad_value_is_rejected_and_not_persisted(model, store, settings, component, variable, value):
     before = {d.name: settings[d.name] for d in settings.catalog}
@@ -291,8 +295,22 @@ def test_set_bad_value_is_rejected_and_not_persisted(model, store, settings, com
     assert dict(store.connection.execute("SELECT key, value FROM kv").fetchall()) == stored
 
 
+def test_set_transaction_points_and_master_pass(model, settings):
+    assert model.get("TxCtrlr", "TxStartPoint").value == "PowerPathClosed"
+    assert model.set("TxCtrlr", "TxStartPoint", "EVConnected,Authorized").status is S.ACCEPTED
+    assert settings["tx_start_point"] == ("EVConnected", "Authorized")
+    assert model.set("TxCtrlr", "TxStopPoint", "EVConnected,EnergyTransfer").status is S.ACCEPTED
+    assert settings["tx_stop_point"] == ("EVConnected", "EnergyTransfer")
+    assert model.set("AuthCtrlr", "MasterPassGroupId", "MASTER").status is S.ACCEPTED
+    assert settings["master_pass_group_id"] == "MASTER"
+    item = next(i for i in model.report("FullInventory")
+                if (i.component["name"], i.variable["name"]) == ("TxCtrlr", "TxStartPoint"))
+    assert item.characteristics["values_list"] == "EVConnected,Authorized,PowerPathClosed"
+    assert item.attributes[0]["mutability"] == "ReadWrite"
+
+
 def test_set_read_only_is_rejected(model, settings):
-    for component, variable in (("TxCtrlr", "TxStartPoint"), ("AuthCacheCtrlr", "Available"),
+    for component, variable in (("ClockCtrlr", "TimeSource"), ("AuthCacheCtrlr", "Available"),
                                 ("ClockCtrlr", "DateTime"), ("SampledDataCtrlr", "TxEndedInterval")):
         result = model.set(component, variable, "PowerPathClosed")
         assert (result.status, result.reason) == (S.REJECTED, "read-only")
@@ -354,7 +372,7 @@ def test_report_configuration_inventory_has_the_writable_variables(model):
     mutabilities = {i.attributes[0]["mutability"] for i in items}
     assert mutabilities == {"ReadWrite", "WriteOnly"}
     assert len(items) == len([d for d in model._settings.catalog if d.ocpp201 and not d.readonly])
-    assert "TxCtrlr.TxStartPoint" not in by_key(items)
+    assert "TxCtrlr.TxStartPoint" in by_key(items) and "ClockCtrlr.TimeSource" not in by_key(items)
 
 
 def test_report_summary_inventory_has_availability_and_problems(model):

@@ -156,6 +156,19 @@ def test_catalog_sampled_data_default_is_the_energy_register():
     assert defn("meter_values_sampled_data").ocpp201 == "SampledDataCtrlr.TxUpdatedMeasurands"
 
 
+def test_catalog_transaction_points_are_2_0_1_only_and_what_the_hardware_can_honour():
+    start, stop = SETTINGS_BY_NAME["tx_start_point"], SETTINGS_BY_NAME["tx_stop_point"]
+    assert (start.ocpp16, start.ocpp201, start.default) == (None, "TxCtrlr.TxStartPoint", ("PowerPathClosed",))
+    assert (stop.ocpp16, stop.ocpp201, stop.default) == (None, "TxCtrlr.TxStopPoint", ("Authorized",))
+    assert coerce_setting(start, "EVConnected, Authorized") == ("EVConnected", "Authorized")
+    assert coerce_setting(stop, "EnergyTransfer") == ("EnergyTransfer",)
+    for value in ("ParkingBayOccupancy", "EnergyTransfer", "DataSigned"):
+        with pytest.raises(ValueError):
+            coerce_setting(start, value)
+    master = SETTINGS_BY_NAME["master_pass_group_id"]
+    assert (master.ocpp16, master.ocpp201, master.default) == (None, "AuthCtrlr.MasterPassGroupId", "")
+
+
 def test_catalog_only_secret_is_the_basic_auth_password():
     assert not any(s.secret for s in SETTINGS if s.ocpp16 in CORE_KEYS)
     assert defn("basic_auth_password").ocpp16 == "AuthorizationKey"

@@ -140,17 +140,22 @@ STATION_VARIABLES: tuple[StationVariable, ...] = (
     _bool("ReservationCtrlr", "Enabled", True, constant=True),
     _bool("SmartChargingCtrlr", "Available", True, constant=True),
     _bool("SmartChargingCtrlr", "Enabled", True, constant=True),
+    # Display messages (agent.core.display_messages): Available only with a display; DisplayMessages is
+    # how many are installed, its maxLimit how many may be (the core enforces this limit); the formats
+    # are those the fitted display can render. Enabled is the display_messages_enabled setting.
+    _bool("DisplayMessageCtrlr", "Available"),
+    _int("DisplayMessageCtrlr", "DisplayMessages", low=0, high=32),
+    _list("DisplayMessageCtrlr", "SupportedFormats", DataType.MEMBER_LIST, ("ASCII", "HTML", "URI", "UTF8")),
+    _list("DisplayMessageCtrlr", "SupportedPriorities", DataType.MEMBER_LIST,
+          ("AlwaysFront", "InFront", "NormalCycle"), default=("AlwaysFront", "InFront", "NormalCycle"), constant=True),
+    # CostUpdated's running cost is shown; tariffs (2.0.1 I01-I03 texts) are not. Enabled[Cost] and
+    # Currency are settings.
+    _bool("TariffCostCtrlr", "Available", True, instance="Cost", constant=True),
     _bool("SampledDataCtrlr", "Enabled", True, constant=True),
     # The stop samples are taken in the same meter read as the periodic/aligned ones (as 1.6 defines them).
     _int("SampledDataCtrlr", "TxEndedInterval", unit="s", low=0, mirrors="meter_value_sample_interval_s"),
     _bool("AlignedDataCtrlr", "Enabled", True, constant=True),
     _int("AlignedDataCtrlr", "TxEndedInterval", unit="s", low=0, mirrors="clock_aligned_data_interval_s"),
-    # The EVSE machine starts a transaction once plugged AND authorized: PowerPathClosed is that AND.
-    # It ends one when authorization ends; unplugging ends it through StopTxOnEVSideDisconnect
-    # (which deauthorizes), so EVConnected would be untrue while that setting is false.
-    _list("TxCtrlr", "TxStartPoint", DataType.MEMBER_LIST, ("PowerPathClosed",), default=("PowerPathClosed",),
-          constant=True),
-    _list("TxCtrlr", "TxStopPoint", DataType.MEMBER_LIST, ("Authorized",), default=("Authorized",), constant=True),
     _list("ChargingStation", "AvailabilityState", DataType.OPTION_LIST, AVAILABILITY_STATES),
     _bool("ChargingStation", "Available", True, constant=True),
     _int("ChargingStation", "SupplyPhases", low=0, high=3, constant=True),
