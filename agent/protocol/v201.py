@@ -25,6 +25,7 @@ from agent.protocol.v201_diagnostics import DiagnosticsHandlers201
 from agent.protocol.v201_display import DisplayHandlers201
 from agent.protocol.v201_firmware import BOOT_REASON_KEY, FirmwareHandlers201
 from agent.protocol.v201_local_list import LocalListHandlers201
+from agent.protocol.v201_monitoring import MonitoringHandlers201
 from agent.protocol.v201_network import NetworkHandlers201
 from agent.protocol.v201_smart_charging import SmartChargingHandlers201, profile_from_201
 from agent.protocol.v201_codec import (
@@ -36,8 +37,8 @@ EVENT_ID_KEY = "ocpp201:last_event_id"  # NotifyEvent eventIds stay unique acros
 
 
 class Ocpp201Adapter(CertificateHandlers201, DeviceModelHandlers, FirmwareHandlers201, DiagnosticsHandlers201,
-                     DisplayHandlers201, LocalListHandlers201, NetworkHandlers201, SmartChargingHandlers201,
-                     AdapterBase, _LibraryChargePoint):
+                     DisplayHandlers201, LocalListHandlers201, MonitoringHandlers201, NetworkHandlers201,
+                     SmartChargingHandlers201, AdapterBase, _LibraryChargePoint):
     """The Charging Station side of OCPP 2.0.1."""
 
     ocpp_version = "2.0.1"
