@@ -255,8 +255,6 @@ class Agent:
 
     async def _dispatch_hal_events(self) -> None:
         """Hand every HAL event to the station, in order."""
-        from hal.roles import ExternalLimitChanged
-
         ticker = self.liveness.register("hal-events")
         while True:
             try:
@@ -266,10 +264,7 @@ class Agent:
                 continue
             ticker.tick()
             try:
-                if isinstance(event, ExternalLimitChanged):
-                    self.station.external_limit_changed(event)  # a station-wide cap: no EVSE to route it to
-                else:
-                    await self.station.handle_hal_event(event)
+                await self.station.handle_hal_event(event)
             except Exception:
                 log.exception("hardware event %s could not be handled", event)
 

@@ -96,7 +96,30 @@ class FaultCleared:
     code: str
 
 
-HalEvent = PilotChanged | TokenPresented | FaultRaised | FaultCleared
+@dataclass(frozen=True, slots=True)
+class ExternalLimit:
+    """What an active input imposes: at most ``limit_A`` per phase on ``evse_id`` (None: every EVSE).
+
+    ``source`` names who set it in OCPP 2.0.1's words ("EMS" energy manager,
+    "SO" grid/system operator, "Other"); ``grid_critical`` says the grid
+    depends on it (2.0.1 isGridCritical).
+    """
+
+    limit_A: float
+    source: str = "EMS"
+    grid_critical: bool = False
+    evse_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ExternalLimitChanged:
+    """The external limit input became active (the limit applies) or inactive (it is lifted)."""
+
+    limit: ExternalLimit
+    active: bool
+
+
+HalEvent = PilotChanged | TokenPresented | FaultRaised | FaultCleared | ExternalLimitChanged
 Emit = Callable[[HalEvent], None]
 
 

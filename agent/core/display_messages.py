@@ -209,7 +209,8 @@ class DisplayMessages:
         self._started = True
         if not self._following:
             self._following = True
-            _follow(self._station, self.refresh)
+            self._station.add_listener(self.refresh)
+            self._station.show_text = self.station_message  # its own texts never cover an AlwaysFront one
             self._settings.subscribe(self._setting_changed)
         self._evaluate()
 
@@ -442,29 +443,3 @@ def _load(store) -> dict[int, DisplayMessage]:
             continue
         messages[message.id] = message
     return messages
-
-
-def _follow(station, changed: Callable[[], None]) -> None:
-    """Call ``changed()`` after every status or transaction change of the station's EVSEs.
-
-    ChargingStation offers no listener hook yet, so this chains onto the callbacks
-    each EVSE machine was given by the station (after the station's own handling).
-    """
-    for machine in getattr(station, "evses", {}).values():
-        for attribute in ("_on_status", "_on_transaction"):
-            original = getattr(machine, attribute, None)
-            if original is None:
-                log.warning("display: cannot follow %s of %r; the display changes on CSMS commands only",
-                            attribute, machine)
-                continue
-            setattr(machine, attribute, _then(original, changed))
-
-
-def _then(first: Callable, changed: Callable[[], None]) -> Callable:
-    def both(*args, **kwargs):
-        try:
-            return first(*args, **kwargs)
-        finally:
-            changed()
-
-    return both

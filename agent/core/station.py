@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Protocol
+from typing import Callable, Protocol
 
 from agent.core.auth import Authorizer
 from agent.core.evse import PLUGGED, EvseMachine
@@ -18,7 +18,7 @@ from agent.core.reservations import Reservation, ReservationBook, ReserveResult
 from agent.core.smart_charging import ProfileStore, composite_schedule, limit_at, next_change
 from agent.core.transactions import Transaction, TransactionJournal
 from hal.errors import HalError, MeterReadError
-from hal.events import FaultCleared, FaultRaised, PilotChanged, TokenPresented
+from hal.events import ExternalLimitChanged, FaultCleared, FaultRaised, PilotChanged, TokenPresented
 
 log = logging.getLogger("agent.station")
 
@@ -79,6 +79,10 @@ class ChargingStation:
         self._pending_tx_profiles: dict[int | None, object] = {}  # RemoteStart's TxProfile, by EVSE
         self.evse_phases = evse_phases or {}
         self._limit_timer: asyncio.TimerHandle | None = None
+        self._listeners: list[Callable[[], None]] = []
+        #: Where the station's own short texts ("Card refused") go; the display-message service may
+        #: take this over so that they never cover a message the CSMS put in front of everything.
+        self.show_text: Callable[[str], object] = self._show
         for name in ("tx_start_point", "tx_stop_point"):
             settings.guard(name, _some_point)
         inoperative = set(store.get(_AVAILABILITY_KEY, []))
@@ -147,6 +151,8 @@ class ChargingStation:
             self._spawn(self.tap(event.id_token, evse_id=event.evse_id), name="tap")
         elif isinstance(event, (FaultRaised, FaultCleared)):
             await self._fault(event)
+        elif isinstance(event, ExternalLimitChanged):
+            self.external_limit_changed(event)  # a cap on the station (or one EVSE): limits are re-applied
 
     async def _pilot_changed(self, event: PilotChanged) -> None:
         machine = self.evses.get(event.evse_id)
@@ -204,7 +210,7 @@ class ChargingStation:
         decision = await self.authorizer.authorize(id_token, token_type=token_type)
         if not decision.info.accepted:
             log.info("card %s refused (%s, %s)", id_token, decision.info.status.value, decision.source)
-            self._show(f"Card refused: {decision.info.status.value}")
+            self.show_text(f"Card refused: {decision.info.status.value}")
             return "refused"
         if self._master_pass(decision.info):
             return await self._master_stop(id_token, token_type, evse_id=evse_id)
@@ -225,7 +231,7 @@ class ChargingStation:
         running = [m for m in self._candidates(evse_id) if m.transaction is not None]
         if not running:
             log.info("master pass %s presented; no transaction to stop", id_token)
-            self._show("Master pass: no transaction to stop")
+            self.show_text("Master pass: no transaction to stop")
             return "refused"
         await asyncio.gather(*(m.submit("stop", reason=StopReason.MASTER_PASS, id_token=id_token,
                                         token_type=token_type) for m in running))
@@ -258,12 +264,12 @@ class ChargingStation:
         target = self._target_evse(evse_id, id_token=id_token, info=info)
         if target is not None and self._free(target) and target.reservation is None and held is None \
                 and not self._free_beyond_reservations():
-            self._show("Reserved")
+            self.show_text("Reserved")
             return "reserved"  # every free EVSE is promised to holders of station-wide reservations
         if target is None and evse_id is None and len(self.evses) > 1 and self._any_free():
             # Several free EVSEs and none plugged: the next one plugged in gets this authorization.
             self._pending = (id_token, info, asyncio.get_running_loop().time(), token_type)
-            self._show("Plug in your vehicle")
+            self.show_text("Plug in your vehicle")
             return "held"
         if target is None:
             return "no-evse"
@@ -617,7 +623,22 @@ class ChargingStation:
 
     # ------------------------------------------------------------ reporting
 
+    def add_listener(self, changed: Callable[[], None]) -> None:
+        """Call ``changed()`` after every status or transaction change (display, monitoring)."""
+        self._listeners.append(changed)
+
+    def _notify_listeners(self) -> None:
+        for changed in list(self._listeners):
+            try:
+                changed()
+            except Exception:  # a display or monitor bug must never disturb charging
+                log.exception("station listener %r failed", changed)
+
     def _status_changed(self, evse_id: int, status: ConnectorStatus, error: str | None) -> None:
+        self._record_status(evse_id, status, error)
+        self._notify_listeners()
+
+    def _record_status(self, evse_id: int, status: ConnectorStatus, error: str | None) -> None:
         self.statuses[evse_id] = (status, error)
         pending = self._status_timers.pop(evse_id, None)
         if pending is not None:
@@ -637,6 +658,12 @@ class ChargingStation:
 
     def _transaction_changed(self, evse_id: int, tx: Transaction | None) -> None:
         """A transaction started, changed state or ended: wake the outbox, (re)arm sampling and limits."""
+        try:
+            self._follow_transaction(evse_id, tx)
+        finally:
+            self._notify_listeners()
+
+    def _follow_transaction(self, evse_id: int, tx: Transaction | None) -> None:
         self._outbox_changed()
         started_or_ended = bool(tx) != (evse_id in self._tx_running)
         if started_or_ended:

@@ -39,7 +39,7 @@ def _idle_pull(active_high: bool) -> str:
     return "down" if active_high else "up"
 
 
-class _Lines:
+class GpioLines:
     """The lines one device has set up, released together (also when set-up fails halfway)."""
 
     def __init__(self, backend: GpioBackend) -> None:
@@ -85,7 +85,7 @@ class GpioContactor(Contactor):
         self.active_high = active_high
         self.feedback_active_high = feedback_active_high
         self.debounce_ms = debounce_ms
-        self._lines = _Lines(backend)
+        self._lines = GpioLines(backend)
 
     async def _start(self) -> None:
         try:
@@ -148,7 +148,7 @@ class GpioLock(ConnectorLock):
         self.active_high = active_high
         self.feedback_active_high = feedback_active_high
         self.debounce_ms = debounce_ms
-        self._lines = _Lines(backend)
+        self._lines = GpioLines(backend)
         self._pulse_end: asyncio.TimerHandle | None = None
         self._pulse_start: asyncio.TimerHandle | None = None
 
@@ -299,7 +299,7 @@ class GpioPilot(PilotController):
         self.active_high = active_high
         self.debounce_ms = debounce_ms
         self.settle_s = settle_s
-        self._lines = _Lines(backend)
+        self._lines = GpioLines(backend)
         self._recheck: asyncio.TimerHandle | None = None
 
     async def _start(self) -> None:

@@ -8,7 +8,7 @@ the charger for good; the limit returns with the next edge of a working wire.
 
 from __future__ import annotations
 
-from hal.drivers.gpio_devices import _Lines
+from hal.drivers.gpio_devices import GpioLines
 from hal.events import Emit
 from hal.gpio.backend import GpioBackend, Line
 from hal.roles.limit_input import ExternalLimit, LimitInput
@@ -35,7 +35,7 @@ class GpioLimitInput(LimitInput):
         self.line = line
         self.active_high = active_high
         self.debounce_ms = debounce_ms
-        self._lines = _Lines(backend)
+        self._lines = GpioLines(backend)
 
     async def _start(self) -> None:
         try:

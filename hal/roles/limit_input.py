@@ -11,9 +11,8 @@ from __future__ import annotations
 import abc
 import logging
 import math
-from dataclasses import dataclass
 
-from hal.events import Emit, deliver
+from hal.events import Emit, ExternalLimit, ExternalLimitChanged, deliver
 from hal.roles._device import Device
 
 log = logging.getLogger(__name__)
@@ -21,29 +20,6 @@ log = logging.getLogger(__name__)
 # OCPP 2.0.1 ChargingLimitSourceEnumType without "CSO": the CSMS's own limits
 # arrive as charging profiles, never through a local input.
 LIMIT_SOURCES = ("EMS", "SO", "Other")
-
-
-@dataclass(frozen=True, slots=True)
-class ExternalLimit:
-    """What an active input imposes: at most ``limit_A`` per phase on ``evse_id`` (None: every EVSE).
-
-    ``source`` names who set it in OCPP 2.0.1's words ("EMS" energy manager,
-    "SO" grid/system operator, "Other"); ``grid_critical`` says the grid
-    depends on it (2.0.1 isGridCritical).
-    """
-
-    limit_A: float
-    source: str = "EMS"
-    grid_critical: bool = False
-    evse_id: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ExternalLimitChanged:
-    """The external limit input became active (the limit applies) or inactive (it is lifted)."""
-
-    limit: ExternalLimit
-    active: bool
 
 
 def check_limit(limit: ExternalLimit) -> ExternalLimit:

@@ -125,18 +125,38 @@ class FakeDisplay:
         self.shown.append(text)
 
 
+class FakeStation:
+    """The station as the service sees it: statuses, EVSE machines, and its listener hook."""
+
+    def __init__(self, statuses):
+        self.statuses = statuses
+        self.evses = {}
+        self.listeners = []
+        self.show_text = None
+
+    def add_listener(self, changed):
+        self.listeners.append(changed)
+
+    def changed(self):
+        for listener in self.listeners:
+            listener()
+
+
 class FakeMachine:
     """An EVSE machine as the service sees it: a transaction, and the station's callbacks."""
 
     def __init__(self, station, evse_id):
         self.transaction = None
-        self._on_status = lambda evse, status, error: station.statuses.__setitem__(evse, (status, error))
-        self._on_transaction = lambda evse, tx: None
         self.evse_id = evse_id
+        self._station = station
+
+    def _on_status(self, evse, status, error):
+        self._station.statuses[evse] = (status, error)
+        self._station.changed()
 
     def run(self, ref):
         self.transaction = SimpleNamespace(ref=ref) if ref else None
-        self._on_transaction(self.evse_id, self.transaction)
+        self._station.changed()
 
 
 @pytest.fixture
@@ -147,7 +167,7 @@ def store(tmp_path):
 
 @pytest.fixture
 def parts(store):
-    station = SimpleNamespace(statuses=statuses(S.AVAILABLE))
+    station = FakeStation(statuses(S.AVAILABLE))
     station.evses = {1: FakeMachine(station, 1)}
     return SimpleNamespace(station=station, display=FakeDisplay(), settings=Settings(store), store=store)
 
@@ -489,3 +509,9 @@ async def test_display_messages_survive_a_restart(tmp_path, csms):
         await csms.wait_for(lambda: len(csms.calls("BootNotification")) == 2)
         result = await csms.call("CP1", call201.GetDisplayMessages(request_id=5))
         assert result.status == "Accepted"
+
+
+async def test_service_takes_over_the_station_texts(service, parts):
+    """The station's own texts ("Card refused") go through the service, so AlwaysFront stays in front."""
+    assert parts.station.show_text == service.station_message
+    assert len(parts.station.listeners) == 1
