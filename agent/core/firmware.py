@@ -78,7 +78,13 @@ class TransferError(Exception):
 
 def ftp_client(url, timeout: float) -> ftplib.FTP:
     """A logged-in FTP (or FTPS with a protected data channel) connection for ``url``."""
-    client = ftplib.FTP_TLS(timeout=timeout) if url.scheme == "ftps" else ftplib.FTP(timeout=timeout)
+    if url.scheme == "ftps":
+        import ssl
+
+        # ftplib's own default context checks nothing: verify the server like HTTPS does.
+        client = ftplib.FTP_TLS(timeout=timeout, context=ssl.create_default_context())
+    else:
+        client = ftplib.FTP(timeout=timeout)
     client.connect(url.hostname, url.port or 21)
     client.login(unquote(url.username or "anonymous"), unquote(url.password or ""))
     if url.scheme == "ftps":

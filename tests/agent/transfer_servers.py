@@ -8,6 +8,7 @@ Import the fixtures into a test module with
 
 import socket
 import socketserver
+import ssl
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -44,12 +45,25 @@ class _FtpHandler(socketserver.StreamRequestHandler):
         self.wfile.write(text.encode() + b"\r\n")
 
     def handle(self):
-        files, passive = self.server.files, None
+        files, passive, protected = self.server.files, None, False
+        tls = getattr(self.server, "tls", None)  # an ssl.SSLContext: explicit FTPS (AUTH TLS, PROT P)
         self.reply("220 test ftp")
         while line := self.rfile.readline():
             command, _, argument = line.decode().strip().partition(" ")
             command = command.upper()
-            if command == "USER":
+            if command == "AUTH" and tls is not None:
+                self.reply("234 proceed with TLS")
+                self.request = tls.wrap_socket(self.request, server_side=True)
+                self.rfile = self.request.makefile("rb")
+                self.wfile = self.request.makefile("wb", buffering=0)
+            elif command == "PBSZ":
+                self.reply("200 PBSZ=0")
+            elif command == "PROT":
+                protected = argument.upper() == "P"
+                self.reply("200 protection level set")
+            elif tls is not None and command in ("USER", "PASS") and not isinstance(self.request, ssl.SSLSocket):
+                self.reply("530 TLS required")  # an FTPS server never takes a password in clear
+            elif command == "USER":
                 self.reply("331 password please")
             elif command == "PASS":
                 self.server.logins.append(argument)
@@ -70,11 +84,15 @@ class _FtpHandler(socketserver.StreamRequestHandler):
                 data, _ = passive.accept()
                 passive.close()
                 passive = None
+                if protected:
+                    data = tls.wrap_socket(data, server_side=True)
                 with data:
                     if command == "RETR":
                         data.sendall(files[argument])
                     else:
                         files[argument] = b"".join(iter(lambda: data.recv(65536), b""))
+                    if protected:
+                        data.unwrap()  # close_notify both ways, as ftplib's FTP_TLS expects
                 self.reply("226 transfer complete")
             elif command == "QUIT":
                 self.reply("221 bye")
@@ -115,3 +133,42 @@ def no_proxy(monkeypatch):
     """A developer's proxy variables must not route 127.0.0.1 traffic elsewhere."""
     for name in ("http_proxy", "https_proxy", "ftp_proxy", "HTTP_PROXY", "HTTPS_PROXY", "FTP_PROXY"):
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def tls_pki(tmp_path_factory, monkeypatch):
+    """A test CA the agent trusts through SSL_CERT_FILE (as a board trusts its system store)."""
+    from tests.certs import make_pki
+
+    pki = make_pki(tmp_path_factory.mktemp("pki"))
+    monkeypatch.setenv("SSL_CERT_FILE", str(pki.ca.cert))
+    return pki
+
+
+@pytest.fixture
+def https_server(tls_pki):
+    """The HTTP server behind TLS, with a certificate for 127.0.0.1 from ``tls_pki``'s CA."""
+    from tests.certs import server_ssl_context
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _HttpHandler)
+    server.socket = server_ssl_context(tls_pki.server).wrap_socket(server.socket, server_side=True)
+    server.files, server.uploads = {"/fw/image-2.0.bin": IMAGE}, {}
+    server.url = f"https://127.0.0.1:{server.server_address[1]}"
+    yield _serve(server)
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def ftps_server(tls_pki):
+    """Explicit FTPS (AUTH TLS, PROT P) with a certificate for 127.0.0.1 from ``tls_pki``'s CA."""
+    from tests.certs import server_ssl_context
+
+    socketserver.ThreadingTCPServer.daemon_threads = True
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _FtpHandler)
+    server.tls = server_ssl_context(tls_pki.server)
+    server.files, server.logins = {"/pub/image-2.0.bin": IMAGE}, []
+    server.url = f"ftps://agent:pa%40ss@127.0.0.1:{server.server_address[1]}"
+    yield _serve(server)
+    server.shutdown()
+    server.server_close()
