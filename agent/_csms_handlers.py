@@ -183,3 +183,11 @@ class Csms201ChargePoint(_Recording, _Cp201):
     @on("ClearedChargingLimit")
     def on_cleared_charging_limit(self, **_):
         return r201.ClearedChargingLimit()
+
+    @on("NotifyMonitoringReport")
+    def on_notify_monitoring_report(self, **_):
+        return r201.NotifyMonitoringReport()
+
+    @on("NotifyCustomerInformation")
+    def on_notify_customer_information(self, **_):
+        return r201.NotifyCustomerInformation()

@@ -143,21 +143,38 @@ class Agent:
                                                       or None,
                                                       busy=transaction_running(self.station), clock=self.clock.time))
         self.core.network = self._network_profiles(certificates)
+        self._monitoring_and_customer_info(local_list)
         self._record_startup()
         self.settings.subscribe(self._security_setting_changed)
         await self.station.start()
         display_messages.start()  # after the station: transactions a crash left open have ended
         await self.sampler.start()
+        if self.core.monitoring is not None:
+            self.core.monitoring.start()
+
+    def _monitoring_and_customer_info(self, local_list) -> None:
+        """2.0.1 monitoring, told of every station change and meter reading (never polled), and
+        customer information over the cache, the local list and the message log."""
+        from agent.core.auth import AuthorizationCache
+        from agent.core.customer_info import CustomerInformation
+        from agent.core.monitoring import Monitoring, preconfigured_monitors
+
+        self.core.customer_info = CustomerInformation(cache=AuthorizationCache(self.store, clock=self.clock),
+                                                      local_list=local_list, message_log=self.message_log)
+        if self.core.device_model is None:
+            return  # 1.6 has no monitoring
+        monitoring = self.core.monitoring = Monitoring(
+            self.store, device_model=self.core.device_model, settings=self.settings, clock=self.clock,
+            transaction_of=self.station.transaction_ref,
+            presets=preconfigured_monitors({e.id: e.phases for e in self.config.evse}))
+        self.station.add_listener(monitoring.check)
+        self.sampler.add_reading_listener(lambda evse_id, reading: monitoring.check())
 
     def _network_profiles(self, certificates):
         """The connection profiles: the config file's [csms] as slot 0, and what the CSMS added."""
         from agent.core.certificates import CSMS_ROOT
         from agent.core.network import ConnectionProfile, NetworkProfiles
-        from agent.core.security_events import RECONFIGURATION, record_security_event
-
-        def security_event(tech_info: str) -> None:
-            record_security_event(self.store, RECONFIGURATION, timestamp=self.clock.time(), tech_info=tech_info)
-            self.station._outbox_changed()
+        from agent.core.security_events import RECONFIGURATION
 
         station_certificate = self.core.station_certificate
         return NetworkProfiles(
@@ -166,7 +183,15 @@ class Agent:
             has_client_certificate=lambda: bool(self.config.csms.client_cert_file
                                                 or station_certificate.client_files()),
             has_password=lambda: bool(self.config.csms.password or self.settings["basic_auth_password"]),
-            on_security_event=security_event)
+            on_security_event=lambda tech_info: self._security_event(RECONFIGURATION, tech_info))
+
+    def _security_event(self, kind: str, tech_info: str | None = None) -> None:
+        """Record a security event (durable) and have it sent when the CSMS can hear it."""
+        from agent.core.security_events import record_security_event
+
+        record_security_event(self.store, kind, timestamp=self.clock.time(), tech_info=tech_info)
+        if self.station is not None:
+            self.station.outbox_changed()
 
     def _csms_trust(self, ca_file: str) -> str:
         """The CA file the CSMS's TLS certificate is checked against: the config's plus the installed roots."""
@@ -183,21 +208,20 @@ class Agent:
         record_security_event(self.store, RESET_OR_REBOOT if restarted else STARTUP, timestamp=self.clock.time())
 
     def _security_setting_changed(self, name: str, value) -> None:
-        from agent.core.security_events import RECONFIGURATION, record_security_event
+        from agent.core.security_events import RECONFIGURATION
 
         if name == "security_profile" and self.session is not None:
             # 1.6 SecurityProfile: disconnect and come back with the new profile at once.
             log.info("security profile now %d: reconnecting", value)
             self.session.reconnect()
         if name == "basic_auth_password":
-            record_security_event(self.store, RECONFIGURATION, timestamp=self.clock.time(),
-                                  tech_info="BasicAuthPassword changed")
-            if self.station is not None:
-                self.station._outbox_changed()
+            self._security_event(RECONFIGURATION, "BasicAuthPassword changed")
 
     def _device_model(self, display_messages):
         """The 2.0.1 device model over the same settings, with the station's live facts."""
         from agent.core.device_model import DeviceModel, max_power_W, station_suppliers, variable_key
+        from agent.core.device_model.station import meter_suppliers
+        from agent.core.monitoring import monitoring_variables
 
         config = self.config
         computed = {
@@ -208,6 +232,9 @@ class Agent:
             "AuthCtrlr.Enabled": lambda: not config.station.free_vend,
             "ChargingStation.SupplyPhases": lambda: max(e.phases for e in config.evse),
             **display_messages.variables(),
+            **monitoring_variables(self.store),
+            **meter_suppliers({i: hw.meter for i, hw in self.hal.evses.items()},
+                              phases={e.id: e.phases for e in config.evse}, settings=self.settings),
         }
         for evse in config.evse:
             computed[variable_key("EVSE", "SupplyPhases", evse_id=evse.id)] = lambda p=evse.phases: p
@@ -247,7 +274,7 @@ class Agent:
         self.session = CsmsSession(
             self.config, adapter_factory=factory, settings=self.settings,
             on_frame=self.message_log.append, ticker=ticker, station_certificate=self.core.station_certificate,
-            network=self.core.network, trust=self._csms_trust,
+            network=self.core.network, trust=self._csms_trust, on_security_event=self._security_event,
         )
         self._tasks.append(asyncio.create_task(self.session.run(), name="csms-session"))
 
@@ -356,6 +383,8 @@ class Agent:
             await self.core.logs.close()
         if self.core is not None and self.core.display_messages is not None:
             self.core.display_messages.close()
+        if self.core is not None and self.core.monitoring is not None:
+            self.core.monitoring.close()
         if self.station is not None:
             await self.station.stop()
         for task in self._tasks:

@@ -26,7 +26,15 @@ class TransportError(AgentError, ConnectionError):
 
 
 class ConnectFailed(TransportError):
-    """A connection attempt to the CSMS failed; the message says why."""
+    """A connection attempt to the CSMS failed; the message says why.
+
+    ``security_event`` names the OCPP security event the failure is, if any
+    (InvalidCsmsCertificate, FailedToAuthenticateAtCsms).
+    """
+
+    def __init__(self, message: str, *, security_event: str | None = None):
+        super().__init__(message)
+        self.security_event = security_event
 
 
 class ConnectionLost(TransportError):

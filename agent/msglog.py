@@ -19,7 +19,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from agent.errors import StoreError
 from agent.store import BUSY_TIMEOUT_MS, prepare_db_path
@@ -383,6 +383,32 @@ class MessageLog:
             except sqlite3.Error as exc:
                 raise StoreError(f"message log {self.path}: {exc}") from exc
         return [LoggedFrame(*row) for row in rows]
+
+    def delete_matching(self, text: str, *, also: Callable[[str], bool] | None = None) -> int:
+        """Delete the frames containing ``text`` (case-insensitive, as ``grep``) for which ``also(frame)``,
+        if given, is true; the number deleted (a customer's data erased on request).
+
+        Deleted rows are overwritten on disk (SQLite ``secure_delete``), not just unlinked.
+        """
+        with self._lock:
+            conn = self._connection()
+            try:
+                rows = conn.execute("SELECT id, frame, size FROM frames WHERE instr(lower(frame), lower(?)) > 0",
+                                    (text,)).fetchall()
+                doomed = [(row_id, size) for row_id, frame, size in rows if also is None or also(frame)]
+                conn.execute("PRAGMA secure_delete = ON")
+                try:
+                    conn.execute("BEGIN")
+                    conn.executemany("DELETE FROM frames WHERE id = ?", [(row_id,) for row_id, _ in doomed])
+                    conn.execute("COMMIT")
+                finally:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    conn.execute("PRAGMA secure_delete = OFF")  # appends need not pay for it
+            except sqlite3.Error as exc:
+                raise StoreError(f"message log {self.path}: {exc}") from exc
+            self._total -= sum(size for _, size in doomed)
+        return len(doomed)
 
     def _connection(self) -> sqlite3.Connection:
         """The open connection; StoreError once closed."""

@@ -33,6 +33,7 @@ class CsmsSession:
         station_certificate=None,
         network=None,
         trust: Callable[[str], str] | None = None,
+        on_security_event: Callable[[str, str], None] | None = None,
     ):
         self._config = config
         # agent.core.station_certificate.StationCertificate: the CSMS-signed client certificate, if any.
@@ -42,6 +43,9 @@ class CsmsSession:
         # trust(config ca_file) -> the CA file for the CSMS's certificate, asked at each connection
         # (the CSMS may install roots).
         self._trust = trust
+        # on_security_event(kind, tech_info): a connect failure that is a security event (once per streak).
+        self._on_security_event = on_security_event
+        self._reported_failure: str | None = None
         self._adapter_factory = adapter_factory
         self._settings = settings
         self._on_frame = on_frame
@@ -84,12 +88,14 @@ class CsmsSession:
             except ConnectFailed as exc:
                 if self._network is not None:
                     self._network.connect_failed()
+                self._report_security_failure(exc)
                 delays = delays or self._backoff()
                 delay = next(delays)
                 log.warning("cannot connect to the CSMS: %s; retrying in %.1f s", exc, delay)
                 await self._sleep(delay)
                 continue
             delays = None
+            self._reported_failure = None
             await self._serve(connection)
 
     async def _serve(self, connection: WebSocketConnection) -> None:
@@ -112,6 +118,15 @@ class CsmsSession:
             await connection.close()
             if not self._stopping:
                 log.warning("connection to the CSMS ended: %s", connection.close_reason or "closed")
+
+    def _report_security_failure(self, exc: ConnectFailed) -> None:
+        """Record a refused certificate or password once per streak of failures, not at every retry:
+        weeks offline behind a bad certificate must not fill the outbox with identical events."""
+        kind = exc.security_event
+        if kind is None or kind == self._reported_failure or self._on_security_event is None:
+            return
+        self._reported_failure = kind
+        self._on_security_event(kind, str(exc))
 
     def _backoff(self):
         # At least 1 s: a misconfigured 0 must not turn into a tight reconnect loop.
@@ -142,9 +157,21 @@ class CsmsSession:
         self.reconnect()
 
     def reconnect(self) -> None:
-        """Drop the current connection; the next one is made with the current profiles and settings."""
-        if self.connection is not None and not self.connection.closed:
-            asyncio.ensure_future(self.connection.close())
+        """Drop the current connection; the next one is made with the current profiles and settings.
+
+        When a CSMS request caused this, its answer goes out first.
+        """
+        connection = self.connection
+        if connection is None or connection.closed:
+            return
+
+        def close() -> None:
+            asyncio.ensure_future(connection.close())
+
+        if self.adapter is not None and self.connected.is_set():
+            self.adapter.after_reply(close)
+        else:
+            close()
 
     async def stop(self) -> None:
         """Close the connection with a close frame; ``run()`` then returns."""

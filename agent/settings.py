@@ -237,6 +237,12 @@ SETTINGS: tuple[SettingDef, ...] = (
     _limit("local_auth_list_max_length", "LocalAuthListMaxLength", 10000),
     SettingDef("send_local_list_max_length", int, 10000, "SendLocalListMaxLength",
                "LocalAuthListCtrlr.ItemsPerMessage", readonly=True),
+    # OCPP 2.0.1 variable monitoring (agent.core.monitoring). Disabled, no monitor reports anything.
+    # While offline, events of monitors with a severity number at most OfflineQueuingSeverity wait for
+    # the connection (0 Danger ... 9 Debug); the others are dropped.
+    SettingDef("monitoring_enabled", bool, True, None, "MonitoringCtrlr.Enabled"),
+    SettingDef("offline_queuing_severity", int, 4, None, "MonitoringCtrlr.OfflineQueuingSeverity",
+               minimum=0, maximum=9),
 )
 
 SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}

@@ -398,7 +398,7 @@ def _connect_blocking(o: TransportOptions) -> websocket.WebSocket:
                    suppress_origin=True,  # a station is not a browser
                    redirect_limit=0)      # a redirect would carry the credentials elsewhere
     except Exception as exc:
-        raise ConnectFailed(_connect_error_message(exc, ws, o)) from exc
+        raise ConnectFailed(_connect_error_message(exc, ws, o), security_event=_security_event(exc)) from exc
     selected = (ws.headers or {}).get("sec-websocket-protocol")
     if selected != o.subprotocol:
         _fail_handshake(ws)
@@ -469,6 +469,15 @@ def _connect_error_message(exc: Exception, ws: websocket.WebSocket, o: Transport
     if isinstance(exc, websocket.WebSocketException):
         return f"invalid WebSocket handshake from CSMS: {exc}"
     return f"cannot connect to {where}: {_describe(exc)}"
+
+
+def _security_event(exc: Exception) -> str | None:
+    """The OCPP security event a failed connect is: the CSMS's certificate, or our credentials refused."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return "InvalidCsmsCertificate"
+    if isinstance(exc, websocket.WebSocketBadStatusException) and exc.status_code == 401:
+        return "FailedToAuthenticateAtCsms"
+    return None
 
 
 def _certificate_message(exc: ssl.SSLCertVerificationError, host: str) -> str:

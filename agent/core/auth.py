@@ -123,6 +123,15 @@ def select_token_row(conn, table: str, columns: str, id_token: str, token_type: 
         (text, text + _TYPE_SEPARATOR, text + chr(ord(_TYPE_SEPARATOR) + 1))).fetchone()
 
 
+# The keys of one token text in every type: the text itself, and the range the typed keys share.
+_ONE_TOKEN = "(id_token = ? OR (id_token > ? AND id_token < ?))"
+
+
+def _one_token_params(id_token: str) -> tuple[str, str, str]:
+    text = normalize(id_token)
+    return text, text + _TYPE_SEPARATOR, text + chr(ord(_TYPE_SEPARATOR) + 1)
+
+
 def effective(info: IdTokenInfo, now: float) -> IdTokenInfo:
     """``info`` as it stands at ``now``: an Accepted entry past its expiry becomes Expired.
 
@@ -175,6 +184,21 @@ class AuthorizationCache:
                 " (SELECT seq FROM auth_cache ORDER BY seq DESC LIMIT 1 OFFSET ?)",
                 (self.max_entries,),
             )
+
+    def entries_for(self, id_token: str) -> list[tuple[str | None, IdTokenInfo]]:
+        """Every entry of ``id_token`` (any case), whatever its type: (type or None, info as of now)."""
+        with self._reading() as conn:
+            rows = conn.execute(f"SELECT id_token, status, expiry, group_id FROM auth_cache WHERE {_ONE_TOKEN}"
+                                " ORDER BY id_token", _one_token_params(id_token)).fetchall()
+        now = self._clock.time()
+        return [(key.partition(_TYPE_SEPARATOR)[2] or None,
+                 effective(IdTokenInfo(AuthorizationStatus(status), expiry, group), now))
+                for key, status, expiry, group in rows]
+
+    def forget(self, id_token: str) -> int:
+        """Delete every entry of ``id_token`` (any case, any type); the number deleted."""
+        with self._store.transaction() as conn:
+            return conn.execute(f"DELETE FROM auth_cache WHERE {_ONE_TOKEN}", _one_token_params(id_token)).rowcount
 
     def clear(self) -> None:
         """Forget every entry."""

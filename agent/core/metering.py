@@ -174,6 +174,7 @@ class MeterSampler:
         self._aligned: tuple[float, asyncio.Task] | None = None
         self._tasks: set[asyncio.Task] = set()  # every unfinished task, cancelled ones included
         self._failing: set[int] = set()  # EVSEs whose failure streak has been logged
+        self._reading_listeners: list[Callable[[int, MeterReading], None]] = []
         self._running = False
         self._subscribed = False
 
@@ -227,6 +228,10 @@ class MeterSampler:
         self._check_evse(evse_id)
         return await self._take(evse_id, measurands, context)
 
+    def add_reading_listener(self, listener: Callable[[int, MeterReading], None]) -> None:
+        """Call ``listener(evse_id, reading)`` after every good meter read (live values, monitoring)."""
+        self._reading_listeners.append(listener)
+
     # -- sampling ------------------------------------------------------------
 
     def _union(self, primary: str, extra: str) -> tuple[str, ...]:
@@ -248,6 +253,11 @@ class MeterSampler:
             self._read_failed(evse_id, exc)
             return None
         self._read_succeeded(evse_id)
+        for listener in list(self._reading_listeners):
+            try:
+                listener(evse_id, reading)
+            except Exception:  # a monitoring bug must not cost a meter value
+                log.exception("meter reading listener failed on EVSE %s", evse_id)
         offered = None if self._offered_A is None else self._offered_A(evse_id)
         sample = sample_reading(reading, wanted, context=context, timestamp=self._clock.time(),
                                 offered_A=offered)

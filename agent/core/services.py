@@ -27,3 +27,5 @@ class CoreServices:
     logs: object = None  # agent.core.diagnostics log upload job (GetLog)
     network: object = None  # agent.core.network.NetworkProfiles (connection profiles, security profile)
     display_messages: object = None  # agent.core.display_messages.DisplayMessages (display messages, running cost)
+    monitoring: object = None  # agent.core.monitoring.Monitoring (OCPP 2.0.1 variable monitors)
+    customer_info: object = None  # agent.core.customer_info.CustomerInformation (2.0.1 CustomerInformation)

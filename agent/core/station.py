@@ -683,6 +683,10 @@ class ChargingStation:
             self._sampling.discard(evse_id)
             self.sampler.transaction_ended(evse_id)
 
+    def outbox_changed(self) -> None:
+        """Records were queued outside the station (security events): send them when possible."""
+        self._outbox_changed()
+
     def _outbox_changed(self) -> None:
         if self.port is not None:
             self.port.outbox_changed()

@@ -14,7 +14,7 @@ import inspect
 import json
 import logging
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 from ocpp.charge_point import camel_to_snake_case, remove_nones, serialize_as_dict, snake_to_camel_case
 from ocpp.exceptions import OCPPError
@@ -132,12 +132,30 @@ class AdapterBase:
         if self.silent_while_rejected and self.registration == "Rejected":
             log.warning("registration Rejected: not answering %s", frame.action)
             return
+        self._after_reply = []
         try:
-            reply = await self._handle_call(frame)
-        except rpc.FrameError as exc:
-            log.warning("%s %s rejected: %s %s", frame.action, frame.message_id, exc.code, exc.description)
-            reply = exc.to_callerror()
-        await self._send(reply)
+            try:
+                reply = await self._handle_call(frame)
+            except rpc.FrameError as exc:
+                log.warning("%s %s rejected: %s %s", frame.action, frame.message_id, exc.code, exc.description)
+                reply = exc.to_callerror()
+            await self._send(reply)
+        finally:
+            waiting, self._after_reply = self._after_reply, None
+            for callback in waiting:
+                callback()
+
+    def after_reply(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` once the reply to the CALL being handled is on its way (now, if there is none).
+
+        For consequences that must not overtake the answer, such as dropping the
+        connection after an accepted SecurityProfile change.
+        """
+        waiting = getattr(self, "_after_reply", None)
+        if waiting is None:
+            callback()
+        else:
+            waiting.append(callback)
 
     async def _handle_call(self, frame: Frame) -> str:
         """Run the @on handler for a CALL and return the reply frame."""

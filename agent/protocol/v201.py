@@ -49,7 +49,8 @@ class Ocpp201Adapter(CertificateHandlers201, DeviceModelHandlers, FirmwareHandle
                        "MeterValues", "DataTransfer", "NotifyReport", "SecurityEventNotification",
                        "ReservationStatusUpdate", "ReportChargingProfiles", "NotifyEvent", "SignCertificate",
                        "LogStatusNotification", "FirmwareStatusNotification", "ClearedChargingLimit",
-                       "NotifyChargingLimit", "NotifyDisplayMessages"})
+                       "NotifyChargingLimit", "NotifyDisplayMessages", "NotifyMonitoringReport",
+                       "NotifyCustomerInformation"})
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

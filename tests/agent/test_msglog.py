@@ -309,3 +309,24 @@ def test_msglog_append_from_several_threads(msglog):
     for thread in threads:
         thread.join()
     assert len(msglog.query(limit=None)) == 200
+
+
+def test_msglog_delete_matching_removes_only_the_chosen_frames(log_path):
+    with MessageLog(log_path) as msglog:
+        msglog.append("in", frame(2, "a", "Authorize", {"idToken": {"idToken": "card-1"}}))
+        msglog.append("in", frame(2, "b", "Authorize", {"idToken": {"idToken": "CARD-12"}}))
+        msglog.append("out", frame(2, "c", "Heartbeat", {}))
+        total = msglog._total
+        exact = lambda text: '"card-1"' in text.lower()  # noqa: E731 (a one-line predicate)
+        assert msglog.delete_matching("CARD-1", also=exact) == 1
+        assert [f.message_id for f in msglog.query()] == ["c", "b"]
+        assert msglog._total == total - len(frame(2, "a", "Authorize", {"idToken": {"idToken": "card-1"}}))
+        assert msglog.delete_matching("card") == 1  # without a predicate: every frame containing it
+        assert msglog.delete_matching("nowhere") == 0
+    assert stored_frames(log_path) == [frame(2, "c", "Heartbeat", {})]
+
+
+def test_msglog_delete_matching_fails_as_store_error_once_closed(msglog):
+    msglog.close()
+    with pytest.raises(StoreError, match="closed"):
+        msglog.delete_matching("x")

@@ -84,7 +84,7 @@ async def test_security_events_use_the_16_names(tmp_path, csms):
         await csms.wait_for_call("SecurityEventNotification")  # the start-up
         record_security_event(agent.store, INVALID_STATION_CERTIFICATE, timestamp=agent.clock.time(),
                               tech_info="chain does not verify")
-        agent.station._outbox_changed()
+        agent.station.outbox_changed()
         event = (await csms.wait_for_call("SecurityEventNotification", count=2))[-1].payload
         assert event == {"type": "InvalidChargePointCertificate", "timestamp": event["timestamp"],
                          "techInfo": "chain does not verify"}

@@ -180,3 +180,32 @@ async def test_session_profile3_mutual_tls(tmp_path):
             await sim.wait_for_call("BootNotification")
     finally:
         await sim.stop()
+
+
+async def test_session_refused_certificate_and_password_are_security_events_once_per_streak(tmp_path, caplog):
+    """Each kind of refusal is reported once, however many retries it takes, and reaches the CSMS later."""
+    pki = make_pki(tmp_path / "pki")
+    sim = CsmsSimulator(ocpp_version="2.0.1", behaviour=CsmsBehaviour(password="right-password-123"),
+                        ssl_context=server_ssl_context(pki.server))
+    await sim.start()
+    fast = {"OCPPCommCtrlr.RetryBackOffWaitMinimum": 0, "OCPPCommCtrlr.RetryBackOffRandomRange": 0}
+    try:
+        csms = {"security_profile": 2, "password": "right-password-123", "ca_file": str(pki.other_ca.cert)}
+        with caplog.at_level(logging.WARNING, logger="agent.session"):
+            async with running_agent(agent_config(tmp_path, sim.url, ocpp_version="2.0.1", csms=csms,
+                                                  variables=fast)):
+                await wait_until(lambda: caplog.text.count("not trusted") >= 3, timeout=10)
+            caplog.clear()
+            csms.update(ca_file=str(pki.ca.cert), password="wrong-password-456")
+            async with running_agent(agent_config(tmp_path, sim.url, ocpp_version="2.0.1", csms=csms,
+                                                  variables=fast)):
+                await wait_until(lambda: caplog.text.count("401") >= 3, timeout=10)
+        csms["password"] = "right-password-123"
+        async with running_agent(agent_config(tmp_path, sim.url, ocpp_version="2.0.1", csms=csms)):
+            await sim.wait_for_call("SecurityEventNotification", count=5)  # + three start-ups
+            await asyncio.sleep(0.2)
+        kinds = [c.payload["type"] for c in sim.calls("SecurityEventNotification")]
+        assert kinds.count("InvalidCsmsCertificate") == 1 and kinds.count("FailedToAuthenticateAtCsms") == 1
+        assert not any("right-password" in (c.payload.get("techInfo") or "") for c in sim.calls("SecurityEventNotification"))
+    finally:
+        await sim.stop()

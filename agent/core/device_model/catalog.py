@@ -43,6 +43,10 @@ CONNECTOR_ID = 1  # one connector per EVSE on this station
 AVAILABILITY_STATES = ("Available", "Occupied", "Reserved", "Unavailable", "Faulted")
 FILE_TRANSFER_PROTOCOLS = ("FTP", "FTPS", "HTTP", "HTTPS", "SFTP")
 DEVICE_DATA_MESSAGES = ("GetReport", "GetVariables", "SetVariables")
+MONITORING_MESSAGES = ("ClearVariableMonitoring", "SetVariableMonitoring")
+MONITORING_BASES = ("All", "FactoryDefault", "HardWiredOnly")
+# Instances of EVSE.Voltage: one per phase of the EVSE's supply, as OCPP names phase-to-neutral voltages.
+VOLTAGE_PHASES = ("L1-N", "L2-N", "L3-N")
 
 # Limits of incoming GetReport/GetVariables/SetVariables requests the 2.0.1
 # adapter enforces (B06.FR.16/17, B05, B08); generous for a station this size.
@@ -122,6 +126,17 @@ def _device_data_limits() -> list[StationVariable]:
     return limits
 
 
+def _monitoring_limits() -> list[StationVariable]:
+    """MonitoringCtrlr.ItemsPerMessage/BytesPerMessage of the two monitoring messages the 2.0.1 adapter checks."""
+    limits = []
+    for message in MONITORING_MESSAGES:
+        limits.append(_int("MonitoringCtrlr", "ItemsPerMessage", low=1, instance=message,
+                           default=ITEMS_PER_MESSAGE, constant=True))
+        limits.append(_int("MonitoringCtrlr", "BytesPerMessage", low=1, instance=message,
+                           default=BYTES_PER_MESSAGE, constant=True))
+    return limits
+
+
 STATION_VARIABLES: tuple[StationVariable, ...] = (
     # Config-file facts the caller supplies (the transport reads them from the file, so they are read-only here).
     _int("OCPPCommCtrlr", "MessageTimeout", unit="s", low=1, instance="Default", constant=True),
@@ -169,6 +184,16 @@ STATION_VARIABLES: tuple[StationVariable, ...] = (
     _bool("Connector", "Available", True, constant=True),
     StationVariable("Connector", "ConnectorType", Characteristics(DataType.STRING), constant=True),
     _int("Connector", "SupplyPhases", low=0, high=3, constant=True),
+    # The supply voltage per phase from the EVSE meter's last reading (device_model.station.meter_suppliers);
+    # agent.core.monitoring evaluates its monitors at every reading.
+    *(StationVariable("EVSE", "Voltage", Characteristics(DataType.DECIMAL, "V", 0, supports_monitoring=True),
+                      instance=phase) for phase in VOLTAGE_PHASES),
+    # Variable monitoring (agent.core.monitoring). Enabled and OfflineQueuingSeverity are settings; the
+    # active base and level change only through SetMonitoringBase / SetMonitoringLevel, so they are read-only.
+    _bool("MonitoringCtrlr", "Available", True, constant=True),
+    *_monitoring_limits(),
+    _list("MonitoringCtrlr", "ActiveMonitoringBase", DataType.OPTION_LIST, MONITORING_BASES),
+    _int("MonitoringCtrlr", "ActiveMonitoringLevel", low=0, high=9),
 )
 
 

@@ -1,12 +1,14 @@
-"""Live values of the station for the device model: availability and problems, read from the core."""
+"""Live values of the station for the device model: availability and problems read from the core, and
+power and supply voltage from the meters' last readings."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
 
-from agent.core.device_model.catalog import CONNECTOR_ID
+from agent.core.device_model.catalog import CONNECTOR_ID, VOLTAGE_PHASES
 from agent.core.device_model.datatypes import variable_key
 from agent.core.model import ConnectorStatus
 from hal.faults import fault_spec
@@ -43,6 +45,51 @@ def station_suppliers(station) -> dict[str, Callable[[], Any]]:
         out[variable_key("EVSE", "Problem", evse_id=evse_id)] = partial(_has_faults, machine)
         out[variable_key("Connector", "AvailabilityState", evse_id=evse_id, connector_id=CONNECTOR_ID)] = state
     return out
+
+
+# A reading is current for twice the longest sampling interval, and at least this long: the
+# station reads a meter only when it samples it, so an idle station's values age.
+READING_FRESH_S = 60.0
+_SAMPLING_INTERVALS = ("meter_value_sample_interval_s", "clock_aligned_data_interval_s")
+
+
+def meter_suppliers(meters: Mapping[int, Any], *, phases: Mapping[int, int], settings,
+                    now: Callable[[], float] = time.time) -> dict[str, Callable[[], Any]]:
+    """``computed`` entries for EVSE.Power and EVSE.Voltage[L1-N..] (one per phase in ``phases``).
+
+    Values come from each meter's ``last_reading`` (hal EnergyMeter); a reading
+    older than twice the longest sampling interval (at least READING_FRESH_S)
+    is unknown rather than passed off as the present value. ``now`` is the
+    clock of the readings' timestamps (Unix time).
+    """
+    out: dict[str, Callable[[], Any]] = {}
+    for evse_id, meter in meters.items():
+        reading = partial(_fresh_reading, meter, settings, now)
+        out[variable_key("EVSE", "Power", evse_id=evse_id)] = partial(_power, reading)
+        for index, phase in enumerate(VOLTAGE_PHASES[:phases.get(evse_id, 1)]):
+            key = variable_key("EVSE", "Voltage", evse_id=evse_id, variable_instance=phase)
+            out[key] = partial(_voltage, reading, index)
+    return out
+
+
+def _fresh_reading(meter, settings, now: Callable[[], float]):
+    reading = meter.last_reading
+    if reading is None:
+        return None
+    fresh_for = max(READING_FRESH_S, 2 * max(settings[name] for name in _SAMPLING_INTERVALS))
+    return reading if now() - reading.timestamp <= fresh_for else None
+
+
+def _power(reading: Callable[[], Any]) -> float | None:
+    current = reading()
+    return None if current is None else current.power_W
+
+
+def _voltage(reading: Callable[[], Any], index: int) -> float | None:
+    current = reading()
+    if current is None or index >= len(current.voltage_V):
+        return None  # the meter measures fewer phases than the EVSE is said to have
+    return current.voltage_V[index]
 
 
 def max_power_W(max_current_A: float, phases: int, *, voltage_V: float = NOMINAL_VOLTAGE_V) -> float:
