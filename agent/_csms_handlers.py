@@ -124,9 +124,16 @@ class Csms201ChargePoint(_Recording, _Cp201):
         self.sim.status[(self.id, evse_id)] = connector_status
         return r201.StatusNotification()
 
+    def _id_token_info(self) -> dict:
+        b = self.sim.behaviour
+        info = {"status": b.authorize_status}
+        if b.personal_message is not None:
+            info["personal_message"] = {"format": "UTF8", "content": b.personal_message}
+        return info
+
     @on("Authorize")
     def on_authorize(self, id_token, **_):
-        return r201.Authorize(id_token_info={"status": self.sim.behaviour.authorize_status})
+        return r201.Authorize(id_token_info=self._id_token_info())
 
     @on("TransactionEvent")
     def on_transaction_event(self, event_type, transaction_info, seq_no, trigger_reason, timestamp, **extra):
@@ -136,9 +143,10 @@ class Csms201ChargePoint(_Recording, _Cp201):
             tx["resent"] += 1
         tx["events"][seq_no] = {"event_type": event_type, "trigger_reason": trigger_reason,
                                 "transaction_info": transaction_info, **extra}
+        total_cost = self.sim.behaviour.total_cost
         if extra.get("id_token"):
-            return r201.TransactionEvent(id_token_info={"status": self.sim.behaviour.authorize_status})
-        return r201.TransactionEvent()
+            return r201.TransactionEvent(id_token_info=self._id_token_info(), total_cost=total_cost)
+        return r201.TransactionEvent(total_cost=total_cost)
 
     @on("MeterValues")
     def on_meter_values(self, **_):

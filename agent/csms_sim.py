@@ -47,6 +47,10 @@ class CsmsBehaviour:
     #: frame_hook(station_id, text) -> reply text to send raw instead of routing, or None
     frame_hook: Callable[[str, str], str | None] | None = None
     select_subprotocol: bool = True
+    #: 2.0.1: a personalMessage in the idTokenInfo of Authorize and TransactionEvent answers.
+    personal_message: str | None = None
+    #: 2.0.1: the totalCost every TransactionEvent answer carries (a tariff's running cost).
+    total_cost: float | None = None
 
 
 @dataclass

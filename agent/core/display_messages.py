@@ -43,6 +43,8 @@ TEXT_FORMATS = ("ASCII", "UTF8")
 
 ROTATE_S = 5.0  # how long each item of a cycle stays on the display
 STATION_MESSAGE_S = 5.0  # how long the station's own text ("Card refused") holds the display
+PERSONAL_MESSAGE_S = 15.0  # a tariff or greeting the driver must have time to read
+
 
 _CHARGING = (ConnectorStatus.CHARGING, ConnectorStatus.SUSPENDED_EV, ConnectorStatus.SUSPENDED_EVSE)
 _IDLE = (ConnectorStatus.AVAILABLE, ConnectorStatus.RESERVED)
@@ -301,6 +303,17 @@ class DisplayMessages:
         self._costs[transaction_id] = float(total_cost)
         self._evaluate()
         return True
+
+    def final_cost(self, total_cost: float) -> bool:
+        """The cost of a transaction that just ended (TransactionEvent Ended's answer), shown for a while."""
+        if not self._settings["total_cost_enabled"]:
+            return False
+        return self.station_message(f"Total: {float(total_cost):.2f} {self._settings['currency']}",
+                                    hold_s=PERSONAL_MESSAGE_S)
+
+    def personal_message(self, text: str) -> bool:
+        """A text the CSMS addressed to the driver (idTokenInfo.personalMessage), shown for a while."""
+        return self.station_message(text, hold_s=PERSONAL_MESSAGE_S)
 
     def station_message(self, text: str, *, hold_s: float = STATION_MESSAGE_S) -> bool:
         """Show the station's own text ("Card refused") for ``hold_s``, then what applies again.

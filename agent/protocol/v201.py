@@ -29,7 +29,8 @@ from agent.protocol.v201_monitoring import MonitoringHandlers201
 from agent.protocol.v201_network import NetworkHandlers201
 from agent.protocol.v201_smart_charging import SmartChargingHandlers201, profile_from_201
 from agent.protocol.v201_codec import (
-    TransactionCodec, fault_event_data, id_token_info, meter_value, notify_event, status_notification)
+    TransactionCodec, fault_event_data, id_token_info, meter_value, notify_event, personal_message,
+    status_notification)
 
 log = logging.getLogger("agent.ocpp201")
 
@@ -86,7 +87,8 @@ class Ocpp201Adapter(CertificateHandlers201, DeviceModelHandlers, FirmwareHandle
 
     def transaction_codec(self, core) -> TransactionCodec:
         """2.0.1 TransactionEvent and SecurityEventNotification."""
-        return TransactionCodec(journal=core.journal, authorizer=core.authorizer, station=core.station)
+        return TransactionCodec(journal=core.journal, authorizer=core.authorizer, station=core.station,
+                                display=getattr(core, "display_messages", None))
 
     def authorize_request(self, id_token: str) -> call.Authorize:
         """Authorize with an idToken of the type it was presented as (the core hands an IdToken; a plain
@@ -94,7 +96,11 @@ class Ocpp201Adapter(CertificateHandlers201, DeviceModelHandlers, FirmwareHandle
         return call.Authorize(id_token={"id_token": id_token, "type": getattr(id_token, "type", None) or "ISO14443"})
 
     def id_token_info(self, result) -> IdTokenInfo:
-        """The idTokenInfo of an Authorize result."""
+        """The idTokenInfo of an Authorize result; its personal message (a tariff, a greeting) is shown."""
+        text = personal_message((result.id_token_info or {}).get("personal_message"))
+        display = getattr(self.core, "display_messages", None) if self.core is not None else None
+        if text is not None and display is not None:
+            display.personal_message(text)
         return id_token_info(result.id_token_info)
 
     # ------------------------------------------------------------ CsmsPort

@@ -77,10 +77,21 @@ def id_token_info(info: dict | None) -> IdTokenInfo | None:
     return IdTokenInfo(AuthorizationStatus(status), expiry_ts, group)
 
 
+def personal_message(content: dict | None) -> str | None:
+    """The text of a 2.0.1 MessageContentType a text display can show (ASCII or UTF8), else None."""
+    if not content or content.get("format") not in ("ASCII", "UTF8"):
+        return None
+    return content.get("content") or None
+
+
 class TransactionCodec(CoreCodec):
     """Neutral outbox records as 2.0.1 TransactionEvent Started / Updated / Ended."""
 
     calls = call
+
+    def __init__(self, *, journal, authorizer, station, display=None):
+        super().__init__(journal=journal, authorizer=authorizer, station=station)
+        self._display = display  # agent.core.display_messages.DisplayMessages, when the station has one
 
     def encode(self, item: OutboxItem):
         """The 2.0.1 CALL for an outbox record: a TransactionEvent, or a SecurityEventNotification."""
@@ -150,7 +161,9 @@ class TransactionCodec(CoreCodec):
 
     def after_commit(self, item: OutboxItem, result) -> None:
         """Cache the CSMS's verdict on the token by token AND type, and stop a transaction whose
-        idToken it refused, whether given at the start or later (a transaction started at plug-in)."""
+        idToken it refused, whether given at the start or later (a transaction started at plug-in);
+        show what the CSMS says about the cost and to the driver."""
+        self._show_tariff(item, result)
         info = self.token_info(result)
         p = item.payload
         if info is None or not p.get("id_token"):
@@ -160,6 +173,23 @@ class TransactionCodec(CoreCodec):
         if authorizing and not info.accepted:
             log.warning("CSMS refused %s for transaction %s (%s)", p["id_token"], p["ref"], info.status.value)
             self._station.deauthorize(p["ref"])
+
+
+    def _show_tariff(self, item: OutboxItem, result) -> None:
+        """I02/I03: the running (or, at the end, the final) totalCost and any personal message, on the display."""
+        if self._display is None:
+            return
+        total = getattr(result, "total_cost", None)
+        if total is not None:
+            if item.action == ENDED:
+                self._display.final_cost(total)
+            else:
+                self._display.cost_updated(item.payload["ref"], total)
+        info = getattr(result, "id_token_info", None) or {}
+        text = (personal_message(getattr(result, "updated_personal_message", None))
+                or personal_message(info.get("personal_message")))
+        if text is not None:
+            self._display.personal_message(text)
 
 
 _AUTHORIZING = ("Authorized", "RemoteStart")  # an Updated event that gives the transaction its idToken

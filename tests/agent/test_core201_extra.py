@@ -110,6 +110,8 @@ async def test_core201_start_at_ev_connected_then_idtoken_in_updated(tmp_path, c
         assert not hw.contactor.closed and hw.pilot.current_limit_A == 0 and not hw.lock.locked  # no token yet
         agent.hal.tap(CARD)
         await wait_until(lambda: hw.contactor.closed)
+        # The Updated event goes through the outbox, concurrently with the contactor: wait for it.
+        await wait_until(lambda: any(e.get("idToken") for e in events(csms)))
         updated = next(e for e in events(csms) if e.get("idToken"))
         assert updated["eventType"] == "Updated" and updated["triggerReason"] == "Authorized"
         assert updated["idToken"] == {"idToken": CARD, "type": "ISO14443"}
@@ -169,6 +171,7 @@ async def test_core201_stop_at_ev_connected_lasts_until_unplug(tmp_path, csms):
         assert not hw.contactor.closed and hw.pilot.current_limit_A == 0
         history = [(d, v) for _, d, v in agent.hal.history if d in ("evse1.contactor", "evse1.lock")]
         assert history.index(("evse1.contactor", False)) < history.index(("evse1.lock", False))
+        await wait_until(lambda: any(e["triggerReason"] == "StopAuthorized" for e in events(csms)))
         stop = next(e for e in events(csms) if e["triggerReason"] == "StopAuthorized")
         assert stop["eventType"] == "Updated" and stop["transactionInfo"]["chargingState"] == "EVConnected"
         await asyncio.sleep(0.3)

@@ -515,3 +515,25 @@ async def test_service_takes_over_the_station_texts(service, parts):
     """The station's own texts ("Card refused") go through the service, so AlwaysFront stays in front."""
     assert parts.station.show_text == service.station_message
     assert len(parts.station.listeners) == 1
+
+
+async def test_display_tariff_from_the_csms_answers(tmp_path, csms):
+    """I: a personalMessage in Authorize/TransactionEvent answers and their totalCost reach the display."""
+    csms.behaviour.personal_message = "Welcome Jane: 0.39 EUR/kWh"
+    async with running_agent(config(tmp_path, csms)) as agent:
+        await connected(csms)
+        agent.hal.plug(1)
+        agent.hal.tap(CARD)
+        await wait_until(lambda: shown(agent) == "Welcome Jane: 0.39 EUR/kWh", timeout=3)
+        await csms.wait_for(lambda: any(e["eventType"] == "Started" for e in events(csms)))
+        agent.hal.ev_charge(1, True)
+        await wait_until(lambda: agent.station.statuses[1][0] is S.CHARGING)
+        csms.behaviour.personal_message, csms.behaviour.total_cost = None, 1.5
+        # The next TransactionEvent's answer carries the running cost; it shows once the greeting's
+        # 15 s are up (ended here at once, rather than waiting).
+        agent.core.display_messages._own_done()
+        await csms.call("CP1", call201.TriggerMessage(requested_message="TransactionEvent", evse={"id": 1}))
+        await wait_until(lambda: shown(agent) == "Cost: 1.50 EUR", timeout=3)
+        csms.behaviour.total_cost = 2.25
+        await stop(agent, csms)
+        await wait_until(lambda: shown(agent) == "Total: 2.25 EUR", timeout=3)
