@@ -146,6 +146,10 @@ class MockHal(Hal):
         self._mock_meter(evse).set_draw(watts)
         self._flow_changed.set()
 
+    def set_voltage(self, evse: int, volts: float) -> None:
+        """The supply voltage the EVSE's meter measures, on every phase."""
+        self._mock_meter(evse).set_voltage(volts)
+
     def inject_fault(self, evse: int, name: str) -> None:
         """Make fault ``name`` physically present; the role base classes notice and report it."""
         self._set_fault(evse, name, True)

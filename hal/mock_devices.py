@@ -159,6 +159,11 @@ class MockEnergyMeter(EnergyMeter):
         """The power flowing now: the EV's draw while the power path is closed, else 0."""
         return self._draw_W if self._flowing() else 0.0
 
+    def set_voltage(self, voltage_V: float) -> None:
+        """The supply voltage on every phase (a brown-out or overvoltage, for monitors)."""
+        self.advance()  # the energy so far was drawn at the old voltage
+        self._voltage_V = float(voltage_V)
+
     def set_draw(self, watts: float) -> None:
         """Set the power the EV draws while the power path is closed."""
         if isinstance(watts, bool) or not isinstance(watts, (int, float)):

@@ -53,12 +53,6 @@ CLOCK_RECHECK_S = 60.0  # a clock-aligned timer wakes at least this often to not
 SUPPLY_TOLERANCE = 0.10  # EN 50160: supply voltage within +-10 % of nominal
 
 NUMERIC = (DataType.INTEGER, DataType.DECIMAL)
-# Live values the station tells monitoring about (besides variables declaring supportsMonitoring).
-WATCHED = frozenset({("ChargingStation", "AvailabilityState"), ("ChargingStation", "Problem"),
-                     ("EVSE", "AvailabilityState"), ("EVSE", "Problem"), ("EVSE", "Power"),
-                     ("Connector", "AvailabilityState")})
-
-
 class MonitorType(str, enum.Enum):
     """How a monitor watches its variable (2.0.1 MonitorEnumType)."""
 
@@ -590,7 +584,8 @@ class Monitoring:
 
     @staticmethod
     def _watched(entry: Entry) -> bool:
-        return entry.characteristics.supports_monitoring or (entry.component.name, entry.name) in WATCHED
+        # The catalog marks the live values the station tells monitoring about (supportsMonitoring).
+        return entry.characteristics.supports_monitoring
 
     def _numeric(self, monitor: Monitor) -> bool:
         return self._entry(monitor).characteristics.data_type in NUMERIC

@@ -350,7 +350,7 @@ def test_report_full_inventory_has_every_variable(model):
     assert all(item.characteristics is not None for item in items)
     keys = by_key(items)
     assert keys["EVSE[1].Power"].characteristics == {"data_type": "decimal", "unit": "W", "min_limit": 0,
-                                                     "max_limit": 22080.0, "supports_monitoring": False}
+                                                     "max_limit": 22080.0, "supports_monitoring": True}
     assert keys["OCPPCommCtrlr.HeartbeatInterval"].attributes == [
         {"type": "Actual", "value": "300", "mutability": "ReadWrite", "persistent": True, "constant": False}]
     assert keys["SecurityCtrlr.BasicAuthPassword"].attributes == [

@@ -60,7 +60,7 @@ def of_monitor(csms, monitor_id):
 
 def set_voltage(agent, volts, evse=1):
     # The mock meter has no voltage control yet: its supply voltage is fixed at construction.
-    agent.hal.evse(evse).meter._voltage_V = float(volts)
+    agent.hal.set_voltage(evse, volts)
 
 
 async def trigger_meter_values(csms, count):

@@ -102,8 +102,10 @@ class Entry:
         return {"name": self.name} if self.instance is None else {"name": self.name, "instance": self.instance}
 
 
-def _bool(component: str, name: str, default: Any = SUPPLIED, **extra: Any) -> StationVariable:
-    return StationVariable(component, name, Characteristics(DataType.BOOLEAN), default=default, **extra)
+def _bool(component: str, name: str, default: Any = SUPPLIED, *, monitored: bool = False,
+          **extra: Any) -> StationVariable:
+    return StationVariable(component, name, Characteristics(DataType.BOOLEAN, supports_monitoring=monitored),
+                           default=default, **extra)
 
 
 def _int(component: str, name: str, *, unit: str | None = None, low: int | None = None, high: int | None = None,
@@ -111,8 +113,11 @@ def _int(component: str, name: str, *, unit: str | None = None, low: int | None 
     return StationVariable(component, name, Characteristics(DataType.INTEGER, unit, low, high), **extra)
 
 
-def _list(component: str, name: str, kind: DataType, values: tuple[str, ...], **extra: Any) -> StationVariable:
-    return StationVariable(component, name, Characteristics(kind, values_list=values), **extra)
+def _list(component: str, name: str, kind: DataType, values: tuple[str, ...], *, monitored: bool = False,
+          **extra: Any) -> StationVariable:
+    # ``monitored``: agent.core.monitoring watches it (supportsMonitoring in reports).
+    return StationVariable(component, name, Characteristics(kind, values_list=values, supports_monitoring=monitored),
+                           **extra)
 
 
 def _device_data_limits() -> list[StationVariable]:
@@ -171,16 +176,16 @@ STATION_VARIABLES: tuple[StationVariable, ...] = (
     _int("SampledDataCtrlr", "TxEndedInterval", unit="s", low=0, mirrors="meter_value_sample_interval_s"),
     _bool("AlignedDataCtrlr", "Enabled", True, constant=True),
     _int("AlignedDataCtrlr", "TxEndedInterval", unit="s", low=0, mirrors="clock_aligned_data_interval_s"),
-    _list("ChargingStation", "AvailabilityState", DataType.OPTION_LIST, AVAILABILITY_STATES),
+    _list("ChargingStation", "AvailabilityState", DataType.OPTION_LIST, AVAILABILITY_STATES, monitored=True),
     _bool("ChargingStation", "Available", True, constant=True),
     _int("ChargingStation", "SupplyPhases", low=0, high=3, constant=True),
-    _bool("ChargingStation", "Problem"),
-    _list("EVSE", "AvailabilityState", DataType.OPTION_LIST, AVAILABILITY_STATES),
+    _bool("ChargingStation", "Problem", monitored=True),
+    _list("EVSE", "AvailabilityState", DataType.OPTION_LIST, AVAILABILITY_STATES, monitored=True),
     _bool("EVSE", "Available", True, constant=True),
-    StationVariable("EVSE", "Power", Characteristics(DataType.DECIMAL, "W", 0)),
+    StationVariable("EVSE", "Power", Characteristics(DataType.DECIMAL, "W", 0, supports_monitoring=True)),
     _int("EVSE", "SupplyPhases", low=0, high=3, constant=True),
-    _bool("EVSE", "Problem"),
-    _list("Connector", "AvailabilityState", DataType.OPTION_LIST, AVAILABILITY_STATES),
+    _bool("EVSE", "Problem", monitored=True),
+    _list("Connector", "AvailabilityState", DataType.OPTION_LIST, AVAILABILITY_STATES, monitored=True),
     _bool("Connector", "Available", True, constant=True),
     StationVariable("Connector", "ConnectorType", Characteristics(DataType.STRING), constant=True),
     _int("Connector", "SupplyPhases", low=0, high=3, constant=True),
