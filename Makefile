@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 TEST_DEBS := socat systemd
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: demo test test-slow bench docs venv test-venv system-deps clean install uninstall
+.PHONY: demo test test-slow reliability bench docs venv test-venv system-deps clean install uninstall
 
 $(BIN)/ocpp-agent: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,14 @@ test: test-venv system-deps
 
 test-slow: test-venv system-deps
 	$(BIN)/python -m pytest -q -m slow
+
+# Full-size reliability, security and fault-injection suite (~45 min, 30 of them soak; RELIABILITY_SOAK_S=180
+# for a shorter soak), then docs/RELIABILITY.md from its figures, written even if a goal is missed.
+RELIABILITY_FIGURES := build/reliability/figures.json
+reliability: test-venv system-deps
+	rm -f $(RELIABILITY_FIGURES)
+	RELIABILITY_FIGURES=$(RELIABILITY_FIGURES) $(BIN)/python -m pytest -q -m 'not slow' tests/reliability; \
+	status=$$?; $(BIN)/python -m tests.reliability.report $(RELIABILITY_FIGURES) docs/RELIABILITY.md && exit $$status
 
 bench: test-venv
 	$(BIN)/python -m tests.bench
