@@ -23,6 +23,7 @@ import ftplib
 import io
 import json
 import logging
+import os
 import re
 import tarfile
 import threading
@@ -123,9 +124,18 @@ def build_security_archive(data_dir: Path | str, entries: Iterable[SecurityLogEn
 
 def _write_archive(data_dir: Path, name: str, members: list[tuple[str, bytes | Path]]) -> Path:
     directory = data_dir / "diagnostics"
-    directory.mkdir(parents=True, exist_ok=True)
+    directory.mkdir(mode=0o750, parents=True, exist_ok=True)
+    os.chmod(directory, 0o750)  # mkdir's mode is filtered by the umask
     path = directory / name
-    with tarfile.open(path, "w:gz") as archive:
+    # The archive holds idTokens and transactions: created private, whatever the umask.
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640), "wb") as raw:
+        os.fchmod(raw.fileno(), 0o640)
+        _write_members(raw, members)
+    return path
+
+
+def _write_members(raw, members: list[tuple[str, bytes | Path]]) -> None:
+    with tarfile.open(fileobj=raw, mode="w:gz") as archive:
         for arcname, content in members:
             if isinstance(content, Path):
                 archive.add(str(content), arcname=arcname)
@@ -133,7 +143,6 @@ def _write_archive(data_dir: Path, name: str, members: list[tuple[str, bytes | P
                 info = tarfile.TarInfo(arcname)
                 info.size, info.mtime, info.mode = len(content), int(time.time()), 0o640
                 archive.addfile(info, io.BytesIO(content))
-    return path
 
 
 def _message_lines(db: Path, start: float | None, stop: float | None) -> bytes:

@@ -54,6 +54,10 @@ class Command:
     done: asyncio.Future | None = None
 
 
+# Faults that stop charging with a reason of their own (2.0.1; 1.6 says Other for all of them).
+_FAULT_STOP_REASON = {"rcd-trip": StopReason.GROUND_FAULT}
+
+
 class EvseMachine:
     """State machine of one EVSE (one connector)."""
 
@@ -306,7 +310,7 @@ class EvseMachine:
     async def _on_fault(self, code: str, active: bool):
         (self.faults.add if active else self.faults.discard)(code)
         if active and fault_spec(code).stops_charging and self.transaction is not None:
-            await self._stop_transaction(StopReason.OTHER)
+            await self._stop_transaction(_FAULT_STOP_REASON.get(code, StopReason.OTHER))
 
     async def _on_unlock(self):
         """UnlockConnector: stop a running transaction first, then release the cable."""
@@ -404,7 +408,8 @@ class EvseMachine:
         if self.suspended_by_csms or self.limit_A <= 0:
             return ConnectorStatus.SUSPENDED_EVSE
         if self.pilot in REQUESTING:
-            return ConnectorStatus.CHARGING
+            # The EV asks for energy; without a held cable the EVSE cannot give it.
+            return ConnectorStatus.CHARGING if self._cable_held() else ConnectorStatus.SUSPENDED_EVSE
         return ConnectorStatus.SUSPENDED_EV
 
     async def _evaluate(self) -> None:
@@ -418,12 +423,21 @@ class EvseMachine:
         await self._apply_outputs()
         self._report(self._target_status())
 
+    def _cable_held(self) -> bool:
+        """The cable is locked, or this EVSE has no lock to hold it (a tethered cable).
+
+        Safety: no current is offered and the contactor stays open through a socket
+        whose lock did not engage; the driver could pull a live plug.
+        """
+        return not getattr(self.hw.lock, "fitted", True) or self.hw.lock.locked
+
     async def _apply_outputs(self) -> None:
-        """Offer current and close the contactor only while an authorized transaction wants energy."""
-        energy = self._target_status() is ConnectorStatus.CHARGING
+        """Offer current and close the contactor only while an authorized transaction wants energy
+        and the cable is held."""
+        energy = self._target_status() is ConnectorStatus.CHARGING  # never while the cable is not held
         self._tx_had_energy = self._tx_had_energy or energy
         authorized = self.transaction is not None and self.tx_authorized
-        offered = self.limit_A if (authorized and not self.suspended_by_csms) else 0.0
+        offered = self.limit_A if (authorized and not self.suspended_by_csms and self._cable_held()) else 0.0
         self.hw.pilot.set_current_limit_A(offered)
         if energy:
             self.hw.contactor.allow_power(True)

@@ -45,6 +45,7 @@ class StopReason(str, enum.Enum):
     MASTER_PASS = "MasterPass"  # stopped with a card of the MasterPassGroupId group
     TIMEOUT = "Timeout"  # started at authorization, but no cable came within the connection timeout
     STOPPED_BY_EV = "StoppedByEV"  # the EV stopped drawing and TxStopPoint ends at EnergyTransfer
+    GROUND_FAULT = "GroundFault"  # the residual-current device tripped
 
     @property
     def basic(self) -> "StopReason":
@@ -53,7 +54,7 @@ class StopReason(str, enum.Enum):
 
 
 _BASIC = {StopReason.MASTER_PASS: StopReason.LOCAL, StopReason.TIMEOUT: StopReason.OTHER,
-          StopReason.STOPPED_BY_EV: StopReason.OTHER}
+          StopReason.STOPPED_BY_EV: StopReason.OTHER, StopReason.GROUND_FAULT: StopReason.OTHER}
 
 
 class AuthorizationStatus(str, enum.Enum):

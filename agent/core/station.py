@@ -592,7 +592,10 @@ class ChargingStation:
         return cleared
 
     def composite(self, evse_id: int, *, duration_s: int, rate_unit: str):
-        """GetCompositeSchedule from now (evse 0: the station's own maximum)."""
+        """GetCompositeSchedule from now (evse 0: the station's own maximum); None when it cannot be
+        answered (an unknown EVSE, a negative duration: the schemas set no minimum)."""
+        if (evse_id != 0 and evse_id not in self.evses) or duration_s < 0:
+            return None
         if evse_id == 0:
             site = {"evse_id": 0, "now_tx_start": None, "transaction_ref": None,
                     "phases": max(self.evse_phases.values(), default=3),

@@ -124,20 +124,22 @@ class AdapterBase:
             return
         future = self._pending.get(frame.message_id)
         if future is None or future.done():
-            log.warning("dropping reply with unknown message id %r", frame.message_id)
+            log.warning("dropping reply with unknown message id %.40r", frame.message_id)
             return
         future.set_result(frame)
 
     async def _dispatch_call(self, frame: Frame) -> None:
         if self.silent_while_rejected and self.registration == "Rejected":
-            log.warning("registration Rejected: not answering %s", frame.action)
+            log.warning("registration Rejected: not answering %.60s", frame.action)
             return
         self._after_reply = []
         try:
             try:
                 reply = await self._handle_call(frame)
             except rpc.FrameError as exc:
-                log.warning("%s %s rejected: %s %s", frame.action, frame.message_id, exc.code, exc.description)
+                # Cut: a hostile CSMS must not be able to write megabytes into the journal per frame.
+                log.warning("%.60s %s rejected: %s %.200s", frame.action, frame.message_id, exc.code,
+                            exc.description)
                 reply = exc.to_callerror()
             await self._send(reply)
         finally:
@@ -474,6 +476,8 @@ def parse_frame(raw: str, version: str) -> Frame | None:
         msg = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError, TypeError):
         raise rpc.FrameError(None, rpc.error_code(version, "rpc"), "message is not valid JSON") from None
+    except RecursionError:  # nested deeper than the parser goes: no OCPP message is
+        raise rpc.FrameError(None, rpc.error_code(version, "rpc"), "message is nested too deeply") from None
     if not isinstance(msg, list) or not msg:
         raise rpc.FrameError(None, rpc.error_code(version, "rpc"), "message is not a non-empty JSON array")
     message_id = msg[1] if len(msg) > 1 and isinstance(msg[1], str) else None

@@ -149,7 +149,24 @@ def _meaning_of(error: SchemaError) -> str:
     return "property"  # enum, maxLength, minimum, maximum, format, pattern, multipleOf
 
 
+# What each schema rule demands, worded without the offending value: the value may be a
+# secret (an AuthorizationKey that is too long), and the description is logged and sent back.
+_RULES = {
+    "type": "must be of type {}", "maxLength": "longer than {} characters", "minLength": "shorter than {} characters",
+    "maximum": "above the maximum {}", "minimum": "below the minimum {}", "maxItems": "more than {} items",
+    "minItems": "fewer than {} items", "multipleOf": "not a multiple of {}", "format": "not a valid {}",
+    "pattern": "does not match {}", "enum": "not one of the allowed values",
+}
+
+
 def _describe(error: SchemaError) -> str:
     where = "/".join(str(p) for p in error.absolute_path) or "payload"
-    message = error.message if len(error.message) <= 120 else error.message[:117] + "..."
+    rule = _RULES.get(error.validator)
+    if rule is not None:
+        message = rule.format(error.validator_value)
+    elif error.validator in ("required", "additionalProperties"):
+        message = error.message  # names a property (a key of the schema or of the payload), not a value
+    else:
+        message = f"violates {error.validator}"
+    message = message if len(message) <= 120 else message[:117] + "..."
     return f"{where}: {message}"

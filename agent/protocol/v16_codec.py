@@ -39,11 +39,21 @@ def status_notification(connector_id: int, status: ConnectorStatus, error: str |
     )
 
 
+def decimal_text(value: float) -> str:
+    """A sampled value as 1.6's string: plain decimal, to the milli-unit, never in exponent notation.
+
+    A lifetime energy register passes 1 MWh within months; "1.23457e+06" would lose
+    whole watt-hours and read above the meterStop that follows it.
+    """
+    text = f"{value:.3f}".rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text
+
+
 def meter_value(sample: MeterSample) -> dict:
     """A core MeterSample as a 1.6 MeterValue element."""
     values = []
     for v in sample.values:
-        entry = {"value": f"{v.value:g}", "context": v.context, "measurand": v.measurand,
+        entry = {"value": decimal_text(v.value), "context": v.context, "measurand": v.measurand,
                  "location": v.location, "unit": v.unit}
         if v.phase:
             entry["phase"] = v.phase

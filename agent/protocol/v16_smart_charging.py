@@ -78,10 +78,10 @@ class SmartChargingHandlers16:
     def on_get_composite_schedule(self, connector_id: int, duration: int, charging_rate_unit: str | None = None,
                                   **_):
         """GetCompositeSchedule from now over ``duration`` seconds."""
-        if connector_id != 0 and connector_id not in self.core.station.evses:
-            return call_result.GetCompositeSchedule(status="Rejected")
         unit = _UNITS.get(charging_rate_unit or "A", AMPS)
         composite = self.core.station.composite(connector_id, duration_s=duration, rate_unit=unit)
+        if composite is None:
+            return call_result.GetCompositeSchedule(status="Rejected")
         periods = [{"start_period": p.start_period_s, "limit": round(p.limit, 1)} for p in composite.periods]
         return call_result.GetCompositeSchedule(
             status="Accepted", connector_id=connector_id, schedule_start=format_iso(composite.start),

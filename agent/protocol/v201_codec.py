@@ -25,6 +25,7 @@ STOPPED_REASON = {
     StopReason.HARD_RESET: "ImmediateReset", StopReason.DEAUTHORIZED: "DeAuthorized",
     StopReason.EMERGENCY_STOP: "EmergencyStop", StopReason.UNLOCK_COMMAND: "Other", StopReason.OTHER: "Other",
     StopReason.MASTER_PASS: "MasterPass", StopReason.TIMEOUT: "Timeout", StopReason.STOPPED_BY_EV: "StoppedByEV",
+    StopReason.GROUND_FAULT: "GroundFault",
 }
 END_TRIGGER = {
     StopReason.LOCAL: "StopAuthorized", StopReason.REMOTE: "RemoteStop",

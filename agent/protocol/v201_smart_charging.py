@@ -188,10 +188,10 @@ class SmartChargingHandlers201:
     @on(Action.get_composite_schedule)
     def on_get_composite_schedule(self, duration: int, evse_id: int, charging_rate_unit: str | None = None, **_):
         """GetCompositeSchedule from now over ``duration`` seconds."""
-        if evse_id != 0 and evse_id not in self.core.station.evses:
-            return call_result.GetCompositeSchedule(status="Rejected")
         unit = _UNITS.get(charging_rate_unit or "A", AMPS)
         composite = self.core.station.composite(evse_id, duration_s=duration, rate_unit=unit)
+        if composite is None:
+            return call_result.GetCompositeSchedule(status="Rejected")
         periods = [{"start_period": p.start_period_s, "limit": round(p.limit, 1)} for p in composite.periods]
         return call_result.GetCompositeSchedule(status="Accepted", schedule={
             "evse_id": evse_id, "duration": duration, "schedule_start": format_iso(composite.start),

@@ -220,29 +220,23 @@ async def _answers_to(tmp_path, version: str, texts: list[str]) -> tuple[list, H
                 await asyncio.wait_for(csms.connected.wait(), 30)
                 await csms.send(text)
                 answers.append(await bench._answer_to(expect(text, version).message_id))
+            csms.drops_while_sending = csms.drops  # the agent's own close at shutdown is no drop
     finally:
         await csms.stop()
     return answers, csms
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "bug: a frame nested deeper than Python's JSON parser allows (~1000 levels) raises RecursionError, which "
-    "agent/protocol/base.py parse_frame does not catch: no CALLERROR, and the connection is closed (1000) silently"))
 @pytest.mark.parametrize("version", ["1.6", "2.0.1"])
 async def test_fuzzing_frame_nested_beyond_the_json_parser_gets_a_callerror(tmp_path, version):
     depth = 100_000
     texts = ["[" * depth + "]" * depth, '[2,"deep","DataTransfer",{"vendorId":"v","data":' + "[" * depth + "]" * depth
              + "}]"]
     answers, csms = await _answers_to(tmp_path, version, texts)
-    assert csms.drops == 0, f"the connection dropped {csms.drops} times"
+    assert csms.drops_while_sending == 0, f"the connection dropped {csms.drops_while_sending} times"
     for text, answer in zip(texts, answers):
         assert expect(text, version).judge(answer, version) is None, answer
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "bug: GetCompositeSchedule with a negative duration (the schemas set no minimum) makes "
-    "agent/core/smart_charging/engine.py composite_schedule raise ValueError: the CSMS gets InternalError and the "
-    "journal a traceback, instead of status Rejected or PropertyConstraintViolation"))
 @pytest.mark.parametrize("version", ["1.6", "2.0.1"])
 async def test_fuzzing_negative_composite_schedule_duration_is_not_an_internal_error(tmp_path, version):
     target = {"connectorId": 1} if version == "1.6" else {"evseId": 1}
@@ -252,10 +246,6 @@ async def test_fuzzing_negative_composite_schedule_duration_is_not_an_internal_e
         answers[0][0] == 4 and answers[0][2] == "PropertyConstraintViolation"), answers[0]
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "bug: agent/protocol/base.py _dispatch_call logs a rejected CALL's action and description whole: an unknown "
-    "action named with 1 MB of text writes a 2 MB line to the journal, per frame (the CALLERROR itself is cut "
-    "to 200 characters)"))
 async def test_fuzzing_a_huge_action_name_does_not_flood_the_journal(tmp_path, caplog):
     action = "A" + "x" * 100_000
     answers, _ = await _answers_to(tmp_path, "2.0.1", [json.dumps([2, "huge", action, {}])])

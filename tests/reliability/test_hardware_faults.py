@@ -247,8 +247,7 @@ def expected_reason(version: str, name: str) -> str:
 
 
 # Checks a dedicated xfail test pins as a known bug; the main tests still record them in the figures.
-KNOWN_BUGS = {("lock-failure", "idle", "outputs_safe"): "test_hardware_faults_jammed_lock_keeps_the_contactor_open",
-              ("2.0.1", "rcd-trip", "stop_reason"): "test_hardware_faults_201_rcd_trip_ends_as_a_ground_fault"}
+KNOWN_BUGS: dict[tuple[str, ...], str] = {}
 
 
 async def exercise(tmp_path, version: str, names, figures, run: str) -> None:
@@ -279,10 +278,6 @@ async def test_hardware_faults_full(tmp_path, figures, version, name):
     await exercise(tmp_path, version, [name], figures, "full")
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "bug: with a jammed lock, EvseMachine._start_transaction (agent/core/evse.py) only logs 'the cable did not "
-    "lock' and _evaluate/_apply_outputs then offer 32 A and close the contactor (and report Charging) before the "
-    "queued lock-failure fault stops the session a few ms later"))
 @pytest.mark.parametrize("version", ["1.6", pytest.param("2.0.1", marks=pytest.mark.reliability)])
 async def test_hardware_faults_jammed_lock_keeps_the_contactor_open(tmp_path, version):
     async with HardwareBench(tmp_path, version) as bench:
@@ -297,9 +292,6 @@ async def test_hardware_faults_jammed_lock_keeps_the_contactor_open(tmp_path, ve
     assert energised == [], f"energy offered through an unlocked cable: {energised}"
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "bug: a transaction stopped by an RCD trip is reported with stoppedReason 'Other' (agent/protocol/v201_codec.py "
-    "STOPPED_REASON maps every hardware stop to Other); OCPP 2.0.1 ReasonEnumType has GroundFault for it"))
 async def test_hardware_faults_201_rcd_trip_ends_as_a_ground_fault(tmp_path):
     async with HardwareBench(tmp_path, "2.0.1") as bench:
         await bench.charge()

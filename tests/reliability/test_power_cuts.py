@@ -50,10 +50,6 @@ async def test_power_cuts_full_campaign(tmp_path, figures):
 DECIMAL = re.compile(r"^\d+(\.\d+)?$")
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "bug: 1.6 sampled values are formatted with '{:g}' (agent/protocol/v16_codec.py meter_value): 6 significant "
-    "digits, so an energy register above 1 MWh is sent as '1.23457e+06' (10 Wh steps, exponent notation) and reads "
-    "above meterStop"))
 async def test_power_cuts_16_meter_values_keep_full_precision_on_a_used_meter(tmp_path):
     # A charger's lifetime register passes 1 MWh within months; the mock meter keeps it in mock-meter.json.
     (tmp_path / "data").mkdir()
