@@ -34,7 +34,7 @@ demo: venv
 	$(BIN)/ocpp-agent demo
 
 test: test-venv system-deps
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto
 
 test-slow: test-venv system-deps
 	$(BIN)/python -m pytest -q -m slow
