@@ -305,7 +305,18 @@ class EvseMachine:
         return "Scheduled" if (not operative and self.transaction is not None) else "Accepted"
 
     async def _on_limit(self, amps: float):
-        self.limit_A = max(0.0, min(float(amps), self.max_current_A))
+        limit = max(0.0, min(float(amps), self.max_current_A))
+        if limit == self.limit_A:
+            return
+        before = self._target_status()
+        self.limit_A = limit
+        after = self._target_status()
+        if self.transaction is not None and self.tx_authorized and after is before:
+            # 2.0.1 E: the CSMS hears of a new rate for a running transaction (ChargingRateChanged);
+            # a change that suspends or resumes charging is reported as the state change it causes.
+            self.journal.add_status(self.transaction.ref, after.value, timestamp=self.clock.time(),
+                                    ev_connected=self.pilot in PLUGGED, trigger="ChargingRateChanged")
+            self._on_transaction(self.evse_id, self.transaction)
 
     async def _on_fault(self, code: str, active: bool):
         (self.faults.add if active else self.faults.discard)(code)

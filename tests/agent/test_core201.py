@@ -266,6 +266,10 @@ async def test_core201_smart_charging_profiles(tmp_path, csms):
         result = await csms.call("CP1", call201.SetChargingProfile(evse_id=1, charging_profile=tx_default))
         assert result.status == "Accepted"
         await wait_until(lambda: agent.hal.evse(1).pilot.current_limit_A == 13)
+        # The running transaction's new rate is reported (E: triggerReason ChargingRateChanged).
+        await wait_until(lambda: any(e["triggerReason"] == "ChargingRateChanged" for e in events(csms)))
+        changed = next(e for e in events(csms) if e["triggerReason"] == "ChargingRateChanged")
+        assert changed["eventType"] == "Updated" and changed["transactionInfo"]["chargingState"] == "Charging"
         composite = await csms.call("CP1", call201.GetCompositeSchedule(duration=600, evse_id=1))
         assert composite.schedule["charging_schedule_period"] == [{"start_period": 0, "limit": 13.0}]
         result = await csms.call("CP1", call201.GetChargingProfiles(request_id=5, charging_profile={
