@@ -16,7 +16,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar
 
-from ocpp.charge_point import camel_to_snake_case, remove_nones, serialize_as_dict, snake_to_camel_case
+from ocpp.charge_point import remove_nones, serialize_as_dict
 from ocpp.exceptions import OCPPError
 from ocpp.messages import Call, CallResult
 from ocpp.routing import on
@@ -25,6 +25,7 @@ from agent.clock import Clock
 from agent.liveness import TICK_S
 from agent.errors import CallAborted, CallTimeout, ConnectionLost, ProtocolFailure
 from agent.protocol import rpc
+from agent.protocol.keys import to_camel, to_snake
 from agent.transport import backoff_delays
 
 log = logging.getLogger("agent.ocpp")
@@ -170,7 +171,7 @@ class AdapterBase:
             raise rpc.FrameError(frame.message_id, rpc.error_code(self.ocpp_version, meaning), f"{frame.action} is {detail}")
         if not handlers.get("_skip_schema_validation", False):
             self._check_payload(frame)
-        kwargs = camel_to_snake_case(frame.payload)
+        kwargs = to_snake(frame.payload)
         try:
             result = handler(**kwargs)
             if inspect.isawaitable(result):
@@ -193,7 +194,7 @@ class AdapterBase:
             raise rpc.FrameError(frame.message_id, rpc.error_code(self.ocpp_version, meaning), description)
 
     def _reply_frame(self, frame: Frame, result) -> str:
-        body = snake_to_camel_case(remove_nones(serialize_as_dict(result)))
+        body = to_camel(remove_nones(serialize_as_dict(result)))
         problem = rpc.validate(self.ocpp_version, 3, frame.action, body)
         if problem is not None:
             # Our own bug: never put an invalid CALLRESULT on the wire.
@@ -235,7 +236,7 @@ class AdapterBase:
         (the library's ``suppress=True`` default hides failures).
         """
         action = payload.__class__.__name__
-        body = remove_nones(snake_to_camel_case(serialize_as_dict(payload)))
+        body = remove_nones(to_camel(serialize_as_dict(payload)))
         problem = rpc.validate(self.ocpp_version, 2, action, body)
         if problem is not None:
             raise ValueError(f"refusing to send invalid {action}: {problem[1]}")
@@ -265,7 +266,7 @@ class AdapterBase:
         if problem is not None:
             raise InvalidResponse(f"{action} response from CSMS is invalid: {problem[1]}")
         try:
-            return getattr(self._call_result, action)(**camel_to_snake_case(frame.payload))
+            return getattr(self._call_result, action)(**to_snake(frame.payload))
         except TypeError as exc:
             raise InvalidResponse(f"{action} response from CSMS is invalid: {exc}") from None
 

@@ -6,11 +6,12 @@ from __future__ import annotations
 import json
 import logging
 
-from ocpp.charge_point import snake_to_camel_case
 from ocpp.exceptions import OccurrenceConstraintViolationError
 from ocpp.routing import after, on
 from ocpp.v201 import call, call_result
 from ocpp.v201.enums import Action
+
+from agent.protocol.keys import to_camel
 
 log = logging.getLogger("agent.ocpp201")
 
@@ -103,7 +104,7 @@ class DeviceModelHandlers:
         chunks = self.core.device_model.chunk(
             items, items_per_message=self._limit("ItemsPerMessage", "GetReport"),
             bytes_per_message=self._limit("BytesPerMessage", "GetReport"),
-            size_of=lambda part: len(json.dumps(snake_to_camel_case(part))) + 200)
+            size_of=lambda part: len(json.dumps(to_camel(part))) + 200)
         generated_at = self.clock.now_iso()
         for seq_no, part in enumerate(chunks):
             await self.call(call.NotifyReport(request_id=request_id, generated_at=generated_at, seq_no=seq_no,

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 
-from ocpp.charge_point import snake_to_camel_case
 from ocpp.exceptions import FormatViolationError, OccurrenceConstraintViolationError
 from ocpp.routing import after, on
 from ocpp.v201 import call, call_result
@@ -21,6 +20,7 @@ from ocpp.v201.enums import Action
 from agent.clock import format_iso
 from agent.core.customer_info import Customer, pack
 from agent.core.monitoring import ClearMonitorStatus, MonitorEvent, MonitorRequest, SetMonitorStatus
+from agent.protocol.keys import to_camel
 from agent.protocol.v201_codec import notify_event
 
 log = logging.getLogger("agent.ocpp201")
@@ -100,7 +100,7 @@ class MonitoringHandlers201:
         if count is not None and len(items) > int(count):
             raise OccurrenceConstraintViolationError(
                 description=f"{len(items)} items; MonitoringCtrlr.ItemsPerMessage[{message}] is {count}")
-        size = len(json.dumps(snake_to_camel_case(items)))
+        size = len(json.dumps(to_camel(items)))
         limit = model.get("MonitoringCtrlr", "BytesPerMessage", variable_instance=message).value
         if limit is not None and size > int(limit):
             raise FormatViolationError(description=f"about {size} bytes; "
@@ -185,7 +185,7 @@ class MonitoringHandlers201:
         chunks = self.core.device_model.chunk(
             items, items_per_message=self._limit("ItemsPerMessage", "GetReport"),
             bytes_per_message=self._limit("BytesPerMessage", "GetReport"),
-            size_of=lambda part: len(json.dumps(snake_to_camel_case(part))) + 200)
+            size_of=lambda part: len(json.dumps(to_camel(part))) + 200)
         generated_at = self.clock.now_iso()
         for seq_no, part in enumerate(chunks):
             await self.call(call.NotifyMonitoringReport(request_id=request_id, seq_no=seq_no, generated_at=generated_at,

@@ -1,8 +1,6 @@
 """Tests of the Local Authorization List: the core list on a real StateStore, the Authorizer using it,
 and SendLocalList / GetLocalListVersion end to end on OCPP 1.6 and 2.0.1."""
 
-import time
-
 import pytest
 from ocpp.v16 import call as call16
 from ocpp.v201 import call as call201
@@ -165,18 +163,15 @@ def test_local_list_persists_across_reopen(tmp_path):
         assert store.get(VERSION_KEY) == 7
 
 
-def test_local_list_full_update_of_10000_entries_is_fast(local):
+def test_local_list_full_update_of_10000_entries_replaces_the_old_list(local):
+    """10,000 entries replace 10,000 others (the time it takes end to end is a benchmark:
+    `python -m tests.bench --only profiles16_local_list_full`)."""
     local.update(1, tokens(10_000, "OLD"), full=True)  # something to replace
-    started = time.perf_counter()
     result = local.update(2, tokens(10_000), full=True)
-    elapsed = time.perf_counter() - started
-    print(f"\nfull local list of 10,000 entries replaced in {elapsed * 1000:.1f} ms")
     assert result is Result.ACCEPTED and len(local) == 10_000
-    assert elapsed < 1.0
-    started = time.perf_counter()
     for i in range(0, 10_000, 10):
         assert local.lookup(f"t{i:05d}") == ACCEPTED
-    print(f"1,000 lookups in {(time.perf_counter() - started) * 1000:.1f} ms")
+    assert local.lookup("OLD00000") is None
 
 
 def test_local_list_repr_shows_state(local):

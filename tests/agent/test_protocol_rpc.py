@@ -294,3 +294,17 @@ async def test_rpc_16_silent_while_rejected(station16):
     await conn.inbox.put('[2,"m1","ClearCache",{}]')
     with pytest.raises(asyncio.TimeoutError):
         await conn.next_out(timeout=0.2)
+
+
+def test_memoized_key_conversion_matches_the_library():
+    """agent.protocol.keys converts exactly as the ocpp library does (it only remembers the answers)."""
+    from ocpp.charge_point import camel_to_snake_case, snake_to_camel_case
+
+    from agent.protocol.keys import to_camel, to_snake
+
+    sample = {"connectorId": 1, "idTagInfo": {"parentIdTag": "x", "expiryDate": None},
+              "ocppCSMSURL": "ws://x", "chargingSchedule": [{"chargingSchedulePeriod": [{"startPeriod": 0}]}],
+              "V2GCertificateChain": [], "evseId": 2, "soc": 1, "SOCLimitReached": True}
+    assert to_snake(sample) == camel_to_snake_case(sample)
+    snake = camel_to_snake_case(sample)
+    assert to_camel(snake) == snake_to_camel_case(snake)
