@@ -23,7 +23,8 @@ def support_table(ocpp_version: str) -> list[dict]:
             supported = action in adapter.sends
         else:
             supported = action in handled and action in adapter.sends
-        rows.append({"action": action, "initiator": initiator, "profile": profile, "supported": supported})
+        rows.append({"action": action, "initiator": initiator, "profile": profile, "supported": supported,
+                     "why_not": None if supported else getattr(adapter, "not_offered", {}).get(action)})
     return rows
 
 
@@ -45,9 +46,14 @@ def render_pics(ocpp_version: str) -> str:
         "| Message | Initiated by | Profile / functional block | Supported |",
         "|---|---|---|---|",
     ]
-    lines += [f"| {r['action']} | {r['initiator']} | {r['profile']} | {'yes' if r['supported'] else 'no'} |" for r in rows]
+    lines += [f"| {r['action']} | {r['initiator']} | {r['profile']} | {_support(r)} |" for r in rows]
     done = sum(r["supported"] for r in rows)
-    lines += ["", f"{done} of {len(rows)} messages supported."]
+    lines += ["", f"{done} of {len(rows)} messages supported. A CSMS request marked \"no\" is answered with a "
+              "CALLERROR NotSupported; the station never sends a message marked \"no\"."]
     return "\n".join(lines)
 
 
+def _support(row: dict) -> str:
+    if row["supported"]:
+        return "yes"
+    return f"no ({row['why_not']})" if row["why_not"] else "no"

@@ -53,6 +53,14 @@ class Ocpp201Adapter(CertificateHandlers201, DeviceModelHandlers, FirmwareHandle
                        "NotifyChargingLimit", "NotifyDisplayMessages", "NotifyMonitoringReport",
                        "NotifyCustomerInformation"})
 
+    #: Messages this station does not offer, and why (read by `ocpp-agent pics`).
+    not_offered = {
+        "NotifyEVChargingNeeds": "needs an ISO 15118 stack", "NotifyEVChargingSchedule": "needs an ISO 15118 stack",
+        "Get15118EVCertificate": "needs an ISO 15118 stack", "GetCertificateStatus": "needs an ISO 15118 stack",
+        "PublishFirmware": "a local controller's", "UnpublishFirmware": "a local controller's",
+        "PublishFirmwareStatusNotification": "a local controller's",
+    }
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._reported: dict[int, str] = {}  # connector status last sent on this connection

@@ -56,3 +56,10 @@ def test_pics_documents_match_the_code(version):
 
     path = Path(__file__).resolve().parents[2] / "docs" / f"PICS-{version}.md"
     assert path.read_text() == pics.render_pics(version) + "\n", f"{path.name} is stale: run `make docs`"
+
+
+def test_pics_explains_every_201_message_it_does_not_offer():
+    rows = pics.support_table("2.0.1")
+    unexplained = [r["action"] for r in rows if not r["supported"] and not r["why_not"]]
+    assert unexplained == []
+    assert "| PublishFirmware | CSMS | L Firmware Management | no (a local controller's) |" in pics.render_pics("2.0.1")
