@@ -111,7 +111,10 @@ class Soak:
             "rss_growth_kib": int(statistics.median(s["rss_kib"] for s in late)
                                   - statistics.median(s["rss_kib"] for s in settled)),
             "threads_after_warmup": max(s["threads"] for s in settled), "threads_late_max": max(s["threads"] for s in tail),
-            "fds_after_warmup": max(s["fds"] for s in settled), "fds_late_max": max(s["fds"] for s in tail),
+            # Descriptors come and go for a moment (a control-socket client, a SQLite journal): a leak
+            # shows as a higher baseline, so the typical (median) count of each window is compared.
+            "fds_after_warmup": int(statistics.median(s["fds"] for s in settled)),
+            "fds_late": int(statistics.median(s["fds"] for s in tail)), "fds_late_max": max(s["fds"] for s in tail),
             "log_bound_bytes": self.bound_bytes, "log_stored_max_bytes": max(s["log_stored_bytes"] for s in self.samples),
             "log_rows_trimmed": self.samples[-1]["log_first_row"] - 1,
             "log_file_bytes_end": self.samples[-1]["log_file_bytes"],
@@ -128,7 +131,7 @@ def check(result: dict, *, memory: bool) -> None:
     assert result["lost"] == 0 and result["duplicated"] == 0, result
     assert result["exactly_once"] == result["transactions"] >= result["sessions"] > 0, result
     assert result["threads_late_max"] <= result["threads_after_warmup"], result
-    assert result["fds_late_max"] <= result["fds_after_warmup"], result
+    assert result["fds_late"] <= result["fds_after_warmup"], result
     assert result["log_stored_max_bytes"] <= result["log_bound_bytes"], result
     assert result["log_rows_trimmed"] > 0, "the message log never reached its bound: the soak proves nothing"
     assert result["log_file_bytes_end"] <= 2 * result["log_bound_bytes"] + FILE_SLACK_BYTES, result
