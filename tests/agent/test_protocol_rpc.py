@@ -308,3 +308,61 @@ def test_memoized_key_conversion_matches_the_library():
     assert to_snake(sample) == camel_to_snake_case(sample)
     snake = camel_to_snake_case(sample)
     assert to_camel(snake) == snake_to_camel_case(snake)
+
+
+PROFILE16 = {"connectorId": 1, "csChargingProfiles": {
+    "chargingProfileId": 1, "stackLevel": 0, "chargingProfilePurpose": "TxDefaultProfile",
+    "chargingProfileKind": "Absolute", "chargingSchedule": {
+        "chargingRateUnit": "A", "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 21.4}]}}}
+
+
+@pytest.mark.parametrize("version, message_type, action, payload", [
+    ("1.6", 2, "ChangeAvailability", {"connectorId": 1, "type": "Operative"}),
+    ("1.6", 2, "ChangeAvailability", {"connectorId": True, "type": "Operative"}),
+    ("1.6", 2, "ChangeAvailability", {"connectorId": 1.0, "type": "Operative"}),
+    ("1.6", 2, "ChangeAvailability", {"connectorId": 1, "type": "Operative", "extra": 1}),
+    ("1.6", 2, "ReserveNow", {"connectorId": 1, "expiryDate": "tomorrow", "idTag": "A", "reservationId": 1}),
+    ("1.6", 2, "SendLocalList", {"listVersion": 1, "updateType": "Full",
+                                 "localAuthorizationList": [{"idTag": "A"}, {"idTag": "B" * 21}]}),
+    ("1.6", 3, "GetConfiguration", {"configurationKey": [{"key": "K", "readonly": "no"}]}),
+    ("1.6", 2, "SetChargingProfile", PROFILE16),
+    ("2.0.1", 2, "GetVariables", {"getVariableData": [{"component": {"name": "C"}, "variable": {"name": "V"}}]}),
+    ("2.0.1", 2, "GetVariables", {"getVariableData": [{"component": {"name": "C", "evse": {"id": "1"}},
+                                                       "variable": {"name": "V"}}]}),
+    ("2.0.1", 3, "GetVariables", {"getVariableResult": [{"attributeStatus": "Maybe", "component": {"name": "C"},
+                                                         "variable": {"name": "V"}}]}),
+    ("2.0.1", 2, "GetVariables", {"getVariableData": []}),
+])
+def test_rpc_validate_answers_as_jsonschema_alone_does(monkeypatch, version, message_type, action, payload):
+    """The fast check only decides "valid"; every verdict and error text is jsonschema's."""
+    from agent.protocol import rpc
+
+    key = (version, message_type, action)
+    answer = rpc.validate(*key, payload)
+    assert rpc._fast_checks[key] is not None  # the fast path was in use
+    monkeypatch.setitem(rpc._fast_checks, key, None)
+    assert answer == rpc.validate(*key, payload)
+
+
+def test_rpc_decimal_actions_keep_their_tenths():
+    """SetChargingProfile's multipleOf 0.1 still holds 21.4 valid and 21.45 invalid on the fast path."""
+    from agent.protocol import rpc
+
+    assert rpc.validate("1.6", 2, "SetChargingProfile", PROFILE16) is None
+    bad = json.loads(json.dumps(PROFILE16).replace("21.4", "21.45"))
+    meaning, description = rpc.validate("1.6", 2, "SetChargingProfile", bad)
+    assert meaning == "property" and "multiple of 0.1" in description
+
+
+@pytest.mark.parametrize("limit", ["1e40", "1e400", "NaN"])
+def test_rpc_a_number_the_schema_rules_cannot_handle_is_a_property_violation(limit):
+    """jsonschema's multipleOf raises on such Decimals; the station refuses the value instead of failing."""
+    import json as _json
+
+    from agent.protocol import rpc
+
+    payload = _json.loads('{"connectorId": 1, "csChargingProfiles": {"chargingProfileId": 1, "stackLevel": 0, '
+                          '"chargingProfilePurpose": "TxDefaultProfile", "chargingProfileKind": "Absolute", '
+                          '"chargingSchedule": {"chargingRateUnit": "A", "chargingSchedulePeriod": '
+                          '[{"startPeriod": 0, "limit": ' + limit + '}]}}}')
+    assert rpc.validate("1.6", 2, "SetChargingProfile", payload)[0] == "property"
