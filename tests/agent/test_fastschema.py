@@ -412,7 +412,8 @@ def check_agreement(key, payload):
     verdict = outcome(lambda: fast(instance))
     if isinstance(errors, type):  # jsonschema raises (NaN under a Decimal multipleOf...): never "valid"
         assert verdict is not True, (key, payload)
-        assert isinstance(outcome(lambda: rpc.validate(*key, payload)), type)
+        # rpc.validate refuses such a number as a property violation instead of raising.
+        assert rpc.validate(*key, payload)[0] == "property"
         return
     assert verdict is (not errors), (key, payload, errors[:1])
     expected = None if not errors else (rpc._meaning_of(errors[0]), rpc._describe(errors[0]))
@@ -434,7 +435,9 @@ SETTINGS = dict(deadline=None, database=None, suppress_health_check=[
 
 
 @pytest.mark.parametrize("key", KEYS, ids=lambda k: f"{k[0]}-{k[2]}-{'req' if k[1] == 2 else 'conf'}")
-@settings(max_examples=5, **SETTINGS)
+# The default run is reproducible (derandomized): CI must not turn red on a new random draw;
+# the slow run below explores at random.
+@settings(max_examples=5, derandomize=True, **SETTINGS)
 @given(data=st.data())
 def test_fast_check_agrees_with_jsonschema(key, data):
     check_agreement(key, data.draw(strategy_for(key, big=False)))
