@@ -269,6 +269,7 @@ def render(data: dict) -> str:
         f"Machine: {env['cpu']}, {env['cores']} cores, {env['memory']} RAM, {env['architecture']}, {env['os']}, "
         f"kernel {env['kernel']}.",
         f"Software: {env['python']}; " + ", ".join(f"{k} {v}" for k, v in env["packages"].items()) + ".",
+        *([f"Note: {env['note']}."] if env.get("note") else []),  # figures merged from a partial re-run
         "",
         *_outcomes(data.get("outcomes", [])),
     ]
