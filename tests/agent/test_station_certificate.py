@@ -261,14 +261,15 @@ def fast(tmp_path, **overrides):
 
 
 async def test_no_answer_repeats_with_doubling_waits_then_gives_up(tmp_path):
-    station, csms = fast(tmp_path), Csms()
+    # Waits long enough that a busy machine's scheduling delay (tens of ms) cannot blur the doubling.
+    station, csms = fast(tmp_path, cert_signing_wait_minimum_s=0.25), Csms()
     started = asyncio.get_running_loop().time()
     assert await station.request_signature(csms.send) is False
     times = [t for t, _ in csms.sent]
     assert len(times) == 3  # the first request and 2 repeats
     gaps = [b - a for a, b in zip(times, times[1:])]
-    assert 0.05 <= gaps[0] < 0.1 <= gaps[1] < 0.2  # the wait, then twice the wait
-    assert asyncio.get_running_loop().time() - started >= 0.05 + 0.1 + 0.2  # the last wait too
+    assert 0.25 <= gaps[0] < 0.5 <= gaps[1]  # the wait, then twice the wait
+    assert asyncio.get_running_loop().time() - started >= 0.25 + 0.5 + 1.0  # the last wait too
     keys = [x509.load_pem_x509_csr(csr.encode()).public_key() for _, csr in csms.sent]
     assert keys[0] == keys[1] == keys[2]  # every repeat asks for the same key
 
