@@ -52,3 +52,11 @@ def format_iso(unix_time: float) -> str:
     """Unix time as ISO 8601 UTC with milliseconds and a Z suffix."""
     stamp = datetime.fromtimestamp(unix_time, tz=timezone.utc)
     return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z"
+
+
+def unix_time(value: str | None) -> float | None:
+    """An OCPP dateTime as unix time (None or "" stays None); one without an offset is UTC, as OCPP intends."""
+    if not value:
+        return None
+    moment = datetime.fromisoformat(value)
+    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()

@@ -12,8 +12,9 @@ from ocpp.routing import on
 from ocpp.v16 import call, call_result
 from ocpp.v16.enums import Action
 
+from agent.clock import unix_time
 from agent.core import diagnostics
-from agent.protocol.v201_diagnostics import GetLogHandlers, unix_time
+from agent.protocol.v201_diagnostics import GetLogHandlers
 
 # The job's statuses as DiagnosticsStatus. A cancelled GetDiagnostics says nothing: the newer
 # request's statuses follow, and without a request id the CSMS could not tell the two apart.

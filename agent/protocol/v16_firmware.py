@@ -16,15 +16,16 @@ smaller vocabulary this module maps onto.
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
 
 from ocpp.exceptions import NotSupportedError
 from ocpp.routing import on
 from ocpp.v16 import call, call_result
 from ocpp.v16.enums import Action
 
+from agent.clock import unix_time
 from agent.core import firmware as fw
-from agent.core.firmware import FirmwareRequest, firmware_job
+from agent.core.firmware import FirmwareRequest
+from agent.protocol.firmware_handlers import FirmwareJobHandlers
 
 log = logging.getLogger("agent.ocpp16")
 
@@ -39,35 +40,8 @@ _PLAIN_NOW = {fw.DOWNLOAD_SCHEDULED: fw.IDLE, fw.SIGNATURE_VERIFIED: fw.DOWNLOAD
               fw.INSTALL_SCHEDULED: fw.DOWNLOADED, fw.INSTALL_REBOOTING: fw.INSTALLING}
 
 
-def _timestamp(value: str | None) -> float | None:
-    """An OCPP dateTime as unix time; a time without offset is taken as UTC, as OCPP intends."""
-    if not value:
-        return None
-    moment = datetime.fromisoformat(value)
-    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
-
-
-def firmware_request(firmware_type: dict, *, request_id: int | None, retries: int | None,
-                     retry_interval: int | None) -> FirmwareRequest:
-    """A FirmwareType (the 1.6 security extension's and 2.0.1's are the same) as the core's request."""
-    # the adapter base has checked the date-time formats against the schema already
-    return FirmwareRequest(location=firmware_type["location"],
-                           retrieve_at=_timestamp(firmware_type["retrieve_date_time"]),
-                           install_at=_timestamp(firmware_type.get("install_date_time")),
-                           retries=retries, retry_interval_s=retry_interval, request_id=request_id,
-                           signing_certificate=firmware_type.get("signing_certificate"),
-                           signature=firmware_type.get("signature"))
-
-
-class FirmwareHandlers16:
+class FirmwareHandlers16(FirmwareJobHandlers):
     """Mixed into the 1.6 adapter."""
-
-    def _firmware_job(self):
-        """The core's job, taking over its reports for this connection; None when the station has none."""
-        job = firmware_job(self.core, clock=self.clock.time)
-        if job is not None:
-            job.attach(self._firmware_status)
-        return job
 
     @on(Action.update_firmware)
     def on_update_firmware(self, location: str, retrieve_date: str, retries: int | None = None,
@@ -76,7 +50,7 @@ class FirmwareHandlers16:
         job = self._firmware_job()
         if job is None:
             raise NotSupportedError(description="firmware updates are not configured on this station")
-        request = FirmwareRequest(location, _timestamp(retrieve_date), retries=retries, retry_interval_s=retry_interval)
+        request = FirmwareRequest(location, unix_time(retrieve_date), retries=retries, retry_interval_s=retry_interval)
         answer = job.schedule(request)
         if answer == fw.REJECTED:  # 1.6 gives no way to say so
             log.warning("UpdateFirmware for %s ignored: the station cannot take it now", location)
@@ -86,12 +60,8 @@ class FirmwareHandlers16:
     def on_signed_update_firmware(self, request_id: int, firmware: dict, retries: int | None = None,
                                   retry_interval: int | None = None, **_):
         """SignedUpdateFirmware: Accepted, AcceptedCanceled, Rejected or InvalidCertificate; statuses follow."""
-        job = self._firmware_job()
-        if job is None:
-            return call_result.SignedUpdateFirmware(status=fw.REJECTED)
-        request = firmware_request(firmware, request_id=request_id, retries=retries, retry_interval=retry_interval)
-        status = job.schedule(request)
-        self.outbox_changed()  # an invalid certificate is a security event: send it now
+        status = self._schedule_firmware(firmware, request_id=request_id, retries=retries,
+                                         retry_interval=retry_interval)
         return call_result.SignedUpdateFirmware(status=status)
 
     def _firmware_status(self, status: str, request_id: int | None):

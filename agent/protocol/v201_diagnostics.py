@@ -8,19 +8,11 @@ reuses it. The upload job is the core's (``core.logs``), built on first use.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
 
 from ocpp.routing import on
 
+from agent.clock import unix_time
 from agent.core import diagnostics
-
-
-def unix_time(value: str | None) -> float | None:
-    """An OCPP dateTime as unix time (None stays None); one without offset is UTC, as OCPP intends."""
-    if not value:
-        return None
-    moment = datetime.fromisoformat(value)
-    return (moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)).timestamp()
 
 
 class GetLogHandlers:

@@ -19,7 +19,7 @@ from ocpp.v201.enums import Action
 
 from agent.core import firmware as fw
 from agent.core.firmware import firmware_job
-from agent.protocol.v16_firmware import firmware_request
+from agent.protocol.firmware_handlers import FirmwareJobHandlers
 
 log = logging.getLogger("agent.ocpp201")
 
@@ -29,26 +29,15 @@ BOOT_REASON_KEY = "ocpp201:boot_reason"
 FIRMWARE_UPDATE = "FirmwareUpdate"
 
 
-class FirmwareHandlers201:
+class FirmwareHandlers201(FirmwareJobHandlers):
     """Mixed into the 2.0.1 adapter."""
-
-    def _firmware_job(self):
-        """The core's job, taking over its reports for this connection; None when the station has none."""
-        job = firmware_job(self.core, clock=self.clock.time)
-        if job is not None:
-            job.attach(self._firmware_status)
-        return job
 
     @on(Action.update_firmware)
     def on_update_firmware(self, request_id: int, firmware: dict, retries: int | None = None,
                            retry_interval: int | None = None, **_):
         """UpdateFirmware: Accepted, AcceptedCanceled, Rejected or InvalidCertificate; statuses follow."""
-        job = self._firmware_job()
-        if job is None:
-            return call_result.UpdateFirmware(status=fw.REJECTED)
-        request = firmware_request(firmware, request_id=request_id, retries=retries, retry_interval=retry_interval)
-        status = job.schedule(request)
-        self.outbox_changed()  # an invalid certificate is a security event: send it now
+        status = self._schedule_firmware(firmware, request_id=request_id, retries=retries,
+                                         retry_interval=retry_interval)
         return call_result.UpdateFirmware(status=status)
 
     def _firmware_status(self, status: str, request_id: int | None):
