@@ -40,3 +40,17 @@ class FirmwareJobHandlers:
                                                retry_interval=retry_interval))
         self.outbox_changed()  # an invalid certificate is a security event: send it now
         return status
+
+    async def on_accepted(self) -> None:
+        """Registered: take over the job's statuses and report an install that rebooted us."""
+        await super().on_accepted()
+        job = self._firmware_job()
+        if job is not None:
+            job.resume()
+
+    def on_disconnected(self) -> None:
+        """Stop sending firmware statuses through a dead connection."""
+        job = getattr(self.core, "firmware", None)
+        if job is not None:
+            job.detach(self._firmware_status)
+        super().on_disconnected()

@@ -86,19 +86,3 @@ class FirmwareHandlers16(FirmwareJobHandlers):
         job = getattr(self.core, "firmware", None)
         await self._notify(call.SignedFirmwareStatusNotification(
             status=job.status if job else fw.IDLE, request_id=job.request_id if job else None))
-
-    # ------------------------------------------------------------ connection
-
-    async def on_accepted(self) -> None:
-        """Registered: take over the job's statuses and report an install that rebooted us."""
-        await super().on_accepted()
-        job = self._firmware_job()
-        if job is not None:
-            job.resume()
-
-    def on_disconnected(self) -> None:
-        """Stop sending firmware statuses through a dead connection."""
-        job = getattr(self.core, "firmware", None)
-        if job is not None:
-            job.detach(self._firmware_status)
-        super().on_disconnected()

@@ -52,7 +52,7 @@ class FirmwareHandlers201(FirmwareJobHandlers):
         await self._notify(call.FirmwareStatusNotification(
             status=job.status if job else fw.IDLE, request_id=job.request_id if job else None))
 
-    # ------------------------------------------------------------ connection
+    # ------------------------------------------------------------ connection (the rest: FirmwareJobHandlers)
 
     async def boot(self) -> None:
         """Register; the reason is FirmwareUpdate when an install was under way as the agent stopped."""
@@ -60,17 +60,3 @@ class FirmwareHandlers201(FirmwareJobHandlers):
         if job is not None and job.rebooted_while_installing():
             self.core.store.put(BOOT_REASON_KEY, FIRMWARE_UPDATE)
         await super().boot()
-
-    async def on_accepted(self) -> None:
-        """Registered: take over the job's statuses and report an install that rebooted us."""
-        await super().on_accepted()
-        job = self._firmware_job()
-        if job is not None:
-            job.resume()
-
-    def on_disconnected(self) -> None:
-        """Stop sending firmware statuses through a dead connection."""
-        job = getattr(self.core, "firmware", None)
-        if job is not None:
-            job.detach(self._firmware_status)
-        super().on_disconnected()
