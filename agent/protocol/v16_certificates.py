@@ -4,32 +4,20 @@ GetInstalledCertificateIds over the core's certificate store, and the station's 
 
 from __future__ import annotations
 
-import logging
-
-from ocpp.exceptions import NotSupportedError
 from ocpp.routing import on
 from ocpp.v16 import call, call_result
 from ocpp.v16.enums import Action
 
 from agent.core.certificates import CSMS_ROOT, MANUFACTURER_ROOT
+from agent.protocol.certificate_handlers import HASH_KEYS, CertificateAccess
 
 #: 1.6 CertificateUse -> the store's neutral use type.
 USE_FROM_16 = {"CentralSystemRootCertificate": CSMS_ROOT, "ManufacturerRootCertificate": MANUFACTURER_ROOT}
-_HASH_KEYS = ("hash_algorithm", "issuer_name_hash", "issuer_key_hash", "serial_number")
-
-log = logging.getLogger("agent.ocpp16")
 
 
-class CertificateHandlers16:
+class CertificateHandlers16(CertificateAccess):
     """Mixed into the 1.6 adapter: the store is ``self.core.certificates``, the station's own certificate
     ``self.core.station_certificate`` (absent or None: NotSupported)."""
-
-    def _certificates(self):
-        """The core's store; a CALLERROR NotSupported until the composition root provides one."""
-        store = getattr(self.core, "certificates", None) if self.core is not None else None
-        if store is None:
-            raise NotSupportedError(description="no certificate store")
-        return store
 
     @on(Action.install_certificate)
     def on_install_certificate(self, certificate_type: str, certificate: str, **_):
@@ -49,31 +37,17 @@ class CertificateHandlers16:
         if not found:
             return call_result.GetInstalledCertificateIds(status="NotFound")
         return call_result.GetInstalledCertificateIds(
-            status="Accepted", certificate_hash_data=[{key: item[key] for key in _HASH_KEYS} for item in found])
+            status="Accepted", certificate_hash_data=[{key: item[key] for key in HASH_KEYS} for item in found])
 
     # ------------------------------------------------------------ the station's own certificate
-
-    def _station_certificate(self):
-        """The core's station certificate (agent.core.station_certificate), or None without one."""
-        return getattr(self.core, "station_certificate", None) if self.core is not None else None
 
     @on(Action.certificate_signed)
     def on_certificate_signed(self, certificate_chain: str, **_):
         """CertificateSigned: Accepted when the chain fits the pending request; used from the next connection."""
-        station_certificate = self._station_certificate()
-        if station_certificate is None:
-            raise NotSupportedError(description="no station certificate")
-        status = station_certificate.certificate_signed(certificate_chain)
-        if status == "Rejected":
-            self.outbox_changed()  # a security event may be waiting
-        return call_result.CertificateSigned(status=status)
+        return call_result.CertificateSigned(status=self._accept_chain(certificate_chain))
 
     async def _extended_trigger_SignChargePointCertificate(self, connector_id: int | None) -> None:  # noqa: N802
-        station_certificate = self._station_certificate()
-        if station_certificate is None:
-            log.warning("SignChargePointCertificate triggered, but this station has no certificate service")
-            return
-        await station_certificate.request_signature(self._sign_certificate)
+        await self._request_station_signature("SignChargePointCertificate")
 
     async def _sign_certificate(self, csr: str) -> str:
         """SignCertificate with a PEM request; the CSMS's status."""

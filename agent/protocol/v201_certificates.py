@@ -4,33 +4,22 @@ M05 InstallCertificate) over the core's certificate store, and the station's own
 
 from __future__ import annotations
 
-import logging
-
-from ocpp.exceptions import NotSupportedError
 from ocpp.routing import on
 from ocpp.v201 import call, call_result
 from ocpp.v201.enums import Action
 
-_HASH_KEYS = ("hash_algorithm", "issuer_name_hash", "issuer_key_hash", "serial_number")
+from agent.protocol.certificate_handlers import HASH_KEYS, CertificateAccess
+
 #: The only certificate this station signs for itself: no ISO 15118, so no V2GCertificate.
 STATION_CERTIFICATE = "ChargingStationCertificate"
 
-log = logging.getLogger("agent.ocpp201")
 
-
-class CertificateHandlers201:
+class CertificateHandlers201(CertificateAccess):
     """Mixed into the 2.0.1 adapter: the store is ``self.core.certificates`` (absent or None: NotSupported).
 
     2.0.1 use types are the store's own names, so nothing is translated. The station's own
     certificate is ``self.core.station_certificate``.
     """
-
-    def _certificates(self):
-        """The core's store; a CALLERROR NotSupported until the composition root provides one."""
-        store = getattr(self.core, "certificates", None) if self.core is not None else None
-        if store is None:
-            raise NotSupportedError(description="no certificate store")
-        return store
 
     @on(Action.install_certificate)
     def on_install_certificate(self, certificate_type: str, certificate: str, **_):
@@ -49,14 +38,10 @@ class CertificateHandlers201:
         if not found:
             return call_result.GetInstalledCertificateIds(status="NotFound")
         chain = [{"certificate_type": item["use"],
-                  "certificate_hash_data": {key: item[key] for key in _HASH_KEYS}} for item in found]
+                  "certificate_hash_data": {key: item[key] for key in HASH_KEYS}} for item in found]
         return call_result.GetInstalledCertificateIds(status="Accepted", certificate_hash_data_chain=chain)
 
     # ------------------------------------------------------------ A02/A03: the station's own certificate
-
-    def _station_certificate(self):
-        """The core's station certificate (agent.core.station_certificate), or None without one."""
-        return getattr(self.core, "station_certificate", None) if self.core is not None else None
 
     @on(Action.certificate_signed)
     def on_certificate_signed(self, certificate_chain: str, certificate_type: str = STATION_CERTIFICATE, **_):
@@ -64,22 +49,12 @@ class CertificateHandlers201:
 
         A V2GCertificate is Rejected: this station has no ISO 15118 and never asks for one.
         """
-        station_certificate = self._station_certificate()
-        if station_certificate is None:
-            raise NotSupportedError(description="no station certificate")
         if certificate_type != STATION_CERTIFICATE:
             return call_result.CertificateSigned(status="Rejected")
-        status = station_certificate.certificate_signed(certificate_chain)
-        if status == "Rejected":
-            self.outbox_changed()  # wake the outbox for the InvalidChargingStationCertificate event
-        return call_result.CertificateSigned(status=status)
+        return call_result.CertificateSigned(status=self._accept_chain(certificate_chain))
 
     async def _trigger_SignChargingStationCertificate(self, evse_id: int | None) -> None:  # noqa: N802
-        station_certificate = self._station_certificate()
-        if station_certificate is None:
-            log.warning("SignChargingStationCertificate triggered, but this station has no certificate service")
-            return
-        await station_certificate.request_signature(self._sign_certificate)
+        await self._request_station_signature("SignChargingStationCertificate")
 
     async def _sign_certificate(self, csr: str) -> str:
         """SignCertificate for the station certificate; the CSMS's status."""
