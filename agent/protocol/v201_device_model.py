@@ -99,6 +99,12 @@ class DeviceModelHandlers:
 
     async def _send_report(self, request_id: int) -> None:
         items = [item.as_report_data() for item in self._reports.pop(request_id, [])]
+        await self._send_in_parts(items, lambda part, **numbering: call.NotifyReport(
+            request_id=request_id, report_data=part, **numbering))
+
+    async def _send_in_parts(self, items: list, message) -> None:
+        """Send ``items`` in parts within GetReport's ItemsPerMessage / BytesPerMessage, each as
+        ``message(part, seq_no=, tbc=, generated_at=)`` (NotifyReport, NotifyMonitoringReport)."""
         if not items:
             return
         chunks = self.core.device_model.chunk(
@@ -107,5 +113,4 @@ class DeviceModelHandlers:
             size_of=lambda part: len(json.dumps(to_camel(part))) + 200)
         generated_at = self.clock.now_iso()
         for seq_no, part in enumerate(chunks):
-            await self.call(call.NotifyReport(request_id=request_id, generated_at=generated_at, seq_no=seq_no,
-                                              tbc=seq_no < len(chunks) - 1, report_data=part))
+            await self.call(message(part, seq_no=seq_no, tbc=seq_no < len(chunks) - 1, generated_at=generated_at))

@@ -180,16 +180,9 @@ class MonitoringHandlers201:
                   "variable_monitoring": [{"id": m.id, "transaction": m.transaction, "value": m.value,
                                            "type": m.type.value, "severity": m.severity} for m in monitors]}
                  for entry, monitors in groups]
-        if not items:
-            return
-        chunks = self.core.device_model.chunk(
-            items, items_per_message=self._limit("ItemsPerMessage", "GetReport"),
-            bytes_per_message=self._limit("BytesPerMessage", "GetReport"),
-            size_of=lambda part: len(json.dumps(to_camel(part))) + 200)
-        generated_at = self.clock.now_iso()
-        for seq_no, part in enumerate(chunks):
-            await self.call(call.NotifyMonitoringReport(request_id=request_id, seq_no=seq_no, generated_at=generated_at,
-                                                        tbc=seq_no < len(chunks) - 1, monitor=part))
+        # The device model's parts and numbering (DeviceModelHandlers is a base of the same adapter).
+        await self._send_in_parts(items, lambda part, **numbering: call.NotifyMonitoringReport(
+            request_id=request_id, monitor=part, **numbering))
 
     # ------------------------------------------------------------ N09/N10
 
