@@ -17,13 +17,13 @@ import sys
 from functools import partial
 from pathlib import Path
 
-from agent.clock import Clock
+from agent.runtime.clock import Clock
 from agent.config import AgentConfig, load_config
-from agent.errors import AgentError, ConfigError
-from agent.liveness import TICK_S, Liveness
-from agent.lockfile import DataDirLock
-from agent.logs import configure_logging
-from agent.sdnotify import Notifier
+from agent.errors import STATION_ERRORS, ConfigError
+from agent.runtime.liveness import TICK_S, Liveness
+from agent.runtime.lockfile import DataDirLock
+from agent.runtime.logging_setup import configure_logging
+from agent.runtime.sdnotify import Notifier
 
 log = logging.getLogger("agent")
 
@@ -65,12 +65,12 @@ class Agent:
         self._tasks.append(asyncio.create_task(self._watchdog(), name="watchdog"))
 
     def _open_state(self, data_dir: Path) -> None:
-        from agent.msglog import MessageLog
-        from agent.settings import Settings
-        from agent.store import StateStore
+        from agent.runtime.message_log import MessageLog
+        from agent.runtime.settings import Settings
+        from agent.runtime.store import StateStore
 
         self.store = StateStore(data_dir / "state.sqlite")
-        from agent.core.network import NetworkProfiles
+        from agent.core.management.network import NetworkProfiles
 
         # Before the settings load: an edited csms.security_profile replaces the CSMS's earlier raise.
         NetworkProfiles.forget_stale_raise(self.store, self.config.csms.security_profile)
@@ -88,7 +88,7 @@ class Agent:
         self.hal = await build_hal(self.config, emit=self.hal_events.put_nowait)
         await self.hal.start()
         if self.config.hal.backend == "mock":
-            from hal.mock_control import MockControlServer
+            from hal.mock.control import MockControlServer
 
             self.mock_control = MockControlServer(self.hal, data_dir / "mock-hal.sock",
                                                   status_provider=self._status_for_mock)
@@ -96,17 +96,17 @@ class Agent:
 
     async def _start_core(self) -> None:
         """The charging core: journal, authorization, EVSE machines, meter sampling."""
-        from agent.core.auth import AuthorizationCache, Authorizer
-        from agent.core.configuration import ConfigurationService
-        from agent.core.certificates import CertificateStore
-        from agent.core.display_messages import DisplayMessages
-        from agent.core.firmware import FirmwareJob, transaction_running
-        from agent.core.local_list import LocalAuthorizationList
-        from agent.core.metering import MeterSampler
+        from agent.core.charging.auth import AuthorizationCache, Authorizer
+        from agent.core.management.configuration import ConfigurationService
+        from agent.core.management.certificates import CertificateStore
+        from agent.core.device_model.display_messages import DisplayMessages
+        from agent.core.management.firmware import FirmwareJob, transaction_running
+        from agent.core.charging.local_list import LocalAuthorizationList
+        from agent.core.charging.metering import MeterSampler
         from agent.core.services import CoreServices
-        from agent.core.station import ChargingStation
-        from agent.core.station_certificate import StationCertificate
-        from agent.core.transactions import TransactionJournal
+        from agent.core.charging.station import ChargingStation
+        from agent.core.management.station_certificate import StationCertificate
+        from agent.core.charging.transactions import TransactionJournal
 
         station_cfg = self.config.station
         journal = TransactionJournal(self.store)
@@ -155,9 +155,9 @@ class Agent:
     def _monitoring_and_customer_info(self, local_list) -> None:
         """2.0.1 monitoring, told of every station change and meter reading (never polled), and
         customer information over the cache, the local list and the message log."""
-        from agent.core.auth import AuthorizationCache
-        from agent.core.customer_info import CustomerInformation
-        from agent.core.monitoring import Monitoring, preconfigured_monitors
+        from agent.core.charging.auth import AuthorizationCache
+        from agent.core.device_model.customer_info import CustomerInformation
+        from agent.core.device_model.monitoring import Monitoring, preconfigured_monitors
 
         self.core.customer_info = CustomerInformation(cache=AuthorizationCache(self.store, clock=self.clock),
                                                       local_list=local_list, message_log=self.message_log)
@@ -172,9 +172,9 @@ class Agent:
 
     def _network_profiles(self, certificates):
         """The connection profiles: the config file's [csms] as slot 0, and what the CSMS added."""
-        from agent.core.certificates import CSMS_ROOT
-        from agent.core.network import ConnectionProfile, NetworkProfiles
-        from agent.core.security_events import RECONFIGURATION
+        from agent.core.management.certificates import CSMS_ROOT
+        from agent.core.management.network import ConnectionProfile, NetworkProfiles
+        from agent.core.management.security_events import RECONFIGURATION
 
         station_certificate = self.core.station_certificate
         return NetworkProfiles(
@@ -187,7 +187,7 @@ class Agent:
 
     def _security_event(self, kind: str, tech_info: str | None = None) -> None:
         """Record a security event (durable) and have it sent when the CSMS can hear it."""
-        from agent.core.security_events import record_security_event
+        from agent.core.management.security_events import record_security_event
 
         record_security_event(self.store, kind, timestamp=self.clock.time(), tech_info=tech_info)
         if self.station is not None:
@@ -195,20 +195,20 @@ class Agent:
 
     def _csms_trust(self, ca_file: str) -> str:
         """The CA file the CSMS's TLS certificate is checked against: the config's plus the installed roots."""
-        from agent.core.certificates import CSMS_ROOT
+        from agent.core.management.certificates import CSMS_ROOT
 
         bundle = self.core.certificates.ca_bundle([CSMS_ROOT], extra=ca_file or None)
         return str(bundle) if bundle is not None else ca_file
 
     def _record_startup(self) -> None:
         """Security event: a power-up, or a restart the agent did itself (reset, graceful stop)."""
-        from agent.core.security_events import RESET_OR_REBOOT, STARTUP, record_security_event
+        from agent.core.management.security_events import RESET_OR_REBOOT, STARTUP, record_security_event
 
         restarted = self.store.get("station:restart_reason") is not None
         record_security_event(self.store, RESET_OR_REBOOT if restarted else STARTUP, timestamp=self.clock.time())
 
     def _security_setting_changed(self, name: str, value) -> None:
-        from agent.core.security_events import RECONFIGURATION
+        from agent.core.management.security_events import RECONFIGURATION
 
         if name == "security_profile" and self.session is not None:
             # 1.6 SecurityProfile: disconnect and come back with the new profile at once.
@@ -221,7 +221,7 @@ class Agent:
         """The 2.0.1 device model over the same settings, with the station's live facts."""
         from agent.core.device_model import DeviceModel, max_power_W, station_suppliers, variable_key
         from agent.core.device_model.station import meter_suppliers
-        from agent.core.monitoring import monitoring_variables
+        from agent.core.device_model.monitoring import monitoring_variables
 
         config = self.config
         computed = {
@@ -243,7 +243,7 @@ class Agent:
 
     def _status_for_mock(self, evse_id: int) -> dict:
         """`sim state`: the status last reported, in the words of the OCPP version in use."""
-        from agent.protocol import status_word
+        from agent.protocol.common.status import status_word
 
         if self.station is None:
             return {"status": None, "transaction_id": None}
@@ -259,8 +259,8 @@ class Agent:
 
     def _start_protocol(self) -> None:
         from agent.protocol import adapter_class
-        from agent.protocol.base import StationInfo
-        from agent.session import CsmsSession
+        from agent.protocol.common.adapter import StationInfo
+        from agent.link.supervisor import CsmsSession
 
         station = self.config.station
         info = StationInfo(station.vendor, station.model, station.serial_number, station.firmware_version)
@@ -407,7 +407,7 @@ def supported_profiles(ocpp_version: str) -> tuple[str, ...]:
     """1.6 feature profiles whose every message the adapter supports (SupportedFeatureProfiles)."""
     if ocpp_version != "1.6":
         return ()
-    from agent.pics import support_table
+    from agent.commands.pics import support_table
 
     rows = support_table("1.6")
     names = {"Core": "Core", "Firmware Management": "FirmwareManagement",
@@ -440,7 +440,7 @@ async def _main(config: AgentConfig, config_path: str | None) -> tuple[int, bool
     try:
         await agent.start()
         await agent.wait()
-    except AgentError as exc:
+    except STATION_ERRORS as exc:
         log.error("start-up failed: %s", exc)
         await agent.shutdown()
         return 1, None

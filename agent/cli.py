@@ -50,14 +50,14 @@ def cmd_check_config(args) -> int:
 
 def cmd_demo(args) -> int:
     """Run the self-contained demo."""
-    from agent.demo import run_demo
+    from agent.commands.demo import run_demo
 
     return run_demo(ocpp_version=args.ocpp, interactive=args.interactive)
 
 
 def cmd_sim(args) -> int:
     """Drive the mock HAL of a running agent."""
-    from hal.mock_client import run_sim
+    from hal.mock.client import run_sim
 
     config = _load_or_report(_config_path(args))
     if config is None:
@@ -67,7 +67,7 @@ def cmd_sim(args) -> int:
 
 def cmd_log(args) -> int:
     """Query the OCPP message log."""
-    from agent.logcmd import run_log_command
+    from agent.commands.log import run_log_command
 
     config = _load_or_report(_config_path(args))
     if config is None:
@@ -85,7 +85,7 @@ def cmd_log(args) -> int:
 
 def cmd_bench(args) -> int:
     """Hardware bring-up on a bench rig."""
-    from agent.bench import run_bench
+    from agent.commands.bench import run_bench
 
     config = _load_or_report(_config_path(args))
     if config is None:
@@ -95,7 +95,7 @@ def cmd_bench(args) -> int:
 
 def cmd_pics(args) -> int:
     """Print the implementation statement."""
-    from agent.pics import render_pics
+    from agent.commands.pics import render_pics
 
     print(render_pics(args.ocpp))
     return 0

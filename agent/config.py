@@ -20,7 +20,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from agent.errors import ConfigError
-from agent.settings import SETTINGS_BY_OCPP16, SETTINGS_BY_OCPP201, coerce_setting
+from agent.runtime.settings import SETTINGS_BY_OCPP16, SETTINGS_BY_OCPP201, coerce_setting
 
 DEFAULT_CONFIG_PATH = "/etc/ocpp-agent/agent.toml"
 

@@ -5,8 +5,16 @@ catch either (``except TimeoutError`` still works for ``CallTimeout``).
 """
 
 
+from hal.errors import HalError
+
+
 class AgentError(Exception):
-    """Root of every error raised by ocpp-agent."""
+    """Root of every error raised by the agent (the HAL's own root is ``hal.errors.HalError``)."""
+
+
+#: What a catch-all of the process layer catches: the agent's errors and the hardware's. The HAL is
+#: the bottom layer and imports nothing from ``agent``, so its root is not an AgentError.
+STATION_ERRORS = (AgentError, HalError)
 
 
 class ConfigError(AgentError):
@@ -51,3 +59,15 @@ class CallAborted(ProtocolFailure, ConnectionError):
 
 class CallTimeout(ProtocolFailure, TimeoutError):
     """No CALLRESULT or CALLERROR arrived within the response timeout."""
+
+
+class CallErrorReceived(ProtocolFailure):
+    """The CSMS answered our CALL with a CALLERROR."""
+
+    def __init__(self, action: str, code: str, description: str, details: object):
+        self.action, self.code, self.description, self.details = action, code, description, details
+        super().__init__(f"{action}: CSMS answered {code}: {description}")
+
+
+class InvalidResponse(ProtocolFailure, ValueError):
+    """The CSMS's CALLRESULT does not match the action's schema."""

@@ -6,10 +6,8 @@ not exceptions: they are ``FaultRaised`` events (see ``hal.events``). These
 exceptions are for refused commands, failed reads and start-up failures.
 """
 
-from agent.errors import AgentError
 
-
-class HalError(AgentError):
+class HalError(Exception):
     """Base of every error raised by the hardware layer."""
 
 

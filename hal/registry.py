@@ -12,7 +12,7 @@ import logging
 from pathlib import Path
 from typing import Callable
 
-from hal.base import EvseHardware, Hal
+from hal.hardware import EvseHardware, Hal
 from hal.errors import HalError
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ async def build_hal(config, *, emit: Callable) -> Hal:
 
 
 async def _build_mock(config, emit: Callable) -> Hal:
-    from hal.mock import MockHal
+    from hal.mock.hardware import MockHal
 
     hal = MockHal(
         evse_ids=[e.id for e in config.evse],

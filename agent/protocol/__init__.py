@@ -6,22 +6,11 @@ from __future__ import annotations
 def adapter_class(ocpp_version: str):
     """The adapter class for "1.6" or "2.0.1", imported only when chosen."""
     if ocpp_version == "1.6":
-        from agent.protocol.v16 import Ocpp16Adapter
+        from agent.protocol.v16.adapter import Ocpp16Adapter
 
         return Ocpp16Adapter
     if ocpp_version == "2.0.1":
-        from agent.protocol.v201 import Ocpp201Adapter
+        from agent.protocol.v201.adapter import Ocpp201Adapter
 
         return Ocpp201Adapter
     raise ValueError(f"unsupported OCPP version {ocpp_version!r}")
-
-
-_OCCUPIED = {"Preparing", "Charging", "SuspendedEV", "SuspendedEVSE", "Finishing"}
-
-
-def status_word(ocpp_version: str, status) -> str:
-    """A core ConnectorStatus as the version reports it (2.0.1 folds the session states into Occupied)."""
-    value = status.value
-    if ocpp_version == "2.0.1" and value in _OCCUPIED:
-        return "Occupied"
-    return value

@@ -8,7 +8,7 @@ import pytest
 
 from agent.config import load_config, parse_config
 from agent.errors import ConfigError
-from agent.settings import Settings
+from agent.runtime.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 

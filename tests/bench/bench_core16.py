@@ -22,8 +22,8 @@ from pathlib import Path
 
 from ocpp.v16 import call as call16
 
-from agent.core.model import ConnectorStatus
-from agent.csms_sim import CsmsBehaviour, CsmsSimulator
+from agent.core.charging.model import ConnectorStatus
+from agent.testcsms.server import CsmsBehaviour, CsmsSimulator
 from tests.bench import daemon
 from tests.bench.bench_foundation import HEARTBEAT_INTERVAL_S, measure_idle
 from tests.bench.core16_helpers import (

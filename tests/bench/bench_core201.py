@@ -22,7 +22,7 @@ from pathlib import Path
 
 from ocpp.v201 import call as call201
 
-from agent.csms_sim import CsmsBehaviour, CsmsSimulator
+from agent.testcsms.server import CsmsBehaviour, CsmsSimulator
 from tests.bench import daemon
 from tests.bench.bench_foundation import HEARTBEAT_INTERVAL_S
 from tests.bench.core16_helpers import CpuMeter, race_process, stop_process

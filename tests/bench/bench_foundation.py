@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agent.csms_sim import CsmsBehaviour, CsmsSimulator
+from agent.testcsms.server import CsmsBehaviour, CsmsSimulator
 from tests.bench import daemon
 from tests.bench.registry import Figure, benchmark, below, equal
 

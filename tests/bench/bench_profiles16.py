@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ocpp.v16 import call as call16
 
-from agent.csms_sim import CsmsBehaviour, CsmsSimulator
+from agent.testcsms.server import CsmsBehaviour, CsmsSimulator
 from tests.bench import daemon
 from tests.bench.bench_foundation import HEARTBEAT_INTERVAL_S
 from tests.bench.core16_helpers import race_process

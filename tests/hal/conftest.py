@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from hal.mock import MockHal
+from hal.mock.hardware import MockHal
 from tests.hal.helpers import FEEDBACK_TIMEOUT_S, FakeClock
 
 

@@ -10,8 +10,8 @@ from agent.config import parse_config
 from agent.errors import ConfigError
 from hal.drivers.console_display import ConsoleDisplay
 from hal.gpio.fake import FakeGpioBackend
-from hal.mock import MockHal
-from hal.mock_devices import MockDisplay
+from hal.mock.hardware import MockHal
+from hal.mock.devices import MockDisplay
 from hal.registry import UnknownDriver, build_display, build_hal
 
 PINS = {"contactor": 17, "contactor_feedback": 27, "lock_type": "solenoid", "lock_a": 22,

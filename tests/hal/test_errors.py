@@ -5,7 +5,7 @@ import inspect
 import pytest
 
 import hal.errors as errors
-from agent.errors import AgentError
+from agent.errors import STATION_ERRORS
 
 
 @pytest.mark.parametrize("cls, builtin", [
@@ -21,8 +21,13 @@ from agent.errors import AgentError
 ])
 def test_errors_leaf_inherits_hal_error_and_builtin(cls, builtin):
     assert issubclass(cls, errors.HalError)
-    assert issubclass(cls, AgentError)
+    assert issubclass(cls, STATION_ERRORS)  # what the agent's catch-alls catch
     assert issubclass(cls, builtin)
+
+
+def test_errors_hal_imports_nothing_from_agent():
+    """The HAL is the bottom layer: its exception root is its own, not agent.errors.AgentError."""
+    assert errors.HalError.__mro__[1:] == (Exception, BaseException, object)
 
 
 def test_errors_meter_leaves_are_meter_read_errors():

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from agent.config import GpioPinsConfig
-from hal.base import EvseHardware, Hal
+from hal.hardware import EvseHardware, Hal
 from hal.drivers.gpio_devices import (
     MOTOR_DEAD_TIME_S, GpioLock, GpioPinsError, GpioPilot, NoLock, build_gpio_evse,
     decode_pilot, gpio_pin_problems,
@@ -17,7 +17,7 @@ from hal.drivers.gpio_devices import (
 from hal.errors import HalError, HalStartError, InterlockError, LockRefused
 from hal.events import PilotChanged, PilotState
 from hal.gpio.fake import FakeGpioBackend
-from hal.mock_devices import MockEnergyMeter
+from hal.mock.devices import MockEnergyMeter
 from tests.hal.helpers import faults_of
 
 CONTACTOR, FEEDBACK, LOCK_A, LOCK_B, LOCK_FB, PLUG, CHARGE = 17, 27, 5, 6, 13, 20, 21

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from hal.base import EvseHardware, Hal
+from hal.hardware import EvseHardware, Hal
 from hal.errors import HalStartError
 
 
@@ -109,7 +109,7 @@ async def test_hal_display_shows_text_and_records_it(hal):
 
 def test_hal_import_touches_no_hardware_library():
     code = (
-        "import sys, hal, hal.base, hal.mock, hal.mock_control, hal.mock_client, hal.roles\n"
+        "import sys, hal, hal.hardware, hal.mock, hal.mock.control, hal.mock.client, hal.roles\n"
         "bad = [m for m in ('RPi', 'gpiod', 'serial', 'pymodbus', 'gpiozero') if m in sys.modules]\n"
         "assert not bad, bad\n"
     )

@@ -13,9 +13,9 @@ from agent.config import ExternalLimitConfig, GpioPinsConfig, parse_config
 from hal.drivers.gpio_limit_input import GpioLimitInput, limit_input_problems
 from hal.errors import SimulationError
 from hal.gpio.fake import FakeGpioBackend
-from hal.mock_client import UsageError, parse_sim_args, request
-from hal.mock_control import MockControlServer, socket_path
-from hal.mock_devices import MockEnergyMeter, MockLimitInput
+from hal.mock.client import UsageError, parse_sim_args, request
+from hal.mock.control import MockControlServer, socket_path
+from hal.mock.devices import MockEnergyMeter, MockLimitInput
 from hal.registry import build_hal
 from hal.roles import ExternalLimit, ExternalLimitChanged, LimitInput
 from hal.roles.limit_input import check_limit

@@ -191,7 +191,7 @@ async def test_meter_register_written_atomically_only_when_changed(make_hal, clo
 
 
 async def test_meter_register_saved_periodically_while_running(hal, tmp_path, monkeypatch):
-    monkeypatch.setattr("hal.mock.PERSIST_INTERVAL_S", 0.02)
+    monkeypatch.setattr("hal.mock.hardware.PERSIST_INTERVAL_S", 0.02)
     await hal.close()  # restart the ticker with the short interval
     await hal.start()
     await start_charging(hal)

@@ -12,7 +12,7 @@ from hal.drivers.serial_rfid import SerialTokenReader
 from hal.events import PilotState, TokenPresented
 from hal.gpio.fake import FakeGpioBackend
 from hal.meters import load_register_map
-from hal.mock import MockHal
+from hal.mock.hardware import MockHal
 from hal.registry import build_hal
 from hal.rfid.rdm6300 import encode_frame
 from tests.hal.modbus_sim import MeterSim, PtyPair

@@ -3,7 +3,7 @@
 import pytest
 
 from hal.events import TokenPresented
-from hal.mock_devices import MockTokenReader
+from hal.mock.devices import MockTokenReader
 from hal.roles import normalise_uid
 from tests.hal.helpers import faults_of
 

@@ -14,7 +14,7 @@ import signal
 import sys
 from pathlib import Path
 
-from hal.mock_client import request
+from hal.mock.client import request
 from tests.bench.daemon import read_status, status_kib
 
 STOP_TIMEOUT_S = 15.0

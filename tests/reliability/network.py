@@ -17,7 +17,7 @@ import json
 import time
 import uuid
 
-from agent.csms_sim import CsmsSimulator
+from agent.testcsms.server import CsmsSimulator
 
 REPLY_FAULTS = ("late", "twice", "unknown_ids", "drop")
 

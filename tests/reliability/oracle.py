@@ -79,7 +79,7 @@ def known_actions(version: str) -> frozenset[str]:
 @cache
 def handled_actions(version: str) -> frozenset[str]:
     """CSMS-initiated actions the agent declares it supports (its implementation statement)."""
-    from agent.pics import support_table
+    from agent.commands.pics import support_table
 
     return frozenset(row["action"] for row in support_table(version)
                      if row["supported"] and row["initiator"] in ("CSMS", "both"))

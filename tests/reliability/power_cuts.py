@@ -28,7 +28,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agent.csms_sim import CsmsBehaviour, CsmsSimulator
+from agent.testcsms.server import CsmsBehaviour, CsmsSimulator
 from tests.harness import wait_until
 from tests.reliability.daemon import Daemon, write_config
 

@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, seed, settings
 from hypothesis import strategies as st
 
-from agent.csms_sim import CsmsBehaviour, CsmsSimulator
+from agent.testcsms.server import CsmsBehaviour, CsmsSimulator
 from tests.harness import agent_config, running_agent, wait_until
 from tests.reliability.conftest import full_size
 from tests.reliability.daemon import Daemon, write_config

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from agent.csms_sim import CsmsBehaviour, CsmsSimulator
-from hal.mock_client import request
+from agent.testcsms.server import CsmsBehaviour, CsmsSimulator
+from hal.mock.client import request
 from tests.harness import agent_config, running_agent, wait_until
 
 CARD = "04A1B2C3"

@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from agent.csms_sim import CsmsBehaviour
+from agent.testcsms.server import CsmsBehaviour
 from tests.harness import agent_config, running_agent, wait_until
 from tests.reliability.conftest import full_size
 from tests.reliability.network import FaultyCsms, Refuser, StallingProxy, delivery_order_problems

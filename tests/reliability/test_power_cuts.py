@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from agent.csms_sim import CsmsSimulator
+from agent.testcsms.server import CsmsSimulator
 from tests.harness import agent_config, running_agent
 from tests.reliability.conftest import full_size
 from tests.reliability.power_cuts import MODES, PowerCutCampaign, assert_exactly_once

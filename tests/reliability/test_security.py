@@ -22,8 +22,8 @@ import pytest
 from ocpp.v16 import call as call16
 from ocpp.v201 import call as call201
 
-from agent.csms_sim import CsmsBehaviour, CsmsSimulator
-from tests.agent.transfer_servers import http_server, no_proxy  # noqa: F401  (fixtures)
+from agent.testcsms.server import CsmsBehaviour, CsmsSimulator
+from tests.e2e.transfer_servers import http_server, no_proxy  # noqa: F401  (fixtures)
 from tests.certs import make_pki, server_ssl_context
 from tests.harness import wait_until
 from tests.reliability.daemon import Daemon, write_config
@@ -125,7 +125,7 @@ async def check_refusals(tmp_path, pki, figures, run: str, plan) -> None:
 
 def test_security_installed_config_and_data_dir_are_private(tmp_path, figures):
     # The installer (run staged into a DESTDIR, as tests/test_install.py does) creates both.
-    from tests.test_install import STUBBED, run
+    from tests.packaging.test_install import STUBBED, run
 
     bin_dir = tmp_path / "stub-bin"
     bin_dir.mkdir()
@@ -134,7 +134,7 @@ def test_security_installed_config_and_data_dir_are_private(tmp_path, figures):
         (bin_dir / name).chmod(0o755)
     root = tmp_path / "root"
     root.mkdir()
-    result = run(sys.modules["tests.test_install"].INSTALL, root, (bin_dir, None))
+    result = run(sys.modules["tests.packaging.test_install"].INSTALL, root, (bin_dir, None))
     assert result.returncode == 0, result.stderr
     modes = {path: stat.S_IMODE((root / path).stat().st_mode)
              for path in ("etc/ocpp-agent", "etc/ocpp-agent/agent.toml", "var/lib/ocpp-agent")}
@@ -268,7 +268,7 @@ async def test_security_a_malformed_secret_is_not_quoted_back(tmp_path, version)
 
 
 def test_security_diagnostics_archive_is_private_under_a_loose_umask(tmp_path):
-    from agent.core.diagnostics import build_archive
+    from agent.core.management.log_upload import build_archive
 
     previous = os.umask(0o022)
     try:

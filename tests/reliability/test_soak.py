@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from agent.csms_sim import CsmsBehaviour, CsmsSimulator
+from agent.testcsms.server import CsmsBehaviour, CsmsSimulator
 from tests.harness import wait_until
 from tests.reliability.conftest import full_size
 from tests.reliability.daemon import Daemon, write_config
@@ -26,7 +26,7 @@ from tests.reliability.power_cuts import audit_books, delivered, journal_rows
 
 RSS_GROWTH_LIMIT_KIB = 2048
 # The log's file may exceed the frames it keeps by SQLite's free pages and its write-ahead log (which the
-# agent truncates back to agent.msglog.WAL_LIMIT_BYTES); past that the file must not grow.
+# agent truncates back to agent.runtime.message_log.WAL_LIMIT_BYTES); past that the file must not grow.
 FILE_SLACK_BYTES = 5 * 2**20
 SAMPLE_EVERY_S = 5.0
 

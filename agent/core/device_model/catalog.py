@@ -28,7 +28,7 @@ from agent.core.device_model.datatypes import (
     Mutability,
     variable_key,
 )
-from agent.settings import CSL, MEASURANDS, SettingDef
+from agent.runtime.settings import CSL, MEASURANDS, SettingDef
 
 COMPONENT_ORDER: tuple[str, ...] = (
     "OCPPCommCtrlr", "SampledDataCtrlr", "AlignedDataCtrlr", "TxCtrlr", "AuthCtrlr", "AuthCacheCtrlr",
@@ -115,7 +115,7 @@ def _int(component: str, name: str, *, unit: str | None = None, low: int | None 
 
 def _list(component: str, name: str, kind: DataType, values: tuple[str, ...], *, monitored: bool = False,
           **extra: Any) -> StationVariable:
-    # ``monitored``: agent.core.monitoring watches it (supportsMonitoring in reports).
+    # ``monitored``: agent.core.device_model.monitoring watches it (supportsMonitoring in reports).
     return StationVariable(component, name, Characteristics(kind, values_list=values, supports_monitoring=monitored),
                            **extra)
 
@@ -149,7 +149,7 @@ STATION_VARIABLES: tuple[StationVariable, ...] = (
     _list("OCPPCommCtrlr", "FileTransferProtocols", DataType.MEMBER_LIST, FILE_TRANSFER_PROTOCOLS, constant=True),
     *_device_data_limits(),
     StationVariable("ClockCtrlr", "DateTime", Characteristics(DataType.DATE_TIME)),
-    # agent.clock follows the CSMS's currentTime (BootNotification/Heartbeat) over the board clock.
+    # agent.runtime.clock follows the CSMS's currentTime (BootNotification/Heartbeat) over the board clock.
     _list("ClockCtrlr", "TimeSource", DataType.SEQUENCE_LIST, ("Heartbeat",), default=("Heartbeat",), constant=True),
     _int("SecurityCtrlr", "SecurityProfile", low=0, high=3, mirrors="security_profile"),
     StationVariable("SecurityCtrlr", "Identity", Characteristics(DataType.STRING, max_limit=48), constant=True),
@@ -160,7 +160,7 @@ STATION_VARIABLES: tuple[StationVariable, ...] = (
     _bool("ReservationCtrlr", "Enabled", True, constant=True),
     _bool("SmartChargingCtrlr", "Available", True, constant=True),
     _bool("SmartChargingCtrlr", "Enabled", True, constant=True),
-    # Display messages (agent.core.display_messages): Available only with a display; DisplayMessages is
+    # Display messages (agent.core.device_model.display_messages): Available only with a display; DisplayMessages is
     # how many are installed, its maxLimit how many may be (the core enforces this limit); the formats
     # are those the fitted display can render. Enabled is the display_messages_enabled setting.
     _bool("DisplayMessageCtrlr", "Available"),
@@ -190,10 +190,10 @@ STATION_VARIABLES: tuple[StationVariable, ...] = (
     StationVariable("Connector", "ConnectorType", Characteristics(DataType.STRING), constant=True),
     _int("Connector", "SupplyPhases", low=0, high=3, constant=True),
     # The supply voltage per phase from the EVSE meter's last reading (device_model.station.meter_suppliers);
-    # agent.core.monitoring evaluates its monitors at every reading.
+    # agent.core.device_model.monitoring evaluates its monitors at every reading.
     *(StationVariable("EVSE", "Voltage", Characteristics(DataType.DECIMAL, "V", 0, supports_monitoring=True),
                       instance=phase) for phase in VOLTAGE_PHASES),
-    # Variable monitoring (agent.core.monitoring). Enabled and OfflineQueuingSeverity are settings; the
+    # Variable monitoring (agent.core.device_model.monitoring). Enabled and OfflineQueuingSeverity are settings; the
     # active base and level change only through SetMonitoringBase / SetMonitoringLevel, so they are read-only.
     _bool("MonitoringCtrlr", "Available", True, constant=True),
     *_monitoring_limits(),

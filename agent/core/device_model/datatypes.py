@@ -97,7 +97,7 @@ class Characteristics:
     min_limit: float | None = None
     max_limit: float | None = None
     values_list: tuple[str, ...] | None = None
-    supports_monitoring: bool = False  # agent.core.monitoring watches it
+    supports_monitoring: bool = False  # agent.core.device_model.monitoring watches it
 
     def as_dict(self) -> dict[str, Any]:
         """The characteristics as a report dict; absent optional fields are left out."""

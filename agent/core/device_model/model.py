@@ -19,7 +19,7 @@ from agent.core.device_model.datatypes import (
     SetVariableStatus,
 )
 from agent.core.device_model.values import check_value, render_value
-from agent.settings import render_setting
+from agent.runtime.settings import render_setting
 
 log = logging.getLogger("agent.device_model")
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from agent.core.device_model.catalog import CONNECTOR_ID, VOLTAGE_PHASES
 from agent.core.device_model.datatypes import variable_key
-from agent.core.model import ConnectorStatus
+from agent.core.charging.model import ConnectorStatus
 from hal.faults import fault_spec
 
 NOMINAL_VOLTAGE_V = 230.0  # per phase, line to neutral (IEC 60038)

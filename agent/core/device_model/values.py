@@ -6,7 +6,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from agent.clock import format_iso
+from agent.runtime.clock import format_iso
 from agent.core.device_model.datatypes import LIST_TYPES, Characteristics, DataType
 
 

@@ -1,0 +1,117 @@
+"""The station's charging limits: smart-charging profiles and the external limit input, applied
+to every EVSE's offered current at the moments they change (timers, no polling).
+
+A mixin of :class:`agent.core.charging.station.ChargingStation`, kept apart so each file has one concern;
+it uses the station's ``evses``, ``profiles``, ``hal``, ``clock``, ``settings``, ``journal``,
+``port``, ``evse_phases`` and ``_limit_timer``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from agent.core.charging.smart_charging import composite_schedule, limit_at, next_change
+
+
+class ChargingLimits:
+    """Profiles and the external cap -> each EVSE's limit; SetChargingProfile and GetCompositeSchedule."""
+
+    def _site(self, evse_id: int) -> dict:
+        """What the composite of one EVSE depends on besides the profiles."""
+        machine = self.evses[evse_id]
+        tx = machine.transaction
+        return {"evse_id": evse_id, "now_tx_start": tx.started_at if tx else None,
+                "transaction_ref": tx.ref if tx else None, "phases": self.evse_phases.get(evse_id, 3),
+                "evse_max_A": self._capped(evse_id, machine.max_current_A)}
+
+    def external_limit(self):
+        """The external limit imposed now (a ``hal.roles.ExternalLimit``), or None."""
+        limit_input = getattr(self.hal, "limit_input", None)
+        return limit_input.imposed if limit_input is not None else None
+
+    def _capped(self, evse_id: int, max_A: float) -> float:
+        """``max_A`` lowered to the external limit where it applies (evse 0: only a station-wide one).
+
+        It lowers the maximum the engine starts from, so like the EVSE's own
+        maximum it caps every profile, shows in the composite schedule and is
+        never exceeded; a 0 A cap suspends like a 0 A schedule period.
+        """
+        limit = self.external_limit()
+        if limit is None or limit.evse_id not in (None, evse_id):
+            return max_A
+        return min(max_A, limit.limit_A)
+
+    def external_limit_changed(self, event) -> None:
+        """The external limit input became active or inactive (``ExternalLimitChanged``): re-apply every
+        EVSE's limit now (the cap is read from the input itself) and tell the CSMS where the version can."""
+        self.apply_limits()
+        notify = getattr(self.port, "charging_limit_changed", None)
+        if notify is not None:
+            notify(event.limit, event.active)
+
+    def apply_limits(self) -> None:
+        """Offer each EVSE the current its profiles allow now, and wake at the next boundary (no polling)."""
+        if self._limit_timer is not None:
+            self._limit_timer.cancel()
+            self._limit_timer = None
+        now, profiles, wake = self.clock.time(), list(self.profiles), None
+        for evse_id, machine in self.evses.items():
+            site = self._site(evse_id)
+            amps = limit_at(profiles, now, **site)
+            if amps != machine.limit_A:
+                machine.submit("limit", amps=amps)
+            boundary = next_change(profiles, now, **site)
+            if boundary is not None:
+                wake = boundary if wake is None else min(wake, boundary)
+        if wake is not None:
+            # A little after the boundary, so the new period is the one in force when we look.
+            delay = max(0.0, wake - self.clock.time()) + 0.01
+            self._limit_timer = asyncio.get_running_loop().call_later(delay, self.apply_limits)
+
+    def profile_problems(self, profile) -> list[str]:
+        """Why a profile from the CSMS cannot be installed (empty: it can), against the station's limits."""
+        from agent.core.charging.smart_charging import AMPS, WATTS, validate_profile
+
+        names = {AMPS: "Current", WATTS: "Power"}
+        allowed = tuple(u for u, n in names.items() if n in self.settings["charging_schedule_allowed_charging_rate_unit"])
+        problems = validate_profile(profile, max_stack_level=self.settings["charge_profile_max_stack_level"],
+                                    max_periods=self.settings["charging_schedule_max_periods"], allowed_units=allowed)
+        installed = [p for p in self.profiles if p.profile_id != profile.profile_id]
+        if len(installed) >= self.settings["max_charging_profiles_installed"]:
+            problems.append("MaxChargingProfilesInstalled reached")
+        return problems
+
+    def transaction_for_profile(self, evse_id: int, *, remote_id: str | None = None, ref: str | None = None):
+        """The running transaction a TxProfile is for (the one named, if named), or None."""
+        machine = self.evses.get(evse_id)
+        tx = machine.transaction if machine else None
+        if tx is None or (ref is not None and tx.ref != ref):
+            return None
+        if remote_id is not None and self.journal.get(tx.ref).remote_id != str(remote_id):
+            return None
+        return tx.ref
+
+    def install_profile(self, profile) -> None:
+        """SetChargingProfile (validated by the caller): store it and apply it at once."""
+        self.profiles.install(profile)
+        self.apply_limits()
+
+    def clear_profiles(self, **filters) -> bool:
+        """ClearChargingProfile: True if anything was cleared."""
+        cleared = self.profiles.clear(**filters)
+        self.apply_limits()
+        return cleared
+
+    def composite(self, evse_id: int, *, duration_s: int, rate_unit: str):
+        """GetCompositeSchedule from now (evse 0: the station's own maximum); None when it cannot be
+        answered (an unknown EVSE, a negative duration: the schemas set no minimum)."""
+        if (evse_id != 0 and evse_id not in self.evses) or duration_s < 0:
+            return None
+        if evse_id == 0:
+            site = {"evse_id": 0, "now_tx_start": None, "transaction_ref": None,
+                    "phases": max(self.evse_phases.values(), default=3),
+                    "evse_max_A": self._capped(0, max(m.max_current_A for m in self.evses.values()))}
+        else:
+            site = self._site(evse_id)
+        return composite_schedule(list(self.profiles), start=float(int(self.clock.time())),
+                                  duration_s=duration_s, rate_unit=rate_unit, **site)

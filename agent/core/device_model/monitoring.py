@@ -1,0 +1,648 @@
+"""Variable monitoring over the device model (OCPP 2.0.1 block N), version-neutral (no ``ocpp`` import).
+
+A monitor watches one variable of the device model:
+
+* UpperThreshold / LowerThreshold trips when the value goes above / below the
+  monitor's value, and clears when it comes back (both reported, trigger Alerting);
+* Delta reports a numeric value that moved more than the monitor's value since
+  it was last reported, and any change of another value (trigger Delta);
+* Periodic reports the value every ``value`` seconds, PeriodicClockAligned on
+  the multiples of ``value`` seconds after midnight UTC (trigger Periodic).
+
+Nothing polls. Thresholds and deltas are evaluated by :meth:`Monitoring.check`,
+which the composition root calls whenever a watched value can have changed:
+after each station status or transaction change (AvailabilityState, Problem)
+and after each meter reading (Power, Voltage). Periodic monitors run on loop
+timers. Preconfigured monitors come with the firmware (:func:`preconfigured_monitors`)
+and SetMonitoringBase chooses which are active; custom monitors come from the
+CSMS. The monitors, the active base and level and which thresholds are tripped
+persist in the state store; a delta's reference value does not (it restarts
+from the value at start-up).
+
+Enumeration values are spelled as OCPP 2.0.1 spells them, as in
+``agent.core.device_model``, so the adapter passes them through.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from agent.core.device_model.catalog import VOLTAGE_PHASES, Entry
+from agent.core.device_model.datatypes import ComponentId, DataType, variable_key
+from agent.core.device_model.report import select_custom
+from agent.core.device_model.station import NOMINAL_VOLTAGE_V
+from agent.core.charging.metering import next_boundary
+from agent.errors import StoreError
+
+log = logging.getLogger(__name__)
+
+STATE_KEY = "monitoring:state"
+DEFAULT_BASE = "FactoryDefault"
+DEFAULT_LEVEL = 9  # report every severity until the CSMS narrows it
+FIRST_CUSTOM_ID = 1000  # preconfigured monitors have the ids below
+OFFLINE_QUEUE_MAX = 200  # events kept for the next connection; the oldest go first
+MIN_PERIOD_S = 1.0  # a shorter period would flood the link, not inform anyone
+DAY_S = 86400.0
+CLOCK_RECHECK_S = 60.0  # a clock-aligned timer wakes at least this often to notice a clock correction
+SUPPLY_TOLERANCE = 0.10  # EN 50160: supply voltage within +-10 % of nominal
+
+NUMERIC = (DataType.INTEGER, DataType.DECIMAL)
+class MonitorType(str, enum.Enum):
+    """How a monitor watches its variable (2.0.1 MonitorEnumType)."""
+
+    UPPER_THRESHOLD = "UpperThreshold"
+    LOWER_THRESHOLD = "LowerThreshold"
+    DELTA = "Delta"
+    PERIODIC = "Periodic"
+    PERIODIC_CLOCK_ALIGNED = "PeriodicClockAligned"
+
+
+THRESHOLDS = (MonitorType.UPPER_THRESHOLD, MonitorType.LOWER_THRESHOLD)
+PERIODIC_TYPES = (MonitorType.PERIODIC, MonitorType.PERIODIC_CLOCK_ALIGNED)
+CRITERIA = {"ThresholdMonitoring": THRESHOLDS, "DeltaMonitoring": (MonitorType.DELTA,),
+            "PeriodicMonitoring": PERIODIC_TYPES}
+"""GetMonitoringReport's monitoringCriteria and the monitor types each selects."""
+
+
+class MonitorKind(str, enum.Enum):
+    """Who made a monitor (2.0.1 EventNotificationEnumType); this station has no hard-wired monitors."""
+
+    PRECONFIGURED = "PreconfiguredMonitor"
+    CUSTOM = "CustomMonitor"
+
+
+class MonitoringBase(str, enum.Enum):
+    """Which preconfigured monitors are active (2.0.1 MonitoringBaseEnumType)."""
+
+    ALL = "All"
+    FACTORY_DEFAULT = "FactoryDefault"
+    HARD_WIRED_ONLY = "HardWiredOnly"
+
+
+class SetMonitorStatus(str, enum.Enum):
+    """The outcome of one SetMonitoringData (2.0.1 SetMonitoringStatusEnumType)."""
+
+    ACCEPTED = "Accepted"
+    UNKNOWN_COMPONENT = "UnknownComponent"
+    UNKNOWN_VARIABLE = "UnknownVariable"
+    UNSUPPORTED_MONITOR_TYPE = "UnsupportedMonitorType"
+    REJECTED = "Rejected"
+    DUPLICATE = "Duplicate"
+
+
+class ClearMonitorStatus(str, enum.Enum):
+    """The outcome of clearing one monitor (2.0.1 ClearMonitoringStatusEnumType)."""
+
+    ACCEPTED = "Accepted"
+    REJECTED = "Rejected"
+    NOT_FOUND = "NotFound"
+
+
+@dataclass(frozen=True)
+class Monitor:
+    """One monitor on one variable; ``severity`` 0 (Danger) to 9 (Debug)."""
+
+    id: int
+    component: ComponentId
+    variable: str
+    instance: str | None
+    type: MonitorType
+    value: float
+    severity: int
+    transaction: bool = False  # active only while a transaction runs where the variable is
+    kind: MonitorKind = MonitorKind.CUSTOM
+
+    @property
+    def key(self) -> str:
+        """The monitored variable's key (``variable_key``)."""
+        c = self.component
+        return variable_key(c.name, self.variable, evse_id=c.evse_id, connector_id=c.connector_id,
+                            variable_instance=self.instance)
+
+    def variable_dict(self) -> dict[str, Any]:
+        """The 2.0.1 VariableType as a dict."""
+        return {"name": self.variable} if self.instance is None else {"name": self.variable, "instance": self.instance}
+
+    def to_dict(self) -> dict[str, Any]:
+        """The monitor as JSON for the state store."""
+        c = self.component
+        return {"id": self.id, "component": [c.name, c.evse_id, c.connector_id], "variable": self.variable,
+                "instance": self.instance, "type": self.type.value, "value": self.value,
+                "severity": self.severity, "transaction": self.transaction, "kind": self.kind.value}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Monitor:
+        """A monitor stored by ``to_dict``."""
+        return cls(data["id"], ComponentId(*data["component"]), data["variable"], data["instance"],
+                   MonitorType(data["type"]), float(data["value"]), int(data["severity"]),
+                   bool(data["transaction"]), MonitorKind(data["kind"]))
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A preconfigured monitor; active under base All, and also under FactoryDefault if ``factory_default``."""
+
+    monitor: Monitor
+    factory_default: bool
+
+
+@dataclass(frozen=True)
+class MonitorRequest:
+    """One SetMonitoringData in neutral form; ``id`` names a monitor to replace."""
+
+    component: str
+    variable: str
+    type: str
+    value: float
+    severity: int
+    evse_id: int | None = None
+    connector_id: int | None = None
+    component_instance: str | None = None
+    variable_instance: str | None = None
+    transaction: bool = False
+    id: int | None = None
+
+
+@dataclass(frozen=True)
+class SetMonitorResult:
+    """The answer to one SetMonitoringData; ``monitor_id`` is set when Accepted."""
+
+    status: SetMonitorStatus
+    monitor_id: int | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class MonitorEvent:
+    """A monitor that fired: what to tell the CSMS in one EventDataType (the adapter adds the eventId)."""
+
+    monitor: Monitor
+    trigger: str  # 2.0.1 EventTriggerEnumType: Alerting, Delta or Periodic
+    actual_value: str
+    timestamp: float
+    cleared: bool = False
+    transaction_id: str | None = None
+
+
+def preconfigured_monitors(evse_phases: Mapping[int, int], *,
+                           nominal_V: float = NOMINAL_VOLTAGE_V) -> list[Preset]:
+    """This firmware's monitors, ids from 1: per EVSE, the supply voltage of each phase outside
+    +-10 % of nominal (Error, factory default), and every availability change (Informational, base All)."""
+    presets: list[Preset] = []
+
+    def add(evse_id: int, variable: str, instance: str | None, kind: MonitorType, value: float,
+            severity: int, factory_default: bool) -> None:
+        monitor = Monitor(len(presets) + 1, ComponentId("EVSE", evse_id), variable, instance, kind, value,
+                          severity, kind=MonitorKind.PRECONFIGURED)
+        presets.append(Preset(monitor, factory_default))
+
+    for evse_id, phases in sorted(evse_phases.items()):
+        for phase in VOLTAGE_PHASES[:phases]:
+            add(evse_id, "Voltage", phase, MonitorType.UPPER_THRESHOLD,
+                round(nominal_V * (1 + SUPPLY_TOLERANCE), 1), 4, True)
+            add(evse_id, "Voltage", phase, MonitorType.LOWER_THRESHOLD,
+                round(nominal_V * (1 - SUPPLY_TOLERANCE), 1), 4, True)
+        add(evse_id, "AvailabilityState", None, MonitorType.DELTA, 0, 8, False)
+    return presets
+
+
+def read_state(store) -> dict[str, Any]:
+    """The persisted monitoring state, with defaults for what was never stored."""
+    state = store.get(STATE_KEY) or {}
+    return {"base": state.get("base", DEFAULT_BASE), "level": state.get("level", DEFAULT_LEVEL),
+            "next_id": state.get("next_id", FIRST_CUSTOM_ID), "custom": state.get("custom", []),
+            "removed": state.get("removed", []), "tripped": state.get("tripped", [])}
+
+
+def monitoring_variables(store) -> dict[str, Callable[[], Any]]:
+    """``computed`` entries for MonitoringCtrlr.ActiveMonitoringBase and ActiveMonitoringLevel.
+
+    Read from the state store, so the device model can be built before ``Monitoring``.
+    """
+    return {"MonitoringCtrlr.ActiveMonitoringBase": lambda: read_state(store)["base"],
+            "MonitoringCtrlr.ActiveMonitoringLevel": lambda: read_state(store)["level"]}
+
+
+_Sink = Callable[[list[MonitorEvent]], None]
+
+
+class Monitoring:
+    """The station's variable monitors: set and cleared by the CSMS, evaluated on change, reported as events.
+
+    ``device_model`` resolves and reads variables; ``settings`` gives
+    ``monitoring_enabled`` and ``offline_queuing_severity``; ``transaction_of(evse_id)``
+    names the running transaction of an EVSE (for transaction monitors and the
+    events' transactionId). Events go to the attached sink (the connected
+    adapter); while none is attached, those of a severity up to
+    OfflineQueuingSeverity are kept (at most OFFLINE_QUEUE_MAX) and the rest
+    dropped. Only monitors with a severity number up to the active level report.
+    Call ``start()`` on the event loop (periodic timers) and ``close()`` at shutdown.
+    """
+
+    def __init__(self, store, *, device_model, settings, clock, presets: Iterable[Preset] = (),
+                 transaction_of: Callable[[int], str | None] | None = None) -> None:
+        self._store = store
+        self._model = device_model
+        self._settings = settings
+        self._clock = clock
+        self._transaction_of = transaction_of
+        self._entries = {self._entry_key(e.component.name, e.component.evse_id, e.component.connector_id,
+                                         e.name, e.instance): e for e in device_model.entries}
+        self._components = {key[:3] for key in self._entries}
+        self._evse_ids = sorted({e.component.evse_id for e in device_model.entries if e.component.evse_id})
+        self._presets = {p.monitor.id: p for p in presets if self._entry(p.monitor) is not None}
+        state = read_state(store)
+        self.base = MonitoringBase(state["base"])
+        self.level = int(state["level"])
+        self._next_id = int(state["next_id"])
+        # A monitor whose variable this firmware or configuration no longer has is dropped (N04).
+        self._custom = {m.id: m for m in map(Monitor.from_dict, state["custom"]) if self._entry(m) is not None}
+        self._removed = set(state["removed"])  # preconfigured monitors cleared by the CSMS
+        self._tripped = set(state["tripped"]) & set(self.active)
+        self._references: dict[int, str] = {}  # a delta monitor's value when it last reported
+        self._timers: dict[int, asyncio.TimerHandle] = {}
+        self._sink: _Sink | None = None
+        self._queue: deque[MonitorEvent] = deque(maxlen=OFFLINE_QUEUE_MAX)
+        self._started = False
+
+    def __repr__(self) -> str:
+        return (f"<Monitoring {len(self.active)} monitors base={self.base.value} level={self.level}"
+                f" tripped={sorted(self._tripped)}>")
+
+    # ------------------------------------------------------------ life cycle
+
+    def start(self) -> None:
+        """Arm the periodic monitors and evaluate the others once (on the event loop)."""
+        self._started = True
+        for monitor in self.active.values():
+            self._arm(monitor)
+        self.check()
+
+    def close(self) -> None:
+        """Stop every timer and forget the sink."""
+        self._started = False
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
+        self._sink = None
+
+    def attach(self, sink: _Sink) -> None:
+        """Send events to ``sink`` from now on, starting with those queued while nobody listened."""
+        self._sink = sink
+        if self._queue:
+            queued = list(self._queue)
+            self._queue.clear()
+            self._deliver(queued)
+
+    def detach(self, sink: _Sink) -> None:
+        """Stop sending to ``sink`` if it is still the one attached (its connection ended)."""
+        if self._sink == sink:
+            self._sink = None
+
+    # ------------------------------------------------------------ the monitors
+
+    @property
+    def active(self) -> dict[int, Monitor]:
+        """Every active monitor by id: the preconfigured ones of the base, then the custom ones."""
+        monitors = {}
+        if self.base is not MonitoringBase.HARD_WIRED_ONLY:
+            monitors = {i: p.monitor for i, p in self._presets.items() if i not in self._removed
+                        and (self.base is MonitoringBase.ALL or p.factory_default)}
+        monitors.update(self._custom)
+        return dict(sorted(monitors.items()))
+
+    def set_monitor(self, request: MonitorRequest) -> SetMonitorResult:
+        """Add a monitor, or replace the one ``request.id`` names (N04); Accepted with its id, or why not."""
+        entry = self._find(request)
+        if isinstance(entry, SetMonitorStatus):
+            return SetMonitorResult(entry)
+        try:
+            kind = MonitorType(request.type)
+        except ValueError:
+            return SetMonitorResult(SetMonitorStatus.UNSUPPORTED_MONITOR_TYPE, reason=f"unknown type {request.type}")
+        if not self._watched(entry):
+            return SetMonitorResult(SetMonitorStatus.UNSUPPORTED_MONITOR_TYPE,
+                                    reason=f"{entry.key} does not support monitoring")
+        problem = _value_problem(entry, kind, float(request.value), request.severity)
+        if problem is not None:
+            return SetMonitorResult(SetMonitorStatus.REJECTED, reason=problem)
+        monitor = Monitor(request.id if request.id is not None else self._next_id, entry.component, entry.name,
+                          entry.instance, kind, float(request.value), int(request.severity),
+                          bool(request.transaction))
+        refusal = self._refusal(monitor, replacing=request.id is not None)
+        if refusal is not None:
+            return refusal
+        previous, next_id = self._custom.get(monitor.id), self._next_id
+        if request.id is None:
+            self._next_id += 1
+        self._custom[monitor.id] = monitor  # a replaced preconfigured monitor becomes custom (N04.FR.15)
+        try:
+            self._persist()
+        except StoreError as exc:
+            log.warning("monitor %s not set: %s", monitor.id, exc)
+            self._next_id = next_id
+            if previous is None:
+                del self._custom[monitor.id]
+            else:
+                self._custom[monitor.id] = previous
+            return SetMonitorResult(SetMonitorStatus.REJECTED, reason="the monitor could not be stored")
+        self._references.pop(monitor.id, None)
+        self._arm(monitor)
+        self.check()  # a new threshold may already be crossed, a changed one cleared (N07.FR.11)
+        return SetMonitorResult(SetMonitorStatus.ACCEPTED, monitor.id)
+
+    def _refusal(self, monitor: Monitor, *, replacing: bool) -> SetMonitorResult | None:
+        active = self.active
+        if replacing:
+            current = active.get(monitor.id)
+            if current is None:
+                return SetMonitorResult(SetMonitorStatus.REJECTED, reason=f"no monitor {monitor.id}")  # N04.FR.13
+            if current.key != monitor.key:
+                return SetMonitorResult(SetMonitorStatus.REJECTED, reason="a monitor cannot move to another variable")
+        for other in active.values():
+            if (other.id != monitor.id and other.key == monitor.key and other.type is monitor.type
+                    and other.severity == monitor.severity):  # N04.FR.10
+                return SetMonitorResult(SetMonitorStatus.DUPLICATE, reason=f"same as monitor {other.id}")
+        return None
+
+    def clear_monitor(self, monitor_id: int) -> ClearMonitorStatus:
+        """Remove one monitor (N06): NotFound if no such monitor is active; Rejected if the store fails."""
+        if monitor_id not in self.active:
+            return ClearMonitorStatus.NOT_FOUND
+        custom, removed, tripped = dict(self._custom), set(self._removed), set(self._tripped)
+        self._custom.pop(monitor_id, None)
+        if monitor_id in self._presets:
+            self._removed.add(monitor_id)
+        self._tripped.discard(monitor_id)  # no cleared event for a removed monitor (N07.FR.12)
+        try:
+            self._persist()
+        except StoreError as exc:
+            log.warning("monitor %s not cleared: %s", monitor_id, exc)
+            self._custom, self._removed, self._tripped = custom, removed, tripped
+            return ClearMonitorStatus.REJECTED
+        self._references.pop(monitor_id, None)
+        self._disarm(monitor_id)
+        return ClearMonitorStatus.ACCEPTED
+
+    def set_base(self, base: str) -> None:
+        """SetMonitoringBase (N03): All keeps the custom monitors and brings back every preconfigured one;
+        FactoryDefault and HardWiredOnly drop the custom monitors. ValueError for an unknown base."""
+        self.base = MonitoringBase(base)
+        self._removed.clear()
+        if self.base is not MonitoringBase.ALL:
+            self._custom.clear()
+        active = self.active
+        self._tripped &= set(active)
+        self._references = {i: v for i, v in self._references.items() if i in active}
+        self._persist()
+        for monitor_id in list(self._timers):
+            self._disarm(monitor_id)
+        for monitor in active.values():
+            self._arm(monitor)
+        self.check()
+
+    def set_level(self, severity: int) -> bool:
+        """SetMonitoringLevel (N05): report only monitors of this severity number or lower; False outside
+        0-9 (or when the store fails)."""
+        if isinstance(severity, bool) or not isinstance(severity, int) or not 0 <= severity <= 9:
+            return False
+        level, self.level = self.level, severity
+        try:
+            self._persist()
+        except StoreError as exc:
+            log.warning("monitoring level not set: %s", exc)
+            self.level = level
+            return False
+        return True
+
+    def report(self, *, criteria: Iterable[str] | None = None,
+               component_variables: list[dict] | None = None) -> list[tuple[Entry, list[Monitor]]]:
+        """GetMonitoringReport's selection (N02): (variable, its monitors) in report order.
+
+        ``criteria`` are MonitoringCriterionEnumType values (ValueError for
+        another); ``component_variables`` ComponentVariableType dicts in
+        snake_case, selecting as GetReport does.
+        """
+        chosen = list(self.active.values())
+        if criteria:
+            unknown = set(criteria) - set(CRITERIA)
+            if unknown:
+                raise ValueError(f"unknown monitoring criteria {sorted(unknown)}")
+            types = {kind for criterion in criteria for kind in CRITERIA[criterion]}
+            chosen = [m for m in chosen if m.type in types]
+        entries = list(self._model.entries)
+        if component_variables is not None:
+            entries = select_custom(entries, lambda entry: None, criteria=None,
+                                    component_variables=component_variables)
+        groups = []
+        for entry in entries:
+            monitors = [m for m in chosen if m.key == entry.key]
+            if monitors:
+                groups.append((entry, monitors))
+        return groups
+
+    # ------------------------------------------------------------ evaluation
+
+    def check(self) -> None:
+        """Evaluate every threshold and delta monitor against the variable's value now; report what fired."""
+        if not self._settings["monitoring_enabled"]:
+            return
+        tripped_before = set(self._tripped)
+        events = []
+        for monitor in self.active.values():
+            if monitor.type in PERIODIC_TYPES or not self._in_scope(monitor):
+                continue
+            value = self._value(monitor)
+            if value is None:
+                continue  # unknown now (e.g. no recent meter reading): nothing to compare
+            judge = self._threshold if monitor.type in THRESHOLDS else self._delta
+            event = judge(monitor, value)
+            if event is not None:
+                events.append(event)
+        if self._tripped != tripped_before:
+            self._persist_quietly()
+        self._emit(events)
+
+    def _threshold(self, monitor: Monitor, value: str) -> MonitorEvent | None:
+        number = _number(value)
+        if number is None:
+            return None
+        # Beyond, not at, the threshold (N07.FR.16/17).
+        crossed = number > monitor.value if monitor.type is MonitorType.UPPER_THRESHOLD else number < monitor.value
+        if crossed == (monitor.id in self._tripped):
+            return None
+        (self._tripped.add if crossed else self._tripped.discard)(monitor.id)
+        return self._event(monitor, "Alerting", value, cleared=not crossed)
+
+    def _delta(self, monitor: Monitor, value: str) -> MonitorEvent | None:
+        reference = self._references.get(monitor.id)
+        if reference is None:
+            self._references[monitor.id] = value  # the value when the monitor was set (or the agent started)
+            return None
+        old, new = _number(reference), _number(value)
+        if old is not None and new is not None and self._numeric(monitor):
+            changed = abs(new - old) > monitor.value
+        else:
+            changed = value != reference  # any change of a non-numeric value (N07.FR.19)
+        if not changed:
+            return None
+        self._references[monitor.id] = value
+        return self._event(monitor, "Delta", value)
+
+    def _event(self, monitor: Monitor, trigger: str, value: str, *, cleared: bool = False) -> MonitorEvent:
+        return MonitorEvent(monitor, trigger, value, self._clock.time(), cleared=cleared,
+                            transaction_id=self._transaction(monitor))
+
+    def _emit(self, events: list[MonitorEvent]) -> None:
+        reported = [e for e in events if e.monitor.severity <= self.level]  # N05.FR.03
+        if not reported:
+            return
+        if self._sink is not None:
+            self._deliver(reported)
+            return
+        # Offline: queue what is severe enough (N07.FR.04, N08.FR.03), drop the rest.
+        queued = self._settings["offline_queuing_severity"]
+        self._queue.extend(e for e in reported if e.monitor.severity <= queued)
+
+    def _deliver(self, events: list[MonitorEvent]) -> None:
+        try:
+            self._sink(events)
+        except Exception:  # a reporting bug must not disturb whoever told us a value changed
+            log.exception("monitor events could not be handed over")
+
+    # ------------------------------------------------------------ periodic monitors
+
+    def _arm(self, monitor: Monitor) -> None:
+        """(Re)start a periodic monitor's timer; no-op for other monitors or before ``start()``."""
+        self._disarm(monitor.id)
+        if not self._started or monitor.type not in PERIODIC_TYPES:
+            return
+        loop = asyncio.get_running_loop()
+        if monitor.type is MonitorType.PERIODIC:
+            self._timers[monitor.id] = loop.call_later(monitor.value, self._periodic_due, monitor.id, None)
+            return
+        due = next_boundary(self._clock.time(), monitor.value)
+        self._arm_until(monitor.id, due)
+
+    def _arm_until(self, monitor_id: int, due: float) -> None:
+        # Sleep in slices: the corrected clock may jump when the CSMS sets it.
+        delay = min(max(0.0, due - self._clock.time()), CLOCK_RECHECK_S)
+        loop = asyncio.get_running_loop()
+        self._timers[monitor_id] = loop.call_later(delay, self._periodic_due, monitor_id, due)
+
+    def _disarm(self, monitor_id: int) -> None:
+        timer = self._timers.pop(monitor_id, None)
+        if timer is not None:
+            timer.cancel()
+
+    def _periodic_due(self, monitor_id: int, due: float | None) -> None:
+        self._timers.pop(monitor_id, None)
+        monitor = self.active.get(monitor_id)
+        if monitor is None or not self._started:
+            return
+        now = self._clock.time()
+        if due is not None and now < due:
+            if due - now > monitor.value:  # the clock was set back: realign
+                due = next_boundary(now, monitor.value)
+            self._arm_until(monitor_id, due)
+            return
+        try:
+            if self._settings["monitoring_enabled"] and self._in_scope(monitor):
+                value = self._value(monitor)
+                if value is not None:
+                    self._emit([self._event(monitor, "Periodic", value)])
+        finally:
+            if monitor.type is MonitorType.PERIODIC:
+                self._arm(monitor)
+            else:
+                self._arm_until(monitor_id, next_boundary(max(due, now), monitor.value))
+
+    # ------------------------------------------------------------ variables
+
+    @staticmethod
+    def _entry_key(component: str, evse_id, connector_id, variable: str, instance: str | None) -> tuple:
+        # Names compare case-insensitively in 2.0.1.
+        return (str(component).lower(), evse_id, connector_id, str(variable).lower(), (instance or "").lower())
+
+    def _find(self, request: MonitorRequest) -> Entry | SetMonitorStatus:
+        where = (str(request.component).lower(), request.evse_id, request.connector_id)
+        if request.component_instance is not None or where not in self._components:
+            return SetMonitorStatus.UNKNOWN_COMPONENT  # no component of this station has instances
+        entry = self._entries.get(self._entry_key(request.component, request.evse_id, request.connector_id,
+                                                  request.variable, request.variable_instance))
+        return entry if entry is not None else SetMonitorStatus.UNKNOWN_VARIABLE
+
+    def _entry(self, monitor: Monitor) -> Entry | None:
+        c = monitor.component
+        return self._entries.get(self._entry_key(c.name, c.evse_id, c.connector_id, monitor.variable, monitor.instance))
+
+    @staticmethod
+    def _watched(entry: Entry) -> bool:
+        # The catalog marks the live values the station tells monitoring about (supportsMonitoring).
+        return entry.characteristics.supports_monitoring
+
+    def _numeric(self, monitor: Monitor) -> bool:
+        return self._entry(monitor).characteristics.data_type in NUMERIC
+
+    def _value(self, monitor: Monitor) -> str | None:
+        c = monitor.component
+        return self._model.get(c.name, monitor.variable, evse_id=c.evse_id, connector_id=c.connector_id,
+                               variable_instance=monitor.instance).value
+
+    def _transaction(self, monitor: Monitor) -> str | None:
+        """The transaction running where the monitored variable is (any EVSE, for a station-wide one)."""
+        if self._transaction_of is None:
+            return None
+        evse_ids = [monitor.component.evse_id] if monitor.component.evse_id is not None else self._evse_ids
+        return next((ref for ref in map(self._transaction_of, evse_ids) if ref), None)
+
+    def _in_scope(self, monitor: Monitor) -> bool:
+        return not monitor.transaction or self._transaction(monitor) is not None
+
+    # ------------------------------------------------------------ persistence
+
+    def _persist(self) -> None:
+        self._store.put(STATE_KEY, {
+            "base": self.base.value, "level": self.level, "next_id": self._next_id,
+            "custom": [m.to_dict() for m in self._custom.values()], "removed": sorted(self._removed),
+            "tripped": sorted(self._tripped)})
+
+    def _persist_quietly(self) -> None:
+        try:
+            self._persist()
+        except StoreError as exc:
+            # The event still goes out; after a restart the trip may be reported once more.
+            log.warning("monitor state not saved: %s", exc)
+
+
+def _number(text: str) -> float | None:
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return None
+
+
+def _value_problem(entry: Entry, kind: MonitorType, value: float, severity: int) -> str | None:
+    """What makes this monitor impossible on this variable (the reason of a Rejected), or None."""
+    if isinstance(severity, bool) or not isinstance(severity, int) or not 0 <= severity <= 9:
+        return f"severity {severity} is not 0-9"
+    characteristics = entry.characteristics
+    if kind in THRESHOLDS:
+        if characteristics.data_type not in NUMERIC:
+            return f"a threshold needs a numeric variable; {entry.name} is {characteristics.data_type.value}"
+        low, high = characteristics.min_limit, characteristics.max_limit
+        if (low is not None and value < low) or (high is not None and value > high):
+            return f"{value:g} is outside {entry.name}'s range {low}..{high}"  # N04.FR.06
+    elif kind is MonitorType.DELTA:
+        if value < 0:
+            return "a delta must not be negative"  # N04.FR.14
+    elif value < MIN_PERIOD_S or (kind is MonitorType.PERIODIC_CLOCK_ALIGNED and value > DAY_S):
+        return f"a period must be {MIN_PERIOD_S:g} s or more" + (" and at most a day" if value > DAY_S else "")
+    return None
+

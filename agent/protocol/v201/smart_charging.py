@@ -1,0 +1,204 @@
+"""OCPP 2.0.1 block K over the core's one composite-schedule engine: SetChargingProfile,
+GetChargingProfiles (-> ReportChargingProfiles), ClearChargingProfile, GetCompositeSchedule,
+and the external limit input reported with NotifyChargingLimit / ClearedChargingLimit (K12, K13)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from ocpp.routing import after, on
+from ocpp.v201 import call, call_result
+from ocpp.v201.enums import Action
+
+from agent.runtime.clock import format_iso
+from agent.core.charging.smart_charging import (
+    AMPS,
+    CHARGE_POINT_MAX,
+    TX_PROFILE,
+    WATTS,
+    ChargingProfile,
+    ChargingSchedule,
+    ChargingSchedulePeriod,
+)
+
+log = logging.getLogger("agent.ocpp201")
+
+# The external limit the CSMS was last told of and has not seen cleared (source and EVSE), kept across
+# connections: a limit lifted while offline is cleared at the next registration.
+_LIMIT_TOLD_KEY = "ocpp201:external_limit_told"
+# chargingSchedule.id of the external limit's schedule; it names no profile of the CSMS.
+_EXTERNAL_SCHEDULE_ID = 0
+
+# 2.0.1 purposes onto the core's: the station maximum and external constraints both cap the station.
+_PURPOSES = {"ChargingStationMaxProfile": CHARGE_POINT_MAX, "ChargingStationExternalConstraints": CHARGE_POINT_MAX,
+             "TxDefaultProfile": "TxDefaultProfile", "TxProfile": TX_PROFILE}
+_PURPOSE_NAMES = {CHARGE_POINT_MAX: "ChargingStationMaxProfile", "TxDefaultProfile": "TxDefaultProfile",
+                  TX_PROFILE: "TxProfile"}
+_UNITS = {"A": AMPS, "W": WATTS}
+
+
+def _ts(value: str | None) -> float | None:
+    return datetime.fromisoformat(value).timestamp() if value else None
+
+
+def profile_from_201(data: dict, *, evse_id: int, transaction_ref: str | None) -> ChargingProfile:
+    """A 2.0.1 ChargingProfileType (snake_case dict) as the core's ChargingProfile (first schedule)."""
+    schedule = data["charging_schedule"][0]
+    periods = tuple(ChargingSchedulePeriod(p["start_period"], float(p["limit"]), p.get("number_phases"))
+                    for p in schedule["charging_schedule_period"])
+    return ChargingProfile(
+        profile_id=data["id"], stack_level=data["stack_level"], purpose=_PURPOSES[data["charging_profile_purpose"]],
+        kind=data["charging_profile_kind"],
+        schedule=ChargingSchedule(_UNITS[schedule["charging_rate_unit"]], periods, schedule.get("duration"),
+                                  _ts(schedule.get("start_schedule")),
+                                  float(schedule["min_charging_rate"]) if schedule.get("min_charging_rate") else None),
+        recurrency=data.get("recurrency_kind"), valid_from=_ts(data.get("valid_from")),
+        valid_to=_ts(data.get("valid_to")), transaction_ref=transaction_ref, evse_id=evse_id)
+
+
+def profile_to_201(profile: ChargingProfile) -> dict:
+    """The core's ChargingProfile as a 2.0.1 ChargingProfileType (for ReportChargingProfiles)."""
+    s = profile.schedule
+    schedule = {"id": profile.profile_id, "charging_rate_unit": "W" if s.rate_unit == WATTS else "A",
+                "charging_schedule_period": [
+                    {"start_period": p.start_period_s, "limit": p.limit,
+                     **({"number_phases": p.number_phases} if p.number_phases else {})} for p in s.periods]}
+    if s.start_schedule is not None:
+        schedule["start_schedule"] = format_iso(s.start_schedule)
+    if s.duration_s is not None:
+        schedule["duration"] = s.duration_s
+    out = {"id": profile.profile_id, "stack_level": profile.stack_level,
+           "charging_profile_purpose": _PURPOSE_NAMES[profile.purpose], "charging_profile_kind": profile.kind,
+           "charging_schedule": [schedule]}
+    if profile.recurrency:
+        out["recurrency_kind"] = profile.recurrency
+    if profile.transaction_ref:
+        out["transaction_id"] = profile.transaction_ref
+    return out
+
+
+def notify_charging_limit(limit, *, now: float) -> call.NotifyChargingLimit:
+    """NotifyChargingLimit for an external limit (``hal.roles.ExternalLimit``) that became active.
+
+    Its schedule is one period from ``now`` with the cap in A per phase and no
+    duration: it holds until ClearedChargingLimit. evseId is left out for a
+    limit on the whole station (2.0.1 allows only EVSE ids > 0 there).
+    """
+    schedule = {"id": _EXTERNAL_SCHEDULE_ID, "charging_rate_unit": "A", "start_schedule": format_iso(now),
+                "charging_schedule_period": [{"start_period": 0, "limit": float(limit.limit_A)}]}
+    return call.NotifyChargingLimit(
+        charging_limit={"charging_limit_source": limit.source, "is_grid_critical": limit.grid_critical},
+        charging_schedule=[schedule], evse_id=limit.evse_id)
+
+
+class SmartChargingHandlers201:
+    """Mixed into the 2.0.1 adapter."""
+
+    # ------------------------------------------------------------ external limit (K12, K13)
+
+    async def on_accepted(self) -> None:
+        """Registered: report an external limit in force now, or clear one lifted while offline."""
+        await super().on_accepted()
+        if self.core is None:
+            return
+        limit = self.core.station.external_limit()
+        told = self.core.store.get(_LIMIT_TOLD_KEY)
+        if limit is not None:
+            self.charging_limit_changed(limit, True)
+        elif told is not None:
+            self.spawn(self._clear_charging_limit(told["source"], told["evse_id"]), name="charging-limit")
+
+    def charging_limit_changed(self, limit, active: bool) -> None:
+        """CsmsPort (optional): an external limit became active (NotifyChargingLimit) or was lifted
+        (ClearedChargingLimit). Not queued: the state in force is reported again at every registration."""
+        if active:
+            self.spawn(self._notify_charging_limit(limit), name="charging-limit")
+        else:
+            self.spawn(self._clear_charging_limit(limit.source, limit.evse_id), name="charging-limit")
+
+    async def _notify_charging_limit(self, limit) -> None:
+        # Recorded before sending: if the connection drops before the answer the CSMS may still have it,
+        # and a limit lifted meanwhile must then be cleared at the next registration.
+        self.core.store.put(_LIMIT_TOLD_KEY, {"source": limit.source, "evse_id": limit.evse_id})
+        await self._send_quietly(notify_charging_limit(limit, now=self.clock.time()))
+
+    async def _clear_charging_limit(self, source: str, evse_id: int | None) -> None:
+        await self._send_quietly(call.ClearedChargingLimit(charging_limit_source=source, evse_id=evse_id))
+        if self.core.station.external_limit() is None:  # not if the limit came back and was told meanwhile
+            self.core.store.delete(_LIMIT_TOLD_KEY)
+
+    # ------------------------------------------------------------ CSMS requests
+
+    @on(Action.set_charging_profile)
+    def on_set_charging_profile(self, evse_id: int, charging_profile: dict, **_):
+        """SetChargingProfile: validated, stored, applied to the offered current at once."""
+        station = self.core.station
+        if evse_id != 0 and evse_id not in station.evses:
+            return call_result.SetChargingProfile(status="Rejected")
+        ref = None
+        if charging_profile["charging_profile_purpose"] == "TxProfile":
+            ref = station.transaction_for_profile(evse_id, ref=charging_profile.get("transaction_id"))
+            if ref is None:
+                return call_result.SetChargingProfile(status="Rejected")
+        try:
+            profile = profile_from_201(charging_profile, evse_id=evse_id, transaction_ref=ref)
+        except (KeyError, ValueError, IndexError) as exc:
+            log.warning("SetChargingProfile refused: %s", exc)
+            return call_result.SetChargingProfile(status="Rejected")
+        problems = station.profile_problems(profile)
+        if problems:
+            log.warning("SetChargingProfile %d refused: %s", profile.profile_id, "; ".join(problems))
+            return call_result.SetChargingProfile(status="Rejected")
+        station.install_profile(profile)
+        return call_result.SetChargingProfile(status="Accepted")
+
+    @on(Action.clear_charging_profile)
+    def on_clear_charging_profile(self, charging_profile_id: int | None = None,
+                                  charging_profile_criteria: dict | None = None, **_):
+        """ClearChargingProfile by id or criteria: Accepted if anything matched, else Unknown."""
+        criteria = charging_profile_criteria or {}
+        purpose = criteria.get("charging_profile_purpose")
+        cleared = self.core.station.clear_profiles(
+            profile_id=charging_profile_id, evse_id=criteria.get("evse_id"),
+            purpose=_PURPOSES.get(purpose) if purpose else None, stack_level=criteria.get("stack_level"))
+        return call_result.ClearChargingProfile(status="Accepted" if cleared else "Unknown")
+
+    def _matching_profiles(self, evse_id: int | None, criteria: dict) -> list[ChargingProfile]:
+        purpose = _PURPOSES.get(criteria.get("charging_profile_purpose") or "", None)
+        ids = set(criteria.get("charging_profile_id") or [])
+        return [p for p in self.core.station.profiles
+                if (evse_id is None or p.evse_id == evse_id) and (purpose is None or p.purpose == purpose)
+                and (criteria.get("stack_level") is None or p.stack_level == criteria["stack_level"])
+                and (not ids or p.profile_id in ids)]
+
+    @on(Action.get_charging_profiles)
+    def on_get_charging_profiles(self, request_id: int, charging_profile: dict, evse_id: int | None = None, **_):
+        """GetChargingProfiles: Accepted, then the matches follow in ReportChargingProfiles."""
+        found = self._matching_profiles(evse_id, charging_profile)
+        return call_result.GetChargingProfiles(status="Accepted" if found else "NoProfiles")
+
+    @after(Action.get_charging_profiles)
+    async def after_get_charging_profiles(self, request_id: int, charging_profile: dict,
+                                          evse_id: int | None = None, **_):
+        """One ReportChargingProfiles per EVSE (the message carries one evseId)."""
+        by_evse: dict[int, list[ChargingProfile]] = {}
+        for profile in self._matching_profiles(evse_id, charging_profile):
+            by_evse.setdefault(profile.evse_id, []).append(profile)
+        for i, (evse, profiles) in enumerate(sorted(by_evse.items())):
+            # Every profile of one message shares a source; ours all come from the CSMS.
+            await self.call(call.ReportChargingProfiles(
+                request_id=request_id, charging_limit_source="CSO", evse_id=evse,
+                charging_profile=[profile_to_201(p) for p in profiles], tbc=i < len(by_evse) - 1))
+
+    @on(Action.get_composite_schedule)
+    def on_get_composite_schedule(self, duration: int, evse_id: int, charging_rate_unit: str | None = None, **_):
+        """GetCompositeSchedule from now over ``duration`` seconds."""
+        unit = _UNITS.get(charging_rate_unit or "A", AMPS)
+        composite = self.core.station.composite(evse_id, duration_s=duration, rate_unit=unit)
+        if composite is None:
+            return call_result.GetCompositeSchedule(status="Rejected")
+        periods = [{"start_period": p.start_period_s, "limit": round(p.limit, 1)} for p in composite.periods]
+        return call_result.GetCompositeSchedule(status="Accepted", schedule={
+            "evse_id": evse_id, "duration": duration, "schedule_start": format_iso(composite.start),
+            "charging_rate_unit": "W" if unit == WATTS else "A", "charging_schedule_period": periods})

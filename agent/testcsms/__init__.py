@@ -1,0 +1,1 @@
+"""A small CSMS built on the `ocpp` library, for `ocpp-agent demo` and the test suite."""

@@ -1,0 +1,201 @@
+"""Server-side ChargePoints of the CSMS simulator (see ``agent.testcsms.server``).
+
+They answer what a station sends, the way a permissive CSMS does, and record
+every CALL on the simulator before answering.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+from ocpp.routing import on
+from ocpp.v16 import ChargePoint as _Cp16
+from ocpp.v16 import call_result as r16
+from ocpp.v201 import ChargePoint as _Cp201
+from ocpp.v201 import call_result as r201
+
+
+def now_iso() -> str:
+    """The CSMS's current time as an OCPP dateTime (UTC, milliseconds)."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+class _Recording:
+    """Records each incoming CALL on the simulator before the library routes it."""
+
+    def __init__(self, station_id, connection, *, simulator):
+        super().__init__(station_id, connection, response_timeout=10)
+        self.sim = simulator
+
+    async def route_message(self, raw_msg):
+        try:
+            frame = json.loads(raw_msg)
+        except ValueError:
+            frame = None
+        if isinstance(frame, list) and len(frame) == 4 and frame[0] == 2:
+            await self.sim.record(self.id, frame[2], frame[3], frame[1])
+        await super().route_message(raw_msg)
+        await self.sim.notify()  # the handler changed the simulator's state: wake waiters again
+
+
+class Csms16ChargePoint(_Recording, _Cp16):
+    """The CSMS's view of one OCPP 1.6 charge point."""
+
+    @on("BootNotification")
+    def on_boot(self, **_):
+        b = self.sim.behaviour
+        return r16.BootNotification(current_time=now_iso(), interval=b.heartbeat_interval, status=b.boot_status)
+
+    @on("Heartbeat")
+    def on_heartbeat(self, **_):
+        return r16.Heartbeat(current_time=now_iso())
+
+    @on("StatusNotification")
+    def on_status(self, connector_id, status, **_):
+        self.sim.status[(self.id, connector_id)] = status
+        return r16.StatusNotification()
+
+    @on("Authorize")
+    def on_authorize(self, id_tag, **_):
+        return r16.Authorize(id_tag_info={"status": self.sim.behaviour.authorize_status})
+
+    @on("StartTransaction")
+    def on_start(self, connector_id, id_tag, meter_start, timestamp, **extra):
+        # A retransmission (same connector, card, meter and time) gets the same id, as a real CSMS does.
+        key = (self.id, connector_id, id_tag, meter_start, timestamp)
+        b = self.sim.behaviour
+        tx_id = self.sim.start_keys.get(key)
+        if tx_id is None:
+            tx_id, b.next_transaction_id = b.next_transaction_id, b.next_transaction_id + 1
+            self.sim.start_keys[key] = tx_id
+            self.sim.transactions[tx_id] = {"connector_id": connector_id, "id_tag": id_tag,
+                                            "meter_start": meter_start, "starts": 0, "stops": []}
+        self.sim.transactions[tx_id]["starts"] += 1
+        return r16.StartTransaction(transaction_id=tx_id, id_tag_info={"status": b.authorize_status})
+
+    @on("StopTransaction")
+    def on_stop(self, transaction_id, meter_stop, timestamp, reason="Local", **extra):
+        entry = self.sim.transactions.setdefault(transaction_id, {"starts": 0, "stops": []})
+        entry["stops"].append({"meter_stop": meter_stop, "reason": reason, "timestamp": timestamp})
+        return r16.StopTransaction(id_tag_info={"status": "Accepted"})
+
+    @on("MeterValues")
+    def on_meter_values(self, **_):
+        return r16.MeterValues()
+
+    @on("DataTransfer")
+    def on_data_transfer(self, **_):
+        return r16.DataTransfer(status="UnknownVendorId")
+
+    # The security extension's station-initiated messages (when the behaviour says the CSMS has it).
+
+    @on("SecurityEventNotification")
+    def on_security_event(self, **_):
+        return r16.SecurityEventNotification()
+
+    @on("SignCertificate")
+    def on_sign_certificate(self, **_):
+        return r16.SignCertificate(status="Accepted")
+
+    @on("LogStatusNotification")
+    def on_log_status(self, **_):
+        return r16.LogStatusNotification()
+
+    @on("SignedFirmwareStatusNotification")
+    def on_signed_firmware_status(self, **_):
+        return r16.SignedFirmwareStatusNotification()
+
+
+class Csms201ChargePoint(_Recording, _Cp201):
+    """The CSMS's view of one OCPP 2.0.1 charging station."""
+
+    @on("BootNotification")
+    def on_boot(self, **_):
+        b = self.sim.behaviour
+        return r201.BootNotification(current_time=now_iso(), interval=b.heartbeat_interval, status=b.boot_status)
+
+    @on("Heartbeat")
+    def on_heartbeat(self, **_):
+        return r201.Heartbeat(current_time=now_iso())
+
+    @on("StatusNotification")
+    def on_status(self, evse_id, connector_id, connector_status, **_):
+        self.sim.status[(self.id, evse_id)] = connector_status
+        return r201.StatusNotification()
+
+    def _id_token_info(self) -> dict:
+        b = self.sim.behaviour
+        info = {"status": b.authorize_status}
+        if b.personal_message is not None:
+            info["personal_message"] = {"format": "UTF8", "content": b.personal_message}
+        return info
+
+    @on("Authorize")
+    def on_authorize(self, id_token, **_):
+        return r201.Authorize(id_token_info=self._id_token_info())
+
+    @on("TransactionEvent")
+    def on_transaction_event(self, event_type, transaction_info, seq_no, trigger_reason, timestamp, **extra):
+        # Keyed by (transactionId, seqNo): a retransmission after a power cut is recognised as one.
+        tx = self.sim.transactions.setdefault(transaction_info["transaction_id"], {"events": {}, "resent": 0})
+        if seq_no in tx["events"]:
+            tx["resent"] += 1
+        tx["events"][seq_no] = {"event_type": event_type, "trigger_reason": trigger_reason,
+                                "transaction_info": transaction_info, **extra}
+        total_cost = self.sim.behaviour.total_cost
+        if extra.get("id_token"):
+            return r201.TransactionEvent(id_token_info=self._id_token_info(), total_cost=total_cost)
+        return r201.TransactionEvent(total_cost=total_cost)
+
+    @on("MeterValues")
+    def on_meter_values(self, **_):
+        return r201.MeterValues()
+
+    @on("NotifyReport")
+    def on_notify_report(self, **_):
+        return r201.NotifyReport()
+
+    @on("SecurityEventNotification")
+    def on_security_event(self, **_):
+        return r201.SecurityEventNotification()
+
+    @on("DataTransfer")
+    def on_data_transfer(self, **_):
+        return r201.DataTransfer(status="UnknownVendorId")
+
+    @on("SignCertificate")
+    def on_sign_certificate(self, **_):
+        return r201.SignCertificate(status="Accepted")
+
+    @on("LogStatusNotification")
+    def on_log_status(self, **_):
+        return r201.LogStatusNotification()
+
+    @on("FirmwareStatusNotification")
+    def on_firmware_status(self, **_):
+        return r201.FirmwareStatusNotification()
+
+    @on("NotifyEvent")
+    def on_notify_event(self, **_):
+        return r201.NotifyEvent()
+
+    @on("NotifyDisplayMessages")
+    def on_notify_display_messages(self, **_):
+        return r201.NotifyDisplayMessages()
+
+    @on("NotifyChargingLimit")
+    def on_notify_charging_limit(self, **_):
+        return r201.NotifyChargingLimit()
+
+    @on("ClearedChargingLimit")
+    def on_cleared_charging_limit(self, **_):
+        return r201.ClearedChargingLimit()
+
+    @on("NotifyMonitoringReport")
+    def on_notify_monitoring_report(self, **_):
+        return r201.NotifyMonitoringReport()
+
+    @on("NotifyCustomerInformation")
+    def on_notify_customer_information(self, **_):
+        return r201.NotifyCustomerInformation()
