@@ -26,7 +26,8 @@ from agent.protocol.v16.certificates import CertificateHandlers16
 from agent.protocol.v16.diagnostics import DiagnosticsHandlers16
 from agent.protocol.v16.firmware import FirmwareHandlers16
 from agent.protocol.v16.local_list import LocalListHandlers16
-from agent.protocol.v16.smart_charging import SmartChargingHandlers16, profile_from_16
+from agent.protocol.common.smart_charging import ProfileRefused
+from agent.protocol.v16.smart_charging import SmartChargingHandlers16
 from agent.protocol.v16.codec import TransactionCodec, id_token_info, meter_value, status_notification
 
 log = logging.getLogger("agent.ocpp16")
@@ -115,13 +116,10 @@ class Ocpp16Adapter(CertificateHandlers16, FirmwareHandlers16, DiagnosticsHandle
     def on_remote_start_transaction(self, id_tag: str, connector_id: int | None = None,
                                     charging_profile: dict | None = None, **_):
         """RemoteStartTransaction: Accepted when a connector can take it; authorization follows."""
-        profile = None
-        if charging_profile is not None:
-            if charging_profile.get("charging_profile_purpose") != "TxProfile":
-                return call_result.RemoteStartTransaction(status="Rejected")  # only a TxProfile may come along
-            profile = profile_from_16(charging_profile, evse_id=connector_id or 1, transaction_ref="pending")
-            if self.core.station.profile_problems(profile):
-                return call_result.RemoteStartTransaction(status="Rejected")
+        try:
+            profile = self.remote_start_profile(charging_profile, evse_id=connector_id or 1)
+        except ProfileRefused:
+            return call_result.RemoteStartTransaction(status="Rejected")
         accepted = self.core.station.remote_start(id_tag, evse_id=connector_id or None, charging_profile=profile)
         return call_result.RemoteStartTransaction(status="Accepted" if accepted else "Rejected")
 

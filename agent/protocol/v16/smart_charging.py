@@ -1,75 +1,43 @@
-"""OCPP 1.6 Smart Charging profile: SetChargingProfile, ClearChargingProfile, GetCompositeSchedule,
-over the core's one composite-schedule engine."""
+"""OCPP 1.6 Smart Charging profile: SetChargingProfile, ClearChargingProfile, GetCompositeSchedule.
+
+Only 1.6's words live here; the conversion, the acceptance flow and the composite
+schedule are shared with 2.0.1 (``agent.protocol.common.smart_charging``).
+"""
 
 from __future__ import annotations
-
-import logging
-from datetime import datetime
 
 from ocpp.routing import on
 from ocpp.v16 import call_result
 from ocpp.v16.enums import Action
 
-from agent.runtime.clock import format_iso
-from agent.core.charging.smart_charging import (
-    AMPS,
-    TX_PROFILE,
-    WATTS,
-    ChargingProfile,
-    ChargingSchedule,
-    ChargingSchedulePeriod,
-)
-
-log = logging.getLogger("agent.ocpp16")
-
-_UNITS = {"A": AMPS, "W": WATTS}
-
-
-def _ts(value: str | None) -> float | None:
-    return datetime.fromisoformat(value).timestamp() if value else None
+from agent.core.charging.smart_charging import ChargingProfile
+from agent.protocol.common.smart_charging import SmartChargingBase, profile_from_fields
 
 
 def profile_from_16(data: dict, *, evse_id: int, transaction_ref: str | None) -> ChargingProfile:
     """A 1.6 csChargingProfiles (snake_case dict from the library) as the core's ChargingProfile."""
-    schedule = data["charging_schedule"]
-    periods = tuple(ChargingSchedulePeriod(p["start_period"], float(p["limit"]), p.get("number_phases"))
-                    for p in schedule["charging_schedule_period"])
-    return ChargingProfile(
-        profile_id=data["charging_profile_id"], stack_level=data["stack_level"],
-        purpose=data["charging_profile_purpose"], kind=data["charging_profile_kind"],
-        schedule=ChargingSchedule(_UNITS[schedule["charging_rate_unit"]], periods, schedule.get("duration"),
-                                  _ts(schedule.get("start_schedule")),
-                                  float(schedule["min_charging_rate"]) if schedule.get("min_charging_rate") else None),
-        recurrency=data.get("recurrency_kind"), valid_from=_ts(data.get("valid_from")),
-        valid_to=_ts(data.get("valid_to")), transaction_ref=transaction_ref, evse_id=evse_id)
+    # 1.6's purposes are the core's own words, and a profile carries exactly one schedule.
+    return profile_from_fields(data, profile_id=data["charging_profile_id"], purpose=data["charging_profile_purpose"],
+                               schedule=data["charging_schedule"], evse_id=evse_id, transaction_ref=transaction_ref)
 
 
-class SmartChargingHandlers16:
+class SmartChargingHandlers16(SmartChargingBase):
     """Mixed into the 1.6 adapter."""
+
+    def profile_from_message(self, data: dict, *, evse_id: int, transaction_ref: str | None) -> ChargingProfile:
+        """A 1.6 csChargingProfiles as the core's profile."""
+        return profile_from_16(data, evse_id=evse_id, transaction_ref=transaction_ref)
+
+    def profile_transaction(self, evse_id: int, data: dict) -> str | None:
+        """A 1.6 TxProfile names its transaction by the integer id the Central System gave it."""
+        transaction_id = data.get("transaction_id")
+        return self.core.station.transaction_for_profile(
+            evse_id, remote_id=str(transaction_id) if transaction_id is not None else None)
 
     @on(Action.set_charging_profile)
     def on_set_charging_profile(self, connector_id: int, cs_charging_profiles: dict, **_):
         """SetChargingProfile: validated, stored, applied to the offered current at once."""
-        if connector_id != 0 and connector_id not in self.core.station.evses:
-            return call_result.SetChargingProfile(status="Rejected")
-        ref = None
-        if cs_charging_profiles["charging_profile_purpose"] == TX_PROFILE:
-            transaction_id = cs_charging_profiles.get("transaction_id")
-            ref = self.core.station.transaction_for_profile(
-                connector_id, remote_id=str(transaction_id) if transaction_id is not None else None)
-            if ref is None:
-                return call_result.SetChargingProfile(status="Rejected")  # a TxProfile needs its transaction
-        try:
-            profile = profile_from_16(cs_charging_profiles, evse_id=connector_id, transaction_ref=ref)
-        except (KeyError, ValueError) as exc:
-            log.warning("SetChargingProfile refused: %s", exc)
-            return call_result.SetChargingProfile(status="Rejected")
-        problems = self.core.station.profile_problems(profile)
-        if problems:
-            log.warning("SetChargingProfile %d refused: %s", profile.profile_id, "; ".join(problems))
-            return call_result.SetChargingProfile(status="Rejected")
-        self.core.station.install_profile(profile)
-        return call_result.SetChargingProfile(status="Accepted")
+        return call_result.SetChargingProfile(status=self.accept_profile(cs_charging_profiles, evse_id=connector_id))
 
     @on(Action.clear_charging_profile)
     def on_clear_charging_profile(self, id: int | None = None, connector_id: int | None = None,
@@ -83,13 +51,10 @@ class SmartChargingHandlers16:
     def on_get_composite_schedule(self, connector_id: int, duration: int, charging_rate_unit: str | None = None,
                                   **_):
         """GetCompositeSchedule from now over ``duration`` seconds."""
-        unit = _UNITS.get(charging_rate_unit or "A", AMPS)
-        composite = self.core.station.composite(connector_id, duration_s=duration, rate_unit=unit)
-        if composite is None:
+        reply = self.composite_reply(connector_id, duration=duration, charging_rate_unit=charging_rate_unit)
+        if reply is None:
             return call_result.GetCompositeSchedule(status="Rejected")
-        periods = [{"start_period": p.start_period_s, "limit": round(p.limit, 1)} for p in composite.periods]
         return call_result.GetCompositeSchedule(
-            status="Accepted", connector_id=connector_id, schedule_start=format_iso(composite.start),
-            charging_schedule={"duration": duration, "start_schedule": format_iso(composite.start),
-                               "charging_rate_unit": "W" if unit == WATTS else "A",
-                               "charging_schedule_period": periods})
+            status="Accepted", connector_id=connector_id, schedule_start=reply.start,
+            charging_schedule={"duration": duration, "start_schedule": reply.start,
+                               "charging_rate_unit": reply.rate_unit, "charging_schedule_period": reply.periods})

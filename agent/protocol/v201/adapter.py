@@ -27,7 +27,8 @@ from agent.protocol.v201.firmware import BOOT_REASON_KEY, FirmwareHandlers201
 from agent.protocol.v201.local_list import LocalListHandlers201
 from agent.protocol.v201.monitoring import MonitoringHandlers201
 from agent.protocol.v201.network import NetworkHandlers201
-from agent.protocol.v201.smart_charging import SmartChargingHandlers201, profile_from_201
+from agent.protocol.common.smart_charging import ProfileRefused
+from agent.protocol.v201.smart_charging import SmartChargingHandlers201
 from agent.protocol.v201.codec import (
     TransactionCodec,
     fault_event_data,
@@ -177,13 +178,10 @@ class Ocpp201Adapter(CertificateHandlers201, DeviceModelHandlers, FirmwareHandle
     def on_request_start_transaction(self, id_token: dict, remote_start_id: int, evse_id: int | None = None,
                                      charging_profile: dict | None = None, **_):
         """RequestStartTransaction: Accepted when an EVSE can take it; authorization follows."""
-        profile = None
-        if charging_profile is not None:
-            if charging_profile.get("charging_profile_purpose") != "TxProfile":
-                return call_result.RequestStartTransaction(status="Rejected")  # only a TxProfile may come along
-            profile = profile_from_201(charging_profile, evse_id=evse_id or 1, transaction_ref="pending")
-            if self.core.station.profile_problems(profile):
-                return call_result.RequestStartTransaction(status="Rejected")
+        try:
+            profile = self.remote_start_profile(charging_profile, evse_id=evse_id or 1)
+        except ProfileRefused:
+            return call_result.RequestStartTransaction(status="Rejected")
         station = self.core.station
         started = station.awaiting_transaction(evse_id)  # began at plug-in: this start gives it its idToken
         accepted = station.remote_start(id_token["id_token"], evse_id=evse_id, charging_profile=profile,

@@ -1,28 +1,21 @@
 """OCPP 2.0.1 block K over the core's one composite-schedule engine: SetChargingProfile,
 GetChargingProfiles (-> ReportChargingProfiles), ClearChargingProfile, GetCompositeSchedule,
-and the external limit input reported with NotifyChargingLimit / ClearedChargingLimit (K12, K13)."""
+and the external limit input reported with NotifyChargingLimit / ClearedChargingLimit (K12, K13).
+
+The conversion, the acceptance flow and the composite schedule are shared with 1.6
+(``agent.protocol.common.smart_charging``); 2.0.1's purpose names, its list of
+schedules and the messages 1.6 lacks live here.
+"""
 
 from __future__ import annotations
-
-import logging
-from datetime import datetime
 
 from ocpp.routing import after, on
 from ocpp.v201 import call, call_result
 from ocpp.v201.enums import Action
 
 from agent.runtime.clock import format_iso
-from agent.core.charging.smart_charging import (
-    AMPS,
-    CHARGE_POINT_MAX,
-    TX_PROFILE,
-    WATTS,
-    ChargingProfile,
-    ChargingSchedule,
-    ChargingSchedulePeriod,
-)
-
-log = logging.getLogger("agent.ocpp201")
+from agent.core.charging.smart_charging import CHARGE_POINT_MAX, TX_PROFILE, ChargingProfile
+from agent.protocol.common.smart_charging import SmartChargingBase, profile_from_fields, rate_unit_word
 
 # The external limit the CSMS was last told of and has not seen cleared (source and EVSE), kept across
 # connections: a limit lifted while offline is cleared at the next registration.
@@ -35,32 +28,19 @@ _PURPOSES = {"ChargingStationMaxProfile": CHARGE_POINT_MAX, "ChargingStationExte
              "TxDefaultProfile": "TxDefaultProfile", "TxProfile": TX_PROFILE}
 _PURPOSE_NAMES = {CHARGE_POINT_MAX: "ChargingStationMaxProfile", "TxDefaultProfile": "TxDefaultProfile",
                   TX_PROFILE: "TxProfile"}
-_UNITS = {"A": AMPS, "W": WATTS}
-
-
-def _ts(value: str | None) -> float | None:
-    return datetime.fromisoformat(value).timestamp() if value else None
 
 
 def profile_from_201(data: dict, *, evse_id: int, transaction_ref: str | None) -> ChargingProfile:
     """A 2.0.1 ChargingProfileType (snake_case dict) as the core's ChargingProfile (first schedule)."""
-    schedule = data["charging_schedule"][0]
-    periods = tuple(ChargingSchedulePeriod(p["start_period"], float(p["limit"]), p.get("number_phases"))
-                    for p in schedule["charging_schedule_period"])
-    return ChargingProfile(
-        profile_id=data["id"], stack_level=data["stack_level"], purpose=_PURPOSES[data["charging_profile_purpose"]],
-        kind=data["charging_profile_kind"],
-        schedule=ChargingSchedule(_UNITS[schedule["charging_rate_unit"]], periods, schedule.get("duration"),
-                                  _ts(schedule.get("start_schedule")),
-                                  float(schedule["min_charging_rate"]) if schedule.get("min_charging_rate") else None),
-        recurrency=data.get("recurrency_kind"), valid_from=_ts(data.get("valid_from")),
-        valid_to=_ts(data.get("valid_to")), transaction_ref=transaction_ref, evse_id=evse_id)
+    return profile_from_fields(data, profile_id=data["id"], purpose=_PURPOSES[data["charging_profile_purpose"]],
+                               schedule=data["charging_schedule"][0], evse_id=evse_id,
+                               transaction_ref=transaction_ref)
 
 
 def profile_to_201(profile: ChargingProfile) -> dict:
     """The core's ChargingProfile as a 2.0.1 ChargingProfileType (for ReportChargingProfiles)."""
     s = profile.schedule
-    schedule = {"id": profile.profile_id, "charging_rate_unit": "W" if s.rate_unit == WATTS else "A",
+    schedule = {"id": profile.profile_id, "charging_rate_unit": rate_unit_word(s.rate_unit),
                 "charging_schedule_period": [
                     {"start_period": p.start_period_s, "limit": p.limit,
                      **({"number_phases": p.number_phases} if p.number_phases else {})} for p in s.periods]}
@@ -92,8 +72,16 @@ def notify_charging_limit(limit, *, now: float) -> call.NotifyChargingLimit:
         charging_schedule=[schedule], evse_id=limit.evse_id)
 
 
-class SmartChargingHandlers201:
+class SmartChargingHandlers201(SmartChargingBase):
     """Mixed into the 2.0.1 adapter."""
+
+    def profile_from_message(self, data: dict, *, evse_id: int, transaction_ref: str | None) -> ChargingProfile:
+        """A 2.0.1 ChargingProfileType as the core's profile."""
+        return profile_from_201(data, evse_id=evse_id, transaction_ref=transaction_ref)
+
+    def profile_transaction(self, evse_id: int, data: dict) -> str | None:
+        """A 2.0.1 TxProfile names its transaction by the id the station gave it."""
+        return self.core.station.transaction_for_profile(evse_id, ref=data.get("transaction_id"))
 
     # ------------------------------------------------------------ external limit (K12, K13)
 
@@ -133,25 +121,7 @@ class SmartChargingHandlers201:
     @on(Action.set_charging_profile)
     def on_set_charging_profile(self, evse_id: int, charging_profile: dict, **_):
         """SetChargingProfile: validated, stored, applied to the offered current at once."""
-        station = self.core.station
-        if evse_id != 0 and evse_id not in station.evses:
-            return call_result.SetChargingProfile(status="Rejected")
-        ref = None
-        if charging_profile["charging_profile_purpose"] == "TxProfile":
-            ref = station.transaction_for_profile(evse_id, ref=charging_profile.get("transaction_id"))
-            if ref is None:
-                return call_result.SetChargingProfile(status="Rejected")
-        try:
-            profile = profile_from_201(charging_profile, evse_id=evse_id, transaction_ref=ref)
-        except (KeyError, ValueError, IndexError) as exc:
-            log.warning("SetChargingProfile refused: %s", exc)
-            return call_result.SetChargingProfile(status="Rejected")
-        problems = station.profile_problems(profile)
-        if problems:
-            log.warning("SetChargingProfile %d refused: %s", profile.profile_id, "; ".join(problems))
-            return call_result.SetChargingProfile(status="Rejected")
-        station.install_profile(profile)
-        return call_result.SetChargingProfile(status="Accepted")
+        return call_result.SetChargingProfile(status=self.accept_profile(charging_profile, evse_id=evse_id))
 
     @on(Action.clear_charging_profile)
     def on_clear_charging_profile(self, charging_profile_id: int | None = None,
@@ -194,11 +164,9 @@ class SmartChargingHandlers201:
     @on(Action.get_composite_schedule)
     def on_get_composite_schedule(self, duration: int, evse_id: int, charging_rate_unit: str | None = None, **_):
         """GetCompositeSchedule from now over ``duration`` seconds."""
-        unit = _UNITS.get(charging_rate_unit or "A", AMPS)
-        composite = self.core.station.composite(evse_id, duration_s=duration, rate_unit=unit)
-        if composite is None:
+        reply = self.composite_reply(evse_id, duration=duration, charging_rate_unit=charging_rate_unit)
+        if reply is None:
             return call_result.GetCompositeSchedule(status="Rejected")
-        periods = [{"start_period": p.start_period_s, "limit": round(p.limit, 1)} for p in composite.periods]
         return call_result.GetCompositeSchedule(status="Accepted", schedule={
-            "evse_id": evse_id, "duration": duration, "schedule_start": format_iso(composite.start),
-            "charging_rate_unit": "W" if unit == WATTS else "A", "charging_schedule_period": periods})
+            "evse_id": evse_id, "duration": duration, "schedule_start": reply.start,
+            "charging_rate_unit": reply.rate_unit, "charging_schedule_period": reply.periods})
