@@ -1,21 +1,32 @@
-"""Device maps shipped as TOML data files (meters, EVSE controllers): one loader for all of them."""
+"""Device maps shipped as TOML data files (meters, EVSE controllers): one loader for all of them.
+
+The files are the list of models: whatever ``<model>.toml`` a map directory
+holds is a model the config accepts and the driver can load, so adding a
+model is adding a file.
+"""
 
 from __future__ import annotations
 
 import difflib
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
-from importlib import resources
+from importlib.resources.abc import Traversable
 
 
-def read_model_file(package: str, model: str, valid: Sequence[str], *, what: str,
+def model_names(directory: Traversable) -> tuple[str, ...]:
+    """The models that have a ``<model>.toml`` in ``directory``, sorted."""
+    names = (entry.name for entry in directory.iterdir())
+    return tuple(sorted(name[:-5] for name in names if name.endswith(".toml")))
+
+
+def read_model_file(directory: Traversable, model: str, valid: Sequence[str], *, what: str,
                     unknown: type[Exception], malformed: type[Exception]) -> Mapping:
-    """The parsed ``<model>.toml`` of ``package``; ``unknown`` (naming the valid models) if there is none."""
+    """The parsed ``<model>.toml`` of ``directory``; ``unknown`` (naming the valid models) if there is none."""
     if not isinstance(model, str) or model not in valid:
         hint = difflib.get_close_matches(str(model), valid, n=1)
         maybe = f" (did you mean {hint[0]!r}?)" if hint else ""
         raise unknown(f"unknown {what} {model!r}{maybe}; valid: {', '.join(valid)}")
-    text = resources.files(package).joinpath(f"{model}.toml").read_text(encoding="utf-8")
+    text = directory.joinpath(f"{model}.toml").read_text(encoding="utf-8")
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

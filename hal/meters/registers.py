@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 
-from hal.datafiles import build_checked, check_model_name, read_model_file
+from hal.datafiles import build_checked, check_model_name, model_names, read_model_file
 from hal.errors import HalError, MeterReadError
 from hal.events import MeterReading
 
@@ -107,10 +107,14 @@ class RegisterMap:
                 f" words={self.word_order}>")
 
 
+# Where the register maps live: one ``<model>.toml`` per model. A module attribute, read at each
+# look-up, so a test can point it at a directory of its own.
+MAPS_DIR = resources.files(__package__)
+
+
 def available_models() -> tuple[str, ...]:
-    """The meter models that have a register map, sorted."""
-    names = (entry.name for entry in resources.files(__package__).iterdir())
-    return tuple(sorted(name[:-5] for name in names if name.endswith(".toml")))
+    """The meter models that have a register map in ``MAPS_DIR``, sorted: the files are the list."""
+    return model_names(MAPS_DIR)
 
 
 @functools.lru_cache(maxsize=None)
@@ -119,7 +123,7 @@ def load_register_map(model: str) -> RegisterMap:
 
     Maps are immutable, so each is parsed once per process.
     """
-    data = read_model_file(__package__, model, available_models(), what="meter model",
+    data = read_model_file(MAPS_DIR, model, available_models(), what="meter model",
                            unknown=UnknownMeterModel, malformed=RegisterMapError)
     return check_model_name(parse_register_map(data, source=f"{model}.toml"), model, malformed=RegisterMapError)
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from importlib import resources
 from types import MappingProxyType
 
-from hal.datafiles import build_checked, check_model_name, read_model_file
+from hal.datafiles import build_checked, check_model_name, model_names, read_model_file
 from hal.errors import HalError
 from hal.events import PilotState
 from hal.meters import Block, RegisterMapError
@@ -92,16 +92,20 @@ class PilotStatus:
     firmware: int | None
 
 
+# Where the register maps live: one ``<model>.toml`` per model. A module attribute, read at each
+# look-up, so a test can point it at a directory of its own.
+MAPS_DIR = resources.files(__package__)
+
+
 def available_pilot_models() -> tuple[str, ...]:
-    """The EVSE controller models that have a register map, sorted."""
-    names = (entry.name for entry in resources.files(__package__).iterdir())
-    return tuple(sorted(name[:-5] for name in names if name.endswith(".toml")))
+    """The EVSE controller models that have a register map in ``MAPS_DIR``, sorted: the files are the list."""
+    return model_names(MAPS_DIR)
 
 
 @functools.lru_cache(maxsize=None)
 def load_pilot_map(model: str) -> PilotRegisterMap:
     """Load and validate the map of ``model``; UnknownPilotModel names the valid ones."""
-    data = read_model_file(__package__, model, available_pilot_models(), what="EVSE controller model",
+    data = read_model_file(MAPS_DIR, model, available_pilot_models(), what="EVSE controller model",
                            unknown=UnknownPilotModel, malformed=RegisterMapError)
     return check_model_name(parse_pilot_map(data, source=f"{model}.toml"), model, malformed=RegisterMapError)
 
