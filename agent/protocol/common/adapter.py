@@ -3,8 +3,9 @@
 It sits in front of the `ocpp` library's ``ChargePoint`` and owns the OCPP-J
 RPC layer: frame parsing with correct CALLERRORs (see ``rpc``), one outstanding
 CALL at a time, pending CALLs failed at once when the connection drops, replies
-with unknown ids logged and dropped, and the registration life cycle
-(BootNotification, then Heartbeat at the interval the CSMS gave).
+with unknown ids logged and dropped. The registration life cycle (BootNotification,
+then Heartbeat at the interval the CSMS gave) is mixed in from ``registration``, the
+requests both versions word alike from ``handlers``.
 """
 
 from __future__ import annotations
@@ -19,15 +20,14 @@ from typing import Any, Callable, ClassVar
 from ocpp.charge_point import remove_nones, serialize_as_dict
 from ocpp.exceptions import OCPPError
 from ocpp.messages import Call, CallResult
-from ocpp.routing import on
 
 from agent.runtime.clock import Clock
-from agent.runtime.liveness import TICK_S
 from agent.errors import CallAborted, CallErrorReceived, CallTimeout, ConnectionLost, InvalidResponse
 from agent.protocol.common import rpc
 from agent.protocol.common.case_keys import to_camel, to_snake
+from agent.protocol.common.handlers import SharedHandlers
 from agent.protocol.common.outbox import OutboxSender
-from agent.runtime.backoff import backoff_delays
+from agent.protocol.common.registration import Registration
 
 log = logging.getLogger("agent.ocpp")
 
@@ -54,7 +54,7 @@ class Frame:
     error_description: str = ""
 
 
-class AdapterBase:
+class AdapterBase(Registration, SharedHandlers):
     """Version-neutral RPC and registration logic; mixed in before the library's ChargePoint."""
 
     ocpp_version: ClassVar[str]
@@ -276,91 +276,6 @@ class AdapterBase:
         log.debug("%s > %s", self.id, message)
         await self._connection.send(message)
 
-    # ------------------------------------------------------ registration
-
-    async def serve(self) -> None:
-        """Serve the connection until it ends: read frames, boot, then heartbeat."""
-        reader = asyncio.ensure_future(self.start())
-        lifecycle = self.spawn(self._registered_lifecycle(), name="registration")
-        try:
-            await asyncio.wait({reader, lifecycle}, return_when=asyncio.FIRST_EXCEPTION)
-        finally:
-            self.connection_lost()
-            for task in (reader, lifecycle):
-                task.cancel()
-            await asyncio.gather(reader, lifecycle, return_exceptions=True)
-
-    async def _registered_lifecycle(self) -> None:
-        await self.boot()
-        await self.on_accepted()
-        await self.heartbeat_loop()
-
-    async def boot(self) -> None:
-        """Send BootNotification until Accepted, honouring Pending and Rejected intervals."""
-        retry = None
-        while True:
-            try:
-                response = await self.call(self.boot_notification_request())
-            except (CallTimeout, CallErrorReceived, InvalidResponse) as exc:
-                retry = retry or self._retry_delays()
-                delay = next(retry)
-                log.warning("BootNotification failed (%s); retrying in %.0f s", exc, delay)
-                await self.sleep(delay)
-                continue
-            self._clock_synced(response.current_time)
-            self.registration = str(response.status)
-            if self.registration == "Accepted":
-                self._adopt_heartbeat_interval(response.interval)
-                log.info("registered with the CSMS (heartbeat every %d s)", self.settings["heartbeat_interval_s"])
-                self.accepted.set()
-                return
-            delay = response.interval if response.interval > 0 else self.settings["heartbeat_interval_s"]
-            log.warning("BootNotification %s; trying again in %d s", self.registration, delay)
-            await self.sleep(delay)
-
-    def _clock_synced(self, current_time: str) -> None:
-        """Adopt the CSMS's time; a large jump is a security event."""
-        from agent.core.management.security_events import CLOCK_JUMP_S, SETTING_SYSTEM_TIME, record_security_event
-
-        delta = self.clock.sync(current_time)
-        if abs(delta) > CLOCK_JUMP_S and self.core is not None:
-            record_security_event(self.core.store, SETTING_SYSTEM_TIME, timestamp=self.clock.time(),
-                                  tech_info=f"clock corrected by {delta:+.0f} s from the CSMS")
-
-    def _retry_delays(self):
-        return backoff_delays(
-            wait_minimum_s=max(1, self.settings["retry_backoff_wait_minimum_s"]),
-            random_range_s=self.settings["retry_backoff_random_range_s"],
-            repeat_times=self.settings["retry_backoff_repeat_times"],
-        )
-
-    def _adopt_heartbeat_interval(self, interval: int) -> None:
-        if interval > 0 and interval != self.settings["heartbeat_interval_s"]:
-            self.settings.set("heartbeat_interval_s", interval)
-
-    async def heartbeat_loop(self) -> None:
-        """Send Heartbeat at the current interval; a failed one is logged, not fatal."""
-        while True:
-            await self.sleep(self.settings["heartbeat_interval_s"])
-            try:
-                response = await self.call(self.heartbeat_request())
-            except (CallTimeout, CallErrorReceived, InvalidResponse) as exc:
-                log.warning("Heartbeat failed: %s", exc)
-                continue
-            self._clock_synced(response.current_time)
-
-    async def sleep(self, seconds: float) -> None:
-        """Sleep while ticking the liveness ticker, so the watchdog sees a healthy idle loop."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + seconds
-        while True:
-            if self._ticker is not None:
-                self._ticker.tick()
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                return
-            await asyncio.sleep(min(remaining, TICK_S))
-
     # ------------------------------------------------- the core, on this connection
 
     async def on_accepted(self) -> None:
@@ -423,18 +338,6 @@ class AdapterBase:
         result = await self.call(self._call.DataTransfer(vendor_id=vendor_id, message_id=message_id, data=data))
         return result.status, result.data
 
-    # ------------------------------------------------- handlers worded alike in both versions
-
-    @on("ClearCache")
-    def on_clear_cache(self, **_):
-        """ClearCache: Rejected when the authorization cache is disabled."""
-        return self._call_result.ClearCache(status="Accepted" if self.core.authorizer.clear_cache() else "Rejected")
-
-    @on("DataTransfer")
-    def on_data_transfer(self, vendor_id: str, **_):
-        """DataTransfer: no vendor extensions are installed."""
-        return self._call_result.DataTransfer(status="UnknownVendorId")
-
     # ------------------------------------------------- version-specific
 
     def transaction_codec(self, core):
@@ -447,14 +350,6 @@ class AdapterBase:
 
     def id_token_info(self, result):
         """The core IdTokenInfo in an Authorize result."""
-        raise NotImplementedError
-
-    def boot_notification_request(self):
-        """The version's BootNotification request."""
-        raise NotImplementedError
-
-    def heartbeat_request(self):
-        """The version's Heartbeat request."""
         raise NotImplementedError
 
 

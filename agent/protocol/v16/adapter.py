@@ -58,10 +58,6 @@ class Ocpp16Adapter(CertificateHandlers16, FirmwareHandlers16, DiagnosticsHandle
             firmware_version=self.station.firmware_version[:50] or None,
         )
 
-    def heartbeat_request(self) -> call.Heartbeat:
-        """A Heartbeat."""
-        return call.Heartbeat()
-
     def transaction_codec(self, core) -> TransactionCodec:
         """1.6 StartTransaction / MeterValues / StopTransaction."""
         return TransactionCodec(journal=core.journal, authorizer=core.authorizer, station=core.station)
@@ -186,9 +182,6 @@ class Ocpp16Adapter(CertificateHandlers16, FirmwareHandlers16, DiagnosticsHandle
         if response.status == "Accepted" and response.interval > 0:
             self.settings.set("heartbeat_interval_s", response.interval)
 
-    async def _trigger_Heartbeat(self, connector_id: int | None) -> None:  # noqa: N802
-        await self._send_quietly(call.Heartbeat())
-
     async def _trigger_StatusNotification(self, connector_id: int | None) -> None:  # noqa: N802
         for evse_id, (status, error) in sorted(self.core.station.statuses.items()):
             if connector_id in (None, evse_id):
@@ -218,9 +211,3 @@ class Ocpp16Adapter(CertificateHandlers16, FirmwareHandlers16, DiagnosticsHandle
         result = await self.core.station.reserve(
             reservation, zero_supported=self.settings["reserve_connector_zero_supported"])
         return call_result.ReserveNow(status=result.value)
-
-    @on(Action.cancel_reservation)
-    async def on_cancel_reservation(self, reservation_id: int, **_):
-        """CancelReservation: Accepted if it existed."""
-        found = await self.core.station.cancel_reservation(reservation_id)
-        return call_result.CancelReservation(status="Accepted" if found else "Rejected")

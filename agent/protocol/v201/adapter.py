@@ -87,10 +87,6 @@ class Ocpp201Adapter(CertificateHandlers201, DeviceModelHandlers, FirmwareHandle
             reason=BootReasonEnumType(reason),
         )
 
-    def heartbeat_request(self) -> call.Heartbeat:
-        """A Heartbeat."""
-        return call.Heartbeat()
-
     async def on_accepted(self) -> None:
         """The boot reason has been told; then the shared start (statuses, outbox, Authorize), and the
         hardware problems present now (raised while offline, or before the first connection)."""
@@ -260,9 +256,6 @@ class Ocpp201Adapter(CertificateHandlers201, DeviceModelHandlers, FirmwareHandle
         self.spawn(send(evse_id), name=f"trigger-{requested_message}")
         return call_result.TriggerMessage(status="Accepted")
 
-    async def _trigger_Heartbeat(self, evse_id: int | None) -> None:  # noqa: N802 (message name)
-        await self._send_quietly(call.Heartbeat())
-
     async def _trigger_StatusNotification(self, evse_id: int | None) -> None:  # noqa: N802
         for i, (status, error) in sorted(self.core.station.statuses.items()):
             if i != 0 and evse_id in (None, i):
@@ -296,12 +289,6 @@ class Ocpp201Adapter(CertificateHandlers201, DeviceModelHandlers, FirmwareHandle
                                   datetime.fromisoformat(expiry_date_time).timestamp())
         result = await self.core.station.reserve(reservation)
         return call_result.ReserveNow(status=result.value)
-
-    @on(Action.cancel_reservation)
-    async def on_cancel_reservation(self, reservation_id: int, **_):
-        """CancelReservation: Accepted if it existed."""
-        found = await self.core.station.cancel_reservation(reservation_id)
-        return call_result.CancelReservation(status="Accepted" if found else "Rejected")
 
     def reservation_ended(self, reservation_id: int, status: str) -> None:
         """ReservationStatusUpdate: Expired or Removed."""

@@ -1,0 +1,118 @@
+"""The registration life cycle every OCPP version follows on a connection.
+
+BootNotification until the CSMS accepts it (honouring its Pending and Rejected
+intervals, backing off on failures), then Heartbeat at the interval it gave; the
+station clock follows the CSMS's currentTime from both answers. It is a mixin of
+:class:`agent.protocol.common.adapter.AdapterBase`, kept apart so that the RPC
+layer and the life cycle can each be read on their own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from agent.errors import CallErrorReceived, CallTimeout, InvalidResponse
+from agent.runtime.backoff import backoff_delays
+from agent.runtime.liveness import TICK_S
+
+log = logging.getLogger("agent.ocpp")
+
+
+class Registration:
+    """BootNotification, then Heartbeat; relies on the adapter's ``call``, ``spawn``, ``settings`` and ``clock``."""
+
+    async def serve(self) -> None:
+        """Serve the connection until it ends: read frames, boot, then heartbeat."""
+        reader = asyncio.ensure_future(self.start())
+        lifecycle = self.spawn(self._registered_lifecycle(), name="registration")
+        try:
+            await asyncio.wait({reader, lifecycle}, return_when=asyncio.FIRST_EXCEPTION)
+        finally:
+            self.connection_lost()
+            for task in (reader, lifecycle):
+                task.cancel()
+            await asyncio.gather(reader, lifecycle, return_exceptions=True)
+
+    async def _registered_lifecycle(self) -> None:
+        await self.boot()
+        await self.on_accepted()
+        await self.heartbeat_loop()
+
+    async def boot(self) -> None:
+        """Send BootNotification until Accepted, honouring Pending and Rejected intervals."""
+        retry = None
+        while True:
+            try:
+                response = await self.call(self.boot_notification_request())
+            except (CallTimeout, CallErrorReceived, InvalidResponse) as exc:
+                retry = retry or self._retry_delays()
+                delay = next(retry)
+                log.warning("BootNotification failed (%s); retrying in %.0f s", exc, delay)
+                await self.sleep(delay)
+                continue
+            self._clock_synced(response.current_time)
+            self.registration = str(response.status)
+            if self.registration == "Accepted":
+                self._adopt_heartbeat_interval(response.interval)
+                log.info("registered with the CSMS (heartbeat every %d s)", self.settings["heartbeat_interval_s"])
+                self.accepted.set()
+                return
+            delay = response.interval if response.interval > 0 else self.settings["heartbeat_interval_s"]
+            log.warning("BootNotification %s; trying again in %d s", self.registration, delay)
+            await self.sleep(delay)
+
+    def _clock_synced(self, current_time: str) -> None:
+        """Adopt the CSMS's time; a large jump is a security event."""
+        from agent.core.management.security_events import CLOCK_JUMP_S, SETTING_SYSTEM_TIME, record_security_event
+
+        delta = self.clock.sync(current_time)
+        if abs(delta) > CLOCK_JUMP_S and self.core is not None:
+            record_security_event(self.core.store, SETTING_SYSTEM_TIME, timestamp=self.clock.time(),
+                                  tech_info=f"clock corrected by {delta:+.0f} s from the CSMS")
+
+    def _retry_delays(self):
+        return backoff_delays(
+            wait_minimum_s=max(1, self.settings["retry_backoff_wait_minimum_s"]),
+            random_range_s=self.settings["retry_backoff_random_range_s"],
+            repeat_times=self.settings["retry_backoff_repeat_times"],
+        )
+
+    def _adopt_heartbeat_interval(self, interval: int) -> None:
+        if interval > 0 and interval != self.settings["heartbeat_interval_s"]:
+            self.settings.set("heartbeat_interval_s", interval)
+
+    async def heartbeat_loop(self) -> None:
+        """Send Heartbeat at the current interval; a failed one is logged, not fatal."""
+        while True:
+            await self.sleep(self.settings["heartbeat_interval_s"])
+            try:
+                response = await self.call(self.heartbeat_request())
+            except (CallTimeout, CallErrorReceived, InvalidResponse) as exc:
+                log.warning("Heartbeat failed: %s", exc)
+                continue
+            self._clock_synced(response.current_time)
+
+    async def sleep(self, seconds: float) -> None:
+        """Sleep while ticking the liveness ticker, so the watchdog sees a healthy idle loop."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while True:
+            if self._ticker is not None:
+                self._ticker.tick()
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            await asyncio.sleep(min(remaining, TICK_S))
+
+    def boot_notification_request(self):
+        """The version's BootNotification request (its identity fields are worded differently)."""
+        raise NotImplementedError
+
+    def heartbeat_request(self):
+        """A Heartbeat: an empty request in every version, built from the adapter's own message classes."""
+        return self._call.Heartbeat()
+
+    async def _trigger_Heartbeat(self, target: int | None) -> None:  # noqa: N802 (message name)
+        """Triggered by the CSMS (TriggerMessage in any version): one Heartbeat, its loss not fatal."""
+        await self._send_quietly(self.heartbeat_request())
