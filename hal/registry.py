@@ -105,7 +105,7 @@ def real_driver(table: Mapping[str, DriverRef], name: str, *, what: str) -> Driv
     return entry
 
 
-def _mock_only(table: Mapping[str, DriverRef], name: str) -> bool:
+def needs_mock_backend(table: Mapping[str, DriverRef], name: str) -> bool:
     """True for a mock device the mock backend builds itself (an unknown name is left to ``real_driver``)."""
     entry = table.get(name)
     return entry is not None and entry.mock_backend_only
@@ -138,11 +138,11 @@ async def _build_mock(config, emit: Callable) -> Hal:
     )
     closers = []
     for evse in config.evse:
-        if not _mock_only(METER_DRIVERS, evse.meter.driver):
+        if not needs_mock_backend(METER_DRIVERS, evse.meter.driver):
             meter, closer = await build_meter(evse, emit)
             hal.evses[evse.id] = _replace_meter(hal.evses[evse.id], meter)
             closers.append(closer)
-    if not _mock_only(RFID_DRIVERS, config.hal.rfid.driver):
+    if not needs_mock_backend(RFID_DRIVERS, config.hal.rfid.driver):
         hal.token_reader = build_token_reader(config.hal.rfid, emit)
     if config.hal.display is not None:  # unset: the mock's simulated display
         hal.display = build_display(config.hal.display, mock=True)

@@ -9,8 +9,11 @@ import pytest
 from agent.config import load_config, parse_config
 from agent.errors import ConfigError
 from agent.runtime.settings import Settings
+from hal import gpio, registry
+from hal.meters import available_models, load_register_map
 
 REPO = Path(__file__).resolve().parents[2]
+MAPS = REPO / "hal"
 
 MINIMAL = """
 [station]
@@ -183,3 +186,94 @@ def test_config_connection_and_201_only_settings_are_refused_where_they_do_not_b
     # The same start point is fine for a 2.0.1 station.
     ok = text.replace('url = "ws://127.0.0.1:9000/ocpp"', 'url = "ws://127.0.0.1:9000/ocpp"\nocpp_version = "2.0.1"')
     assert "TxStartPoint" not in "\n".join(problems_of(tmp_path, ok))
+
+
+# -- names come from the HAL: driver tables and register-map files, never a list in the config --------------
+
+
+def config_with(*, evse=None, hal=None):
+    """A parsed-TOML document with one EVSE (its sub-tables from ``evse``) and the ``[hal]`` table ``hal``."""
+    return {"station": {"id": "CP1"}, "csms": {"url": "ws://h/ocpp"},
+            "evse": [{"id": 1, **(evse or {})}], "hal": hal or {}}
+
+
+def config_problems(raw) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        parse_config(raw)
+    return [str(p) for p in info.value.errors]
+
+
+def test_config_meter_model_dropped_in_as_a_register_map_file_is_accepted(tmp_path, monkeypatch):
+    raw = config_with(evse={"meter": {"model": "acme-m1"}})
+    assert any(p.startswith("evse[0].meter.model:") for p in config_problems(raw))
+    # A new meter is one data file: a copy of a shipped map under the new model's name, nothing else.
+    for shipped in ("sdm630", "sdm120"):
+        (tmp_path / f"{shipped}.toml").write_text((MAPS / "meters" / f"{shipped}.toml").read_text())
+    text = (MAPS / "meters" / "sdm630.toml").read_text().replace('model = "sdm630"', 'model = "acme-m1"')
+    (tmp_path / "acme-m1.toml").write_text(text)
+    monkeypatch.setattr("hal.meters.registers.MAPS_DIR", tmp_path)
+    assert parse_config(raw).evse[0].meter.model == "acme-m1"
+    assert load_register_map("acme-m1").model == "acme-m1"  # and the driver can load it
+    assert config_problems(config_with(evse={"meter": {"model": "em24"}})) == [
+        "evse[0].meter.model: expected one of 'acme-m1', 'sdm120', 'sdm630', got 'em24'"]
+
+
+def test_config_unknown_meter_model_lists_the_register_map_files():
+    found = config_problems(config_with(evse={"meter": {"model": "sdm603"}}))
+    models = ", ".join(repr(m) for m in available_models())
+    assert found == [f"evse[0].meter.model: expected one of {models}, got 'sdm603' (did you mean \"sdm630\"?)"]
+    assert "'abb-b23'" in models and "'em24'" in models
+
+
+def test_config_pilot_model_comes_from_the_pilot_map_files(tmp_path, monkeypatch):
+    raw = config_with(evse={"pilot": {"driver": "modbus-evse", "port": "/dev/ttyUSB0", "model": "acme-evse"}})
+    assert config_problems(raw) == [
+        "evse[0].pilot.model: expected one of 'evse-wb-din', got 'acme-evse'"]
+    text = (MAPS / "pilots" / "evse-wb-din.toml").read_text().replace('model = "evse-wb-din"', 'model = "acme-evse"')
+    (tmp_path / "acme-evse.toml").write_text(text)
+    monkeypatch.setattr("hal.pilots.MAPS_DIR", tmp_path)
+    assert parse_config(raw).evse[0].pilot.model == "acme-evse"
+    assert config_problems(config_with(evse={"pilot": {"model": "acme-evze"}})) == [
+        "evse[0].pilot.model: expected one of 'acme-evse', got 'acme-evze' (did you mean \"acme-evse\"?)"]
+
+
+# (where the name goes in the document, the HAL table the config must accept exactly)
+DRIVER_CHOICES = [
+    ("hal.rfid.driver", lambda name: config_with(hal={"rfid": {"driver": name, "port": "/dev/ttyUSB0"}}),
+     registry.RFID_DRIVERS),
+    ("evse[0].meter.driver", lambda name: config_with(evse={"meter": {"driver": name, "port": "/dev/ttyUSB0"}}),
+     registry.METER_DRIVERS),
+    ("evse[0].pilot.driver", lambda name: config_with(evse={"pilot": {"driver": name, "port": "/dev/ttyUSB0"}}),
+     registry.PILOT_DRIVERS),
+    ("hal.display", lambda name: config_with(hal={"display": name, "backend": "raspberry-pi"},
+                                             evse={"gpio": PI_PINS, "meter": {"driver": "modbus", "port": "/dev/x"}}),
+     registry.DISPLAY_DRIVERS),
+    ("hal.backend", lambda name: config_with(hal={"backend": name}), registry.BACKENDS),
+    ("hal.gpio", lambda name: config_with(hal={"gpio": name}), registry.GPIO_BACKENDS),
+]
+PI_PINS = {"contactor": 17, "contactor_feedback": 27, "pilot_plug": 5, "pilot_charge": 6}
+
+
+@pytest.mark.parametrize(("key", "document", "table"), DRIVER_CHOICES, ids=[c[0] for c in DRIVER_CHOICES])
+def test_config_accepted_driver_names_are_the_hal_tables_keys(key, document, table):
+    for name in table:
+        raw = document(name)
+        try:
+            parse_config(raw)
+        except ConfigError as exc:  # other sections may object to the combination, never this key
+            assert not [p for p in map(str, exc.errors) if p.startswith(key + ":")], exc
+    names = ", ".join(repr(name) for name in table)
+    assert f"{key}: expected one of {names}, got 'acme'" in config_problems(document("acme"))
+
+
+def test_config_a_driver_added_to_the_hal_table_is_accepted(monkeypatch):
+    raw = config_with(hal={"rfid": {"driver": "acme-reader", "port": "/dev/ttyUSB0"}})
+    assert any(p.startswith("hal.rfid.driver:") for p in config_problems(raw))
+    monkeypatch.setitem(registry.RFID_DRIVERS, "acme-reader", registry.DriverRef("acme.reader:Reader"))
+    assert parse_config(raw).hal.rfid.driver == "acme-reader"
+
+
+def test_config_gpio_choices_leave_out_the_tests_fake_backend():
+    assert "fake" in gpio.BACKENDS
+    assert registry.GPIO_BACKENDS == tuple(name for name in gpio.BACKENDS if name != "fake")
+    assert "hal.gpio: expected one of 'rpi-gpio', 'gpiod', got 'fake'" in config_problems(config_with(hal={"gpio": "fake"}))

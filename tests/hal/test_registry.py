@@ -1,6 +1,9 @@
 """The registry builds the configured drivers, never the mock by accident, and releases what it opened."""
 
 import asyncio
+import sys
+import types
+from types import SimpleNamespace
 
 import pytest
 import serial
@@ -13,7 +16,9 @@ from hal.events import PilotState, TokenPresented
 from hal.gpio.fake import FakeGpioBackend
 from hal.meters import load_register_map
 from hal.mock.hardware import MockHal
-from hal.registry import build_hal
+from hal import registry
+from hal.registry import UnknownDriver, build_hal, build_meter, build_token_reader
+from hal.rfid import DEFAULT_BAUDRATES, PROTOCOLS
 from hal.rfid.rdm6300 import encode_frame
 from tests.hal.modbus_sim import MeterSim, PtyPair
 
@@ -115,3 +120,90 @@ async def test_registry_missing_gpio_library_is_an_error_not_a_mock(tmp_path):
     config = pi_config(tmp_path, "/dev/null", "/dev/null")
     with pytest.raises(Exception, match="gpiod"):
         await build_hal(config, emit=lambda e: None)
+
+
+# -- one table per kind of device: the registry builds from it, importing only the chosen module ------------
+
+
+TABLES = {"meter": registry.METER_DRIVERS, "pilot": registry.PILOT_DRIVERS, "rfid": registry.RFID_DRIVERS,
+          "display": registry.DISPLAY_DRIVERS}
+
+
+@pytest.mark.parametrize("kind", TABLES)
+def test_registry_every_table_entry_names_a_factory_that_exists(kind):
+    for name, ref in TABLES[kind].items():
+        if ref is None:  # display "none": no device at all
+            continue
+        assert callable(ref.load()), name
+        assert ref.closer is None or callable(ref.load_closer()), name
+
+
+def test_registry_rfid_table_has_one_serial_driver_per_parser_protocol():
+    assert list(registry.RFID_DRIVERS) == ["mock", *PROTOCOLS]
+    for protocol in PROTOCOLS:
+        assert registry.RFID_DRIVERS[protocol].options == {"protocol": protocol}
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_registry_builds_each_rfid_reader_from_the_table(protocol):
+    rfid = SimpleNamespace(driver=protocol, port="loop://", baudrate=None)
+    reader = build_token_reader(rfid, lambda event: None)
+    assert isinstance(reader, SerialTokenReader)
+    assert (reader.protocol, reader.port, reader.baudrate) == (protocol, "loop://", DEFAULT_BAUDRATES[protocol])
+
+
+class FakeDriverModule(types.ModuleType):
+    """A driver module made up by a test: records what the registry asked it to build."""
+
+    def __init__(self, name: str):
+        super().__init__(name)
+        self.built, self.closed = [], []
+
+    async def open_meter(self, evse_id, **options):
+        self.built.append((evse_id, options))
+        return SimpleNamespace(evse_id=evse_id)
+
+    def close(self):
+        self.closed.append(True)
+
+    def Reader(self, **options):  # noqa: N802 - stands for a driver class
+        self.built.append(options)
+        return SimpleNamespace(**options)
+
+
+@pytest.fixture
+def fake_driver(monkeypatch):
+    module = FakeDriverModule("fake_driver_for_tests")
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    return module
+
+
+async def test_registry_builds_a_meter_from_whatever_the_table_names(fake_driver, monkeypatch):
+    monkeypatch.setitem(registry.METER_DRIVERS, "acme", registry.DriverRef(
+        "fake_driver_for_tests:open_meter", options={"flavour": "x"}, closer="fake_driver_for_tests:close"))
+    meter = SimpleNamespace(driver="acme", model="sdm630", port="/dev/x", device_id=4, baudrate=9600,
+                            timeout_s=0.3, parity="N", stopbits=1)
+    built, closer = await build_meter(SimpleNamespace(id=2, meter=meter), emit=print)
+    assert built.evse_id == 2
+    assert fake_driver.built == [(2, {"emit": print, "model": "sdm630", "port": "/dev/x", "device_id": 4,
+                                      "baudrate": 9600, "timeout_s": 0.3, "parity": "N", "stopbits": 1,
+                                      "flavour": "x"})]
+    closer()
+    assert fake_driver.closed == [True]
+
+
+def test_registry_builds_a_reader_from_whatever_the_table_names(fake_driver, monkeypatch):
+    monkeypatch.setitem(registry.RFID_DRIVERS, "acme", registry.DriverRef("fake_driver_for_tests:Reader"))
+    reader = build_token_reader(SimpleNamespace(driver="acme", port="/dev/y", baudrate=None), print)
+    assert reader == SimpleNamespace(emit=print, port="/dev/y", baudrate=None)
+
+
+async def test_registry_refuses_unknown_and_mock_only_names_listing_the_table():
+    with pytest.raises(UnknownDriver, match=r"hal.rfid.driver 'acme' is unknown; valid: mock, rdm6300, "):
+        build_token_reader(SimpleNamespace(driver="acme", port="/dev/y", baudrate=None), print)
+    with pytest.raises(UnknownDriver, match=r"'mock' needs hal.backend = 'mock'; valid with real hardware: rdm6300, "):
+        build_token_reader(SimpleNamespace(driver="mock", port="", baudrate=None), print)
+    with pytest.raises(UnknownDriver, match=r"evse 1: meter driver 'mock' needs .*real hardware: modbus$"):
+        await build_meter(SimpleNamespace(id=1, meter=SimpleNamespace(driver="mock")), emit=print)
+    with pytest.raises(UnknownDriver, match=r"hal.backend 'pc' is unknown; valid: mock, raspberry-pi$"):
+        await build_hal(SimpleNamespace(hal=SimpleNamespace(backend="pc")), emit=print)
