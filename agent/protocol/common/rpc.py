@@ -16,13 +16,13 @@ from __future__ import annotations
 import decimal
 import json
 from dataclasses import dataclass
-from datetime import datetime
 
 from jsonschema import Draft4Validator, FormatChecker
 from jsonschema.exceptions import ValidationError as SchemaError
 from ocpp.messages import get_validator
 
 from agent.protocol.common import fastschema
+from agent.runtime.clock import unix_time
 
 # Error codes by meaning, spelled as each version's OCPP-J specification spells them.
 _CODES = {
@@ -98,7 +98,7 @@ def _check_date_time(value: object) -> bool:
     if "T" not in value.upper():
         return False
     try:
-        datetime.fromisoformat(value)
+        unix_time(value)  # the one parser every handler reads dateTimes with: what passes here, they can read
     except ValueError:
         return False
     return True

@@ -7,7 +7,6 @@ that must happen after the CALLRESULT (a reset) runs from an @after hook.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 
 from ocpp.routing import after, on
 from ocpp.v16 import ChargePoint as _LibraryChargePoint
@@ -17,6 +16,7 @@ from ocpp.v16.enums import Action
 from ocpp.exceptions import OccurenceConstraintViolationError
 
 from agent.core.management.configuration import TooManyKeysError
+from agent.runtime.clock import unix_time
 from agent.core.charging.reservations import Reservation
 from agent.core.charging.model import ConnectorStatus, IdTokenInfo, MeterSample, StopReason
 from agent.errors import CallTimeout
@@ -207,7 +207,7 @@ class Ocpp16Adapter(CertificateHandlers16, FirmwareHandlers16, DiagnosticsHandle
                              parent_id_tag: str | None = None, **_):
         """ReserveNow for a connector, or for any (connector 0, when ReserveConnectorZeroSupported)."""
         reservation = Reservation(reservation_id, connector_id, id_tag.upper(), parent_id_tag,
-                                  datetime.fromisoformat(expiry_date).timestamp())
+                                  unix_time(expiry_date))
         result = await self.core.station.reserve(
             reservation, zero_supported=self.settings["reserve_connector_zero_supported"])
         return call_result.ReserveNow(status=result.value)

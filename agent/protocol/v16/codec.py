@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 
 from ocpp.v16 import call
 
-from agent.runtime.clock import format_iso
+from agent.runtime.clock import format_iso, unix_time
 from agent.core.charging.model import AuthorizationStatus, ConnectorStatus, IdTokenInfo, MeterSample
 from agent.core.management.security_events import SECURITY_EVENT
 from agent.core.charging.transactions import ENDED, METER_VALUES, STARTED, STATUS, sample_from_dict
@@ -67,7 +66,7 @@ def id_token_info(id_tag_info: dict | None) -> IdTokenInfo | None:
         return None
     expiry = id_tag_info.get("expiry_date")
     try:
-        expiry_ts = datetime.fromisoformat(expiry).timestamp() if expiry else None
+        expiry_ts = unix_time(expiry)
     except ValueError:
         expiry_ts = None
     return IdTokenInfo(AuthorizationStatus(id_tag_info["status"]), expiry_ts, id_tag_info.get("parent_id_tag"))

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime
 
 from ocpp.routing import after, on
 from ocpp.v201 import ChargePoint as _LibraryChargePoint
@@ -16,6 +15,7 @@ from ocpp.v201 import call, call_result, datatypes
 from ocpp.v201.enums import Action, BootReasonEnumType
 
 from agent.core.charging.reservations import Reservation
+from agent.runtime.clock import unix_time
 from agent.core.charging.model import ConnectorStatus, IdTokenInfo, MeterSample, StopReason
 from agent.protocol.common.status import status_word
 from agent.protocol.common.adapter import AdapterBase
@@ -286,7 +286,7 @@ class Ocpp201Adapter(CertificateHandlers201, DeviceModelHandlers, FirmwareHandle
         """ReserveNow for an EVSE, or any EVSE when none is named."""
         group = (group_id_token or {}).get("id_token")
         reservation = Reservation(id, evse_id or 0, id_token["id_token"].upper(), group,
-                                  datetime.fromisoformat(expiry_date_time).timestamp())
+                                  unix_time(expiry_date_time))
         result = await self.core.station.reserve(reservation)
         return call_result.ReserveNow(status=result.value)
 

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 
 from ocpp.v201 import call
 
-from agent.runtime.clock import format_iso
+from agent.runtime.clock import format_iso, unix_time
 from agent.core.charging.model import AuthorizationStatus, ConnectorStatus, IdTokenInfo, MeterSample, StopReason
 from agent.core.management.security_events import SECURITY_EVENT
 from agent.core.charging.transactions import ENDED, METER_VALUES, STARTED, STATUS, sample_from_dict
@@ -71,7 +70,7 @@ def id_token_info(info: dict | None) -> IdTokenInfo | None:
         status = "Invalid"  # Unknown, NoCredit, NotAllowedTypeEVSE, NotAtThisLocation, NotAtThisTime
     expiry = info.get("cache_expiry_date_time")
     try:
-        expiry_ts = datetime.fromisoformat(expiry).timestamp() if expiry else None
+        expiry_ts = unix_time(expiry)
     except ValueError:
         expiry_ts = None
     group = (info.get("group_id_token") or {}).get("id_token")

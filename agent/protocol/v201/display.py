@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
 
 from ocpp.routing import after, on
 from ocpp.v201 import call, call_result
 from ocpp.v201.enums import Action
 
-from agent.runtime.clock import format_iso
+from agent.runtime.clock import format_iso, unix_time
 from agent.core.device_model.display_messages import DisplayMessage
 
 log = logging.getLogger("agent.ocpp201")
@@ -25,7 +24,7 @@ def message_from_201(info: dict) -> DisplayMessage:
     return DisplayMessage(
         id=info["id"], priority=info["priority"], content=content["content"], format=content["format"],
         language=content.get("language"), state=info.get("state"),
-        start=_unix(info.get("start_date_time")), end=_unix(info.get("end_date_time")),
+        start=unix_time(info.get("start_date_time")), end=unix_time(info.get("end_date_time")),
         transaction_id=info.get("transaction_id"), display=info.get("display"))
 
 
@@ -40,15 +39,6 @@ def message_to_201(message: DisplayMessage) -> dict:
                 "end_date_time": format_iso(message.end) if message.end is not None else None}
     info.update((key, value) for key, value in optional.items() if value is not None)
     return info
-
-
-def _unix(text: str | None) -> float | None:
-    if text is None:
-        return None
-    stamp = datetime.fromisoformat(text)
-    if stamp.tzinfo is None:
-        stamp = stamp.replace(tzinfo=timezone.utc)  # OCPP times are UTC
-    return stamp.timestamp()
 
 
 class DisplayHandlers201:
