@@ -2,7 +2,7 @@
 
 Both run on the core's log upload job (``agent.core.management.log_upload``); GetLog and
 LogStatusNotification are served by the handlers shared with 2.0.1
-(``v201_diagnostics.GetLogHandlers``). A GetDiagnostics request has no request id:
+(``agent.protocol.common.log_upload.GetLogHandlers``). A GetDiagnostics request has no request id:
 its statuses go out as DiagnosticsStatusNotification in 1.6's words.
 """
 
@@ -14,7 +14,7 @@ from ocpp.v16.enums import Action
 
 from agent.runtime.clock import unix_time
 from agent.core.management import log_upload as diagnostics
-from agent.protocol.v201.diagnostics import GetLogHandlers
+from agent.protocol.common.log_upload import GetLogHandlers
 
 # The job's statuses as DiagnosticsStatus. A cancelled GetDiagnostics says nothing: the newer
 # request's statuses follow, and without a request id the CSMS could not tell the two apart.
