@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 
+from agent.core.charging.evse_inputs import Limit
 from agent.core.charging.smart_charging import composite_schedule, limit_at, next_change
 
 
@@ -59,7 +60,7 @@ class ChargingLimits:
             site = self._site(evse_id)
             amps = limit_at(profiles, now, **site)
             if amps != machine.limit_A:
-                machine.submit("limit", amps=amps)
+                machine.submit(Limit(amps=amps))
             boundary = next_change(profiles, now, **site)
             if boundary is not None:
                 wake = boundary if wake is None else min(wake, boundary)

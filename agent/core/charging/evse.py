@@ -1,10 +1,12 @@
 """One EVSE's state machine: the only code that switches its contactor, lock and offered current.
 
-Inputs arrive as commands on the EVSE's queue and are handled one at a time, so
+Inputs (the typed objects of ``evse_inputs``) arrive on the EVSE's queue and are
+handled one at a time, each by the handler the ``_HANDLERS`` table names, so
 hardware actions never interleave. After each input the machine works out where
 it should be (``_evaluate``) and performs the entry actions of the new state.
-The safety order is fixed here and in the HAL: current to 0 A, contactor open,
-then the lock may release.
+The outputs are switched only through ``evse_outputs.EvseOutputs``, which keeps
+the safety order (current to 0 A, contactor open, then the lock may release);
+the HAL enforces it too. The transaction steps live in ``evse_transactions``.
 
 When a transaction starts and ends follows the 2.0.1 TxStartPoint/TxStopPoint
 settings; their defaults (start once plugged AND authorized, end when the
@@ -18,39 +20,30 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Awaitable, Callable
 
-from agent.core.charging.model import ConnectorStatus, IdTokenInfo, StopReason
+from agent.core.charging.evse_inputs import (
+    EVSE_INPUTS, PLUGGED, REQUESTING, Authorize, Availability, Deauthorize, EndForReset, Evaluate, EvseInput, Fault,
+    Limit, Pilot, Reserve, Reset, Stop, SuspendInvalid, Timer, Unlock, Unreserve,
+)
+from agent.core.charging.evse_outputs import EvseOutputs
+from agent.core.charging.evse_transactions import Authorization, TransactionSteps
+from agent.core.charging.model import ConnectorStatus, StopReason
 from agent.core.charging.transactions import Transaction, TransactionJournal
-from hal.errors import HalError, InterlockError, LockRefused, MeterReadError
 from hal.events import PilotState
 from hal.faults import fault_spec
 
+__all__ = ["PLUGGED", "REQUESTING", "Authorization", "EvseMachine"]
+
 log = logging.getLogger("agent.evse")
 
-PLUGGED = (PilotState.B, PilotState.C, PilotState.D)
-REQUESTING = (PilotState.C, PilotState.D)
-
 
 @dataclass
-class Authorization:
-    """An idToken allowed to start on this EVSE, waiting for the cable (or already used)."""
+class _Queued:
+    """One input on the queue; ``done`` carries the answer back to a waiting caller."""
 
-    id_token: str
-    info: IdTokenInfo
-    granted_at: float  # loop time
-    remote_start_id: int | None = None
-    token_type: str | None = "ISO14443"  # how the token was presented (2.0.1 IdTokenEnumType; None: 1.6 idTag)
-    reservation_id: int | None = None  # a station-wide reservation this authorization uses
-
-
-@dataclass
-class Command:
-    """One input to the machine; ``done`` carries the answer back to a waiting caller."""
-
-    kind: str
-    args: dict[str, Any] = field(default_factory=dict)
+    input: EvseInput
     done: asyncio.Future | None = None
 
 
@@ -58,8 +51,8 @@ class Command:
 _FAULT_STOP_REASON = {"rcd-trip": StopReason.GROUND_FAULT}
 
 
-class EvseMachine:
-    """State machine of one EVSE (one connector)."""
+class EvseMachine(TransactionSteps):
+    """State machine of one EVSE (one connector); ``submit`` an input of ``evse_inputs`` to drive it."""
 
     def __init__(self, evse_id: int, *, hardware, journal: TransactionJournal, settings, clock,
                  max_current_A: float, on_status: Callable[[int, ConnectorStatus, str | None], None],
@@ -67,6 +60,7 @@ class EvseMachine:
                  sample_now: Callable | None = None, ticker=None):
         self.evse_id = evse_id
         self.hw = hardware
+        self.outputs = EvseOutputs(evse_id, hardware=hardware)
         self.journal = journal
         self.settings = settings
         self.clock = clock
@@ -89,7 +83,7 @@ class EvseMachine:
         self._cable_wait_from: float | None = None  # loop time a transaction began waiting for its cable
         self._reset_pending = False  # a reset of this EVSE waits for its transaction to end
         self._reset_waiters: list[asyncio.Future] = []
-        self._input = ""  # the kind of input being handled (what caused a start)
+        self._input: EvseInput | None = None  # the input being handled (what caused a start)
         self.reservation = None  # agent.core.charging.reservations.Reservation holding this EVSE
         self.on_reservation_used: Callable[[int], None] = lambda reservation_id: None
         self._finishing = False
@@ -97,7 +91,7 @@ class EvseMachine:
         self._on_transaction = on_transaction or (lambda evse_id, tx: None)
         self._sample_now = sample_now
         self._ticker = ticker
-        self._queue: asyncio.Queue[Command] = asyncio.Queue()
+        self._queue: asyncio.Queue[_Queued] = asyncio.Queue()
         self._task: asyncio.Task | None = None
         self._allowance_task: asyncio.Task | None = None
         self._reported: tuple | None = None
@@ -113,17 +107,24 @@ class EvseMachine:
 
     # ------------------------------------------------------------ public API
 
-    def submit(self, kind: str, **args) -> asyncio.Future:
-        """Queue an input; the returned future resolves once it has been handled."""
+    def submit(self, item: EvseInput) -> asyncio.Future:
+        """Queue one input (an object of ``evse_inputs.EVSE_INPUTS``); the future resolves with its answer.
+
+        Anything else raises TypeError here, before it is queued: an input the
+        machine has no handler for must fail loudly, not be dropped later.
+        """
+        if type(item) not in self._HANDLERS:
+            raise TypeError(f"not an EVSE input: {item!r} (expected one of "
+                            f"{', '.join(t.__name__ for t in EVSE_INPUTS)})")
         done = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(Command(kind, args, done))
+        self._queue.put_nowait(_Queued(item, done))
         return done
 
     async def start(self) -> None:
         """Start the loop from the hardware's present state."""
         self.pilot = self.hw.pilot.state
         self._task = asyncio.create_task(self._run(), name=f"evse-{self.evse_id}")
-        await self.submit("evaluate")
+        await self.submit(Evaluate())
 
     async def stop(self) -> None:
         """Stop the loop (outputs are made safe by the HAL's safe_state)."""
@@ -140,14 +141,14 @@ class EvseMachine:
             try:
                 command = await asyncio.wait_for(self._queue.get(), timeout=self._timeout())
             except asyncio.TimeoutError:
-                command = Command("timer")
+                command = _Queued(Timer())
             if self._ticker is not None:
                 self._ticker.tick()
             try:
-                result = await self._handle(command)
+                result = await self._handle(command.input)
             except Exception as exc:  # never let one bad input kill the EVSE loop
-                log.exception("EVSE %d: %s failed", self.evse_id, command.kind)
-                await self._make_safe()
+                log.exception("EVSE %d: %s failed", self.evse_id, type(command.input).__name__)
+                await self.outputs.make_safe()
                 result = exc
             if command.done is not None and not command.done.done():
                 if isinstance(result, Exception):
@@ -175,10 +176,9 @@ class EvseMachine:
             return TICK_S
         return max(0.0, min(deadline - asyncio.get_running_loop().time(), TICK_S))
 
-    async def _handle(self, command: Command):
-        self._input = command.kind
-        handler = getattr(self, f"_on_{command.kind}")
-        result = await handler(**command.args)
+    async def _handle(self, item: EvseInput):
+        self._input = item
+        result = await self._HANDLERS[type(item)](self, item)
         await self._evaluate()
         if not self._reset_pending:
             self._settle_resets()  # after _evaluate: the re-initialised status has been reported
@@ -186,10 +186,10 @@ class EvseMachine:
 
     # ------------------------------------------------------------ inputs
 
-    async def _on_evaluate(self):
+    async def _on_evaluate(self, _: Evaluate) -> None:
         return None
 
-    async def _on_timer(self):
+    async def _on_timer(self, _: Timer) -> None:
         deadline = self._cable_deadline()
         if deadline is None or asyncio.get_running_loop().time() < deadline:
             return
@@ -201,7 +201,8 @@ class EvseMachine:
                  self.evse_id, self.authorization.id_token)
         self.authorization = None
 
-    async def _on_pilot(self, state: PilotState):
+    async def _on_pilot(self, item: Pilot) -> None:
+        state = item.state
         previous, self.pilot = self.pilot, state
         if state is PilotState.A and previous in PLUGGED:
             self._finishing = False
@@ -224,10 +225,9 @@ class EvseMachine:
             await self._stop_transaction(StopReason.EV_DISCONNECTED)
         elif self.settings["unlock_connector_on_ev_side_disconnect"]:
             # The transaction goes on (suspended) but the cable may be taken: energy off first.
-            await self._make_safe(unlock=True)
+            await self.outputs.make_safe(unlock=True)
 
-    async def _on_authorize(self, id_token: str, info: IdTokenInfo, remote_start_id: int | None = None,
-                            token_type: str | None = "ISO14443", reservation_id: int | None = None):
+    async def _on_authorize(self, item: Authorize) -> bool:
         """A token was accepted for this EVSE (tap or remote start). True if it will be used.
 
         It waits for the cable (or starts the transaction), or completes a transaction
@@ -237,10 +237,10 @@ class EvseMachine:
             return False
         if self.transaction is not None and not self.awaiting_token:
             return False
-        if self.reservation is not None and not self.reservation.allows(id_token, info.group_id):
+        if self.reservation is not None and not self.reservation.allows(item.id_token, item.info.group_id):
             return False  # held for someone else
-        auth = Authorization(id_token, info, asyncio.get_running_loop().time(), remote_start_id, token_type,
-                             reservation_id)
+        auth = Authorization(item.id_token, item.info, asyncio.get_running_loop().time(), item.remote_start_id,
+                             item.token_type, item.reservation_id)
         if self.transaction is not None:
             self._authorize_transaction(auth)
             return True
@@ -248,8 +248,9 @@ class EvseMachine:
         self._finishing = False
         return True
 
-    async def _on_stop(self, reason: StopReason, id_token: str | None = None, token_type: str | None = None):
+    async def _on_stop(self, item: Stop) -> bool:
         """End the running transaction's authorization (TxStopPoint decides whether it ends now); True if one ran."""
+        reason, id_token, token_type = item.reason, item.id_token, item.token_type
         if self.transaction is None:
             if self.authorization is not None and reason in (StopReason.LOCAL, StopReason.REMOTE):
                 self.authorization = None  # a second tap before plugging in cancels
@@ -261,8 +262,9 @@ class EvseMachine:
             await self._stop_transaction(reason, id_token, token_type)
         return True  # (already stopped: it ends when the cable goes)
 
-    async def _on_deauthorize(self, ref: str):
+    async def _on_deauthorize(self, item: Deauthorize) -> None:
         """The CSMS refused the token of a started transaction (StartTransaction.conf not Accepted)."""
+        ref = item.ref
         if self.transaction is None or self.transaction.ref != ref or not self.tx_authorized:
             return
         if self.settings["stop_transaction_on_invalid_id"]:
@@ -280,32 +282,32 @@ class EvseMachine:
         while self.transaction is not None and self.transaction.ref == ref:
             energy = await self._read_energy_Wh()
             if energy is not None and energy >= limit:
-                self.submit("suspend_invalid", ref=ref)
+                self.submit(SuspendInvalid(ref=ref))
                 return
             await asyncio.sleep(1.0)  # only while a refused token is still charging
 
-    async def _on_suspend_invalid(self, ref: str):
-        if self.transaction is not None and self.transaction.ref == ref:
+    async def _on_suspend_invalid(self, item: SuspendInvalid) -> None:
+        if self.transaction is not None and self.transaction.ref == item.ref:
             log.info("EVSE %d: MaxEnergyOnInvalidId reached; energy stopped", self.evse_id)
             self.suspended_by_csms = True
 
-    async def _on_reserve(self, reservation):
+    async def _on_reserve(self, item: Reserve) -> None:
         """Hold this EVSE for a reservation (the station checked it is free)."""
-        self.reservation = reservation
+        self.reservation = item.reservation
 
-    async def _on_unreserve(self, reservation_id: int):
-        if self.reservation is not None and self.reservation.reservation_id == reservation_id:
+    async def _on_unreserve(self, item: Unreserve) -> None:
+        if self.reservation is not None and self.reservation.reservation_id == item.reservation_id:
             self.reservation = None
 
-    async def _on_availability(self, operative: bool):
+    async def _on_availability(self, item: Availability) -> str:
         """Operative/inoperative; answers "Accepted" or "Scheduled" (after the running transaction)."""
-        self.operative = operative
+        operative = self.operative = item.operative
         if not operative:
             self.authorization = None
         return "Scheduled" if (not operative and self.transaction is not None) else "Accepted"
 
-    async def _on_limit(self, amps: float):
-        limit = max(0.0, min(float(amps), self.max_current_A))
+    async def _on_limit(self, item: Limit) -> None:
+        limit = max(0.0, min(float(item.amps), self.max_current_A))
         if limit == self.limit_A:
             return
         before = self._target_status()
@@ -318,39 +320,37 @@ class EvseMachine:
                                     ev_connected=self.pilot in PLUGGED, trigger="ChargingRateChanged")
             self._on_transaction(self.evse_id, self.transaction)
 
-    async def _on_fault(self, code: str, active: bool):
-        (self.faults.add if active else self.faults.discard)(code)
-        if active and fault_spec(code).stops_charging and self.transaction is not None:
+    async def _on_fault(self, item: Fault) -> None:
+        code = item.code
+        (self.faults.add if item.active else self.faults.discard)(code)
+        if item.active and fault_spec(code).stops_charging and self.transaction is not None:
             await self._stop_transaction(_FAULT_STOP_REASON.get(code, StopReason.OTHER))
 
-    async def _on_unlock(self):
+    async def _on_unlock(self, _: Unlock) -> bool:
         """UnlockConnector: stop a running transaction first, then release the cable."""
         if self.transaction is not None:
             await self._stop_transaction(StopReason.UNLOCK_COMMAND)
-        try:
-            return await self.hw.lock.unlock()
-        except LockRefused:
-            return False
+        return await self.outputs.release_cable()
 
-    async def _on_end_for_reset(self, reason: StopReason):
+    async def _on_end_for_reset(self, item: EndForReset) -> None:
         if self.transaction is not None:
-            await self._stop_transaction(reason)
+            await self._stop_transaction(item.reason)
         self.authorization = None
 
-    async def _on_reset(self, immediate: bool, done: asyncio.Future | None = None):
+    async def _on_reset(self, item: Reset) -> str:
         """Reset this EVSE alone (2.0.1 B11/B12): "Accepted", or "Scheduled" until its transaction ends.
 
         Immediate ends a running transaction first (ImmediateReset); otherwise the
         reset waits for the transaction to end. ``done`` resolves once the EVSE has
         been re-initialised and its status reported.
         """
-        if done is not None:
-            self._reset_waiters.append(done)
+        if item.done is not None:
+            self._reset_waiters.append(item.done)
         self._reset_pending = True
         if self.transaction is None:
             await self._reinitialise()
             return "Accepted"
-        if not immediate:
+        if not item.immediate:
             return "Scheduled"
         await self._stop_transaction(StopReason.SOFT_RESET)  # re-initialises: the reset is pending
         return "Accepted"
@@ -361,7 +361,7 @@ class EvseMachine:
         if self._allowance_task is not None:
             self._allowance_task.cancel()
             self._allowance_task = None
-        await self._make_safe(unlock=True)  # current 0 A, contactor open, and only then the lock
+        await self.outputs.make_safe(unlock=True)  # current 0 A, contactor open, and only then the lock
         self.authorization = None
         self.suspended_by_csms = False
         self.pilot = self.hw.pilot.state
@@ -420,7 +420,7 @@ class EvseMachine:
             return ConnectorStatus.SUSPENDED_EVSE
         if self.pilot in REQUESTING:
             # The EV asks for energy; without a held cable the EVSE cannot give it.
-            return ConnectorStatus.CHARGING if self._cable_held() else ConnectorStatus.SUSPENDED_EVSE
+            return ConnectorStatus.CHARGING if self.outputs.cable_held else ConnectorStatus.SUSPENDED_EVSE
         return ConnectorStatus.SUSPENDED_EV
 
     async def _evaluate(self) -> None:
@@ -428,39 +428,20 @@ class EvseMachine:
             self._cable_arrived()
         if (self.transaction is not None and self.tx_authorized and self.pilot in PLUGGED
                 and not self.hw.lock.locked and "lock-failure" not in self.faults):
-            await self.hw.lock.lock()  # replugged, plugged after the start, or authorized after the start
+            await self.outputs.lock_cable()  # replugged, plugged after the start, or authorized after the start
         if self.transaction is None and self._start_due():
             await self._start_transaction()
         await self._apply_outputs()
         self._report(self._target_status())
 
-    def _cable_held(self) -> bool:
-        """The cable is locked, or this EVSE has no lock to hold it (a tethered cable).
-
-        Safety: no current is offered and the contactor stays open through a socket
-        whose lock did not engage; the driver could pull a live plug.
-        """
-        return not getattr(self.hw.lock, "fitted", True) or self.hw.lock.locked
-
     async def _apply_outputs(self) -> None:
         """Offer current and close the contactor only while an authorized transaction wants energy
-        and the cable is held."""
+        and the cable is held (``EvseOutputs.apply`` checks the cable again and keeps the order)."""
         energy = self._target_status() is ConnectorStatus.CHARGING  # never while the cable is not held
         self._tx_had_energy = self._tx_had_energy or energy
         authorized = self.transaction is not None and self.tx_authorized
-        offered = self.limit_A if (authorized and not self.suspended_by_csms and self._cable_held()) else 0.0
-        self.hw.pilot.set_current_limit_A(offered)
-        if energy:
-            self.hw.contactor.allow_power(True)
-            if not self.hw.contactor.closed:
-                try:
-                    await self.hw.contactor.close()
-                except InterlockError:
-                    log.error("EVSE %d: interlock refused to close", self.evse_id)
-        else:
-            self.hw.contactor.allow_power(False)
-            if self.hw.contactor.closed:
-                await self.hw.contactor.open()
+        offered = self.limit_A if (authorized and not self.suspended_by_csms) else 0.0
+        await self.outputs.apply(offered_A=offered, energy=energy)
 
     def _report(self, status: ConnectorStatus) -> None:
         error = next((c for c in sorted(self.faults)), None)
@@ -474,145 +455,23 @@ class EvseMachine:
             log.info("EVSE %d: %s%s", self.evse_id, status.value, f" ({error})" if error else "")
             self._on_status(self.evse_id, status, error)
 
-    # ------------------------------------------------------------ transactions
+    # ------------------------------------------------------------ the input table
 
-    async def _read_energy_Wh(self) -> float | None:
-        try:
-            return (await self.hw.meter.read()).energy_import_Wh
-        except (MeterReadError, HalError) as exc:
-            last = self.hw.meter.last_reading
-            log.warning("EVSE %d: meter read failed (%s); using %s", self.evse_id, exc,
-                        "the last reading" if last else "nothing")
-            return last.energy_import_Wh if last else None
-
-    def _start_trigger(self, auth: Authorization | None) -> str:
-        """What made the transaction start (2.0.1 triggerReason): the cable, or the authorization."""
-        if auth is None or self._input == "pilot":
-            return "CablePluggedIn"
-        return "RemoteStart" if auth.remote_start_id is not None else "Authorized"
-
-    async def _start_transaction(self) -> None:
-        auth = self.authorization  # None: started at plug-in (TxStartPoint EVConnected)
-        energy = await self._read_energy_Wh()
-        if energy is None:
-            log.error("EVSE %d: cannot start without a meter reading", self.evse_id)
-            return
-        begin = await self._sample("stop_txn_sampled_data", "Transaction.Begin")
-        plugged = self.pilot in PLUGGED
-        reservation_id = None
-        if auth is not None:  # a reservation is used by its holder's token, not by a cable
-            reservation_id = self.reservation.reservation_id if self.reservation else auth.reservation_id
-        self.transaction = self.journal.begin(
-            evse_id=self.evse_id, id_token=auth.id_token if auth else None,
-            group_id=auth.info.group_id if auth else None, reservation_id=reservation_id,
-            meter_start_Wh=energy, started_at=self.clock.time(), remote_start_id=auth.remote_start_id if auth else None,
-            begin_sample=begin, token_type=auth.token_type if auth else None, trigger=self._start_trigger(auth),
-            ev_connected=plugged)
-        self.authorization = None
-        self.suspended_by_csms = False
-        self.tx_authorized, self._auth_ended = auth is not None, None
-        self._tx_had_cable, self._tx_had_energy = plugged, False
-        self._cable_wait_from = None if plugged else asyncio.get_running_loop().time()
-        if reservation_id is not None:
-            self.reservation = None
-            self.on_reservation_used(reservation_id)  # the reservation is fulfilled
-        log.info("EVSE %d: transaction %s started for %s at %.1f Wh", self.evse_id, self.transaction.ref,
-                 auth.id_token if auth else "(no idToken yet)", energy)
-        self._on_transaction(self.evse_id, self.transaction)
-        if self.tx_authorized and plugged and not await self.hw.lock.lock():
-            log.error("EVSE %d: the cable did not lock", self.evse_id)
-
-    def _authorize_transaction(self, auth: Authorization) -> None:
-        """Give the transaction that started at plug-in its idToken: energy may flow from now on."""
-        reservation_id = auth.reservation_id
-        if self.reservation is not None:  # the holder's token (checked by the caller) fulfils it
-            reservation_id = self.reservation.reservation_id
-            self.reservation = None
-            self.on_reservation_used(reservation_id)
-        self.tx_authorized = True
-        status = self._target_status()
-        tx = self.journal.authorize(
-            self.transaction.ref, id_token=auth.id_token, token_type=auth.token_type, group_id=auth.info.group_id,
-            timestamp=self.clock.time(), charging_state=status.value, ev_connected=self.pilot in PLUGGED,
-            trigger="RemoteStart" if auth.remote_start_id is not None else "Authorized",
-            remote_start_id=auth.remote_start_id, reservation_id=reservation_id)
-        self.transaction = tx or self.transaction
-        self.status = status  # reported with the idToken: no separate charging-state record
-        log.info("EVSE %d: transaction %s authorized for %s", self.evse_id, self.transaction.ref, auth.id_token)
-        self._on_transaction(self.evse_id, self.transaction)
-
-    def _cable_arrived(self) -> None:
-        """The cable came for a transaction that started at authorization."""
-        self._tx_had_cable = True
-        self._cable_wait_from = None
-        status = self._target_status()
-        self.journal.add_status(self.transaction.ref, status.value, timestamp=self.clock.time(), ev_connected=True,
-                                trigger="CablePluggedIn")
-        self.status = status
-        self._on_transaction(self.evse_id, self.transaction)
-
-    async def _end_authorization(self, reason: StopReason, id_token: str | None = None,
-                                 token_type: str | None = None) -> None:
-        """The transaction's authorization ends: so does the transaction, unless TxStopPoint waits for the cable.
-
-        With EVConnected the only way out (no Authorized/PowerPathClosed, and no
-        EnergyTransfer that has already ended with the energy), the energy stops
-        and the cable is released now, and the transaction ends when it is unplugged.
-        """
-        stops = self._stop_points()
-        waits = ("EVConnected" in stops and self.pilot in PLUGGED and not stops & {"Authorized", "PowerPathClosed"}
-                 and not ("EnergyTransfer" in stops and self._tx_had_energy))
-        if not waits:
-            await self._stop_transaction(reason, id_token, token_type)
-            return
-        self.tx_authorized = False
-        self._auth_ended = (reason, id_token, token_type)
-        await self._make_safe(unlock=True)  # the driver may now take the cable, which ends the transaction
-        self.journal.add_status(self.transaction.ref, ConnectorStatus.FINISHING.value, timestamp=self.clock.time(),
-                                ev_connected=True, deauthorized=reason)
-        self.status = ConnectorStatus.FINISHING
-        log.info("EVSE %d: transaction %s deauthorized (%s); it ends when the cable is unplugged",
-                 self.evse_id, self.transaction.ref, reason.value)
-        self._on_transaction(self.evse_id, self.transaction)
-
-    async def _stop_transaction(self, reason: StopReason, id_token: str | None = None,
-                                token_type: str | None = None, *, ended_by: StopReason | None = None) -> None:
-        tx = self.transaction
-        await self._make_safe(unlock=False)
-        energy = await self._read_energy_Wh()
-        fresh = self.journal.get(tx.ref)
-        end = await self._sample("stop_txn_sampled_data", "Transaction.End")
-        self.journal.end(tx.ref, meter_stop_Wh=energy if energy is not None else fresh.last_meter_Wh,
-                         stopped_at=self.clock.time(), reason=reason, stop_id_token=id_token, end_sample=end,
-                         stop_token_type=token_type, ended_by=ended_by)
-        log.info("EVSE %d: transaction %s ended (%s)", self.evse_id, tx.ref, reason.value)
-        self.transaction = None
-        self.suspended_by_csms = self.tx_authorized = False
-        self._auth_ended = self._cable_wait_from = None
-        self._finishing = self.pilot in PLUGGED
-        self._on_transaction(self.evse_id, None)
-        try:
-            await self.hw.lock.unlock()
-        except LockRefused as exc:
-            log.error("EVSE %d: cable stays locked: %s", self.evse_id, exc)
-        if self._reset_pending:
-            await self._reinitialise()  # a reset of this EVSE waited for the transaction to end
-
-    async def _sample(self, setting: str, context: str):
-        if self._sample_now is None or not self.settings[setting]:
-            return None
-        return await self._sample_now(self.evse_id, self.settings[setting], context=context)
-
-    async def _make_safe(self, *, unlock: bool = False) -> None:
-        """0 A, contactor open (and only then, optionally, unlock)."""
-        try:
-            self.hw.pilot.set_current_limit_A(0)
-        except Exception:
-            log.exception("EVSE %d: cannot withdraw the current offer", self.evse_id)
-        self.hw.contactor.allow_power(False)
-        await self.hw.contactor.open()
-        if unlock:
-            try:
-                await self.hw.lock.unlock()
-            except LockRefused:
-                pass
+    # Every input type and its handler; ``submit`` refuses types missing here.
+    _HANDLERS: dict[type, Callable[[EvseMachine, EvseInput], Awaitable[object]]] = {
+        Evaluate: _on_evaluate,
+        Timer: _on_timer,
+        Pilot: _on_pilot,
+        Authorize: _on_authorize,
+        Stop: _on_stop,
+        Deauthorize: _on_deauthorize,
+        SuspendInvalid: _on_suspend_invalid,
+        Reserve: _on_reserve,
+        Unreserve: _on_unreserve,
+        Availability: _on_availability,
+        Limit: _on_limit,
+        Fault: _on_fault,
+        Unlock: _on_unlock,
+        EndForReset: _on_end_for_reset,
+        Reset: _on_reset,
+    }

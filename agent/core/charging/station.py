@@ -12,6 +12,7 @@ import logging
 from typing import Callable, Protocol
 
 from agent.core.charging.auth import Authorizer
+from agent.core.charging import evse_inputs
 from agent.core.charging.evse import PLUGGED, EvseMachine
 from agent.core.charging.model import ConnectorStatus, IdTokenInfo, MeterSample, StopReason
 from agent.core.charging.reservations import Reservation, ReservationBook, ReserveResult
@@ -165,13 +166,14 @@ class ChargingStation(ChargingLimits):
                 self._pending = None
                 timeout = self.settings["connection_timeout_s"]
                 if timeout <= 0 or asyncio.get_running_loop().time() - granted <= timeout:
-                    machine.submit("authorize", id_token=id_token, info=info, token_type=token_type)
+                    machine.submit(evse_inputs.Authorize(id_token=id_token, info=info, token_type=token_type))
             elif self._free_vend_id_token:
                 from agent.core.charging.model import AuthorizationStatus
 
                 info = IdTokenInfo(AuthorizationStatus.ACCEPTED)
-                machine.submit("authorize", id_token=self._free_vend_id_token, info=info, token_type="NoAuthorization")
-        await machine.submit("pilot", state=event.state)
+                machine.submit(evse_inputs.Authorize(id_token=self._free_vend_id_token, info=info,
+                                                     token_type="NoAuthorization"))
+        await machine.submit(evse_inputs.Pilot(state=event.state))
 
     async def _fault(self, event) -> None:
         active = isinstance(event, FaultRaised)
@@ -184,7 +186,7 @@ class ChargingStation(ChargingLimits):
             if machine is None:
                 return
             changed = (event.code in machine.faults) != active
-            await machine.submit("fault", code=event.code, active=active)
+            await machine.submit(evse_inputs.Fault(code=event.code, active=active))
         notify = getattr(self.port, "fault_changed", None)
         if changed and notify is not None:
             notify(event.evse_id, event.code, active, timestamp=self.clock.time(), info=getattr(event, "info", ""))
@@ -206,7 +208,7 @@ class ChargingStation(ChargingLimits):
         id_token = id_token.upper()
         own = self._session_of(id_token, evse_id=evse_id)
         if own is not None:
-            await own.submit("stop", reason=StopReason.LOCAL, id_token=id_token, token_type=token_type)
+            await own.submit(evse_inputs.Stop(reason=StopReason.LOCAL, id_token=id_token, token_type=token_type))
             return "stopped"
         decision = await self.authorizer.authorize(id_token, token_type=token_type)
         if not decision.info.accepted:
@@ -217,7 +219,8 @@ class ChargingStation(ChargingLimits):
             return await self._master_stop(id_token, token_type, evse_id=evse_id)
         group_session = self._group_session(decision.info.group_id, evse_id=evse_id)
         if group_session is not None:
-            await group_session.submit("stop", reason=StopReason.LOCAL, id_token=id_token, token_type=token_type)
+            await group_session.submit(evse_inputs.Stop(reason=StopReason.LOCAL, id_token=id_token,
+                                                         token_type=token_type))
             return "stopped"
         return await self._grant(id_token, decision.info, evse_id=evse_id, token_type=token_type)
 
@@ -234,8 +237,8 @@ class ChargingStation(ChargingLimits):
             log.info("master pass %s presented; no transaction to stop", id_token)
             self.show_text("Master pass: no transaction to stop")
             return "refused"
-        await asyncio.gather(*(m.submit("stop", reason=StopReason.MASTER_PASS, id_token=id_token,
-                                        token_type=token_type) for m in running))
+        await asyncio.gather(*(m.submit(evse_inputs.Stop(reason=StopReason.MASTER_PASS, id_token=id_token,
+                                                         token_type=token_type)) for m in running))
         return "stopped"
 
     def _session_of(self, id_token: str, *, evse_id: int | None) -> EvseMachine | None:
@@ -274,8 +277,9 @@ class ChargingStation(ChargingLimits):
             return "held"
         if target is None:
             return "no-evse"
-        used = await target.submit("authorize", id_token=id_token, info=info, remote_start_id=remote_start_id,
-                                   reservation_id=held.reservation_id if held else None, token_type=token_type)
+        used = await target.submit(evse_inputs.Authorize(
+            id_token=id_token, info=info, remote_start_id=remote_start_id,
+            reservation_id=held.reservation_id if held else None, token_type=token_type))
         return "authorized" if used else "no-evse"
 
     def _target_evse(self, evse_id: int | None, *, id_token: str | None = None,
@@ -365,15 +369,15 @@ class ChargingStation(ChargingLimits):
         if target is None:
             log.warning("remote start for %s: no EVSE free any more", id_token)
             return
-        await target.submit("authorize", id_token=id_token, info=info, remote_start_id=remote_start_id,
-                            token_type=token_type)
+        await target.submit(evse_inputs.Authorize(id_token=id_token, info=info, remote_start_id=remote_start_id,
+                                                  token_type=token_type))
 
     async def remote_stop(self, *, remote_id: str | None = None, ref: str | None = None) -> bool:
         """RemoteStopTransaction / RequestStopTransaction: True if the transaction runs here."""
         for machine in self.evses.values():
             tx = machine.transaction
             if tx is not None and ((ref and tx.ref == ref) or (remote_id and self._remote_id(tx) == str(remote_id))):
-                machine.submit("stop", reason=StopReason.REMOTE)
+                machine.submit(evse_inputs.Stop(reason=StopReason.REMOTE))
                 return True
         return False
 
@@ -393,7 +397,7 @@ class ChargingStation(ChargingLimits):
             return "Rejected"
         self._persist_availability(evse_id, operative)
         targets = self.evses.values() if evse_id == 0 else [self.evses[evse_id]]
-        answers = [await machine.submit("availability", operative=operative) for machine in targets]
+        answers = [await machine.submit(evse_inputs.Availability(operative=operative)) for machine in targets]
         if evse_id == 0:
             self._status_changed(0, ConnectorStatus.AVAILABLE if operative else ConnectorStatus.UNAVAILABLE,
                                  self.statuses[0][1])
@@ -419,7 +423,7 @@ class ChargingStation(ChargingLimits):
             return verdict
         self.reservations.add(reservation)
         if reservation.evse_id:
-            await self.evses[reservation.evse_id].submit("reserve", reservation=reservation)
+            await self.evses[reservation.evse_id].submit(evse_inputs.Reserve(reservation=reservation))
         self._arm_expiry(reservation)
         return ReserveResult.ACCEPTED
 
@@ -452,7 +456,8 @@ class ChargingStation(ChargingLimits):
         if timer is not None:
             timer.cancel()
         if reservation.evse_id in self.evses:
-            await self.evses[reservation.evse_id].submit("unreserve", reservation_id=reservation.reservation_id)
+            await self.evses[reservation.evse_id].submit(
+                evse_inputs.Unreserve(reservation_id=reservation.reservation_id))
         if status and self.port is not None:
             self.port.reservation_ended(reservation.reservation_id, status)
 
@@ -475,7 +480,7 @@ class ChargingStation(ChargingLimits):
             return "NotSupported"
         if not getattr(self.hal.evse(evse_id).lock, "fitted", True):
             return "NotSupported"
-        return "Unlocked" if await self.evses[evse_id].submit("unlock") else "UnlockFailed"
+        return "Unlocked" if await self.evses[evse_id].submit(evse_inputs.Unlock()) else "UnlockFailed"
 
     def note_controlled_stop(self) -> None:
         """The agent is stopping on purpose: transactions left open end with Reboot at the next start."""
@@ -496,13 +501,13 @@ class ChargingStation(ChargingLimits):
         waits until the transaction has ended.
         """
         done = asyncio.get_running_loop().create_future()
-        await self.evses[evse_id].submit("reset", immediate=immediate, done=done)
+        await self.evses[evse_id].submit(evse_inputs.Reset(immediate=immediate, done=done))
         await done
 
     async def prepare_reset(self, reason: StopReason) -> None:
         """End every transaction with ``reason`` and remember it, so the next start reports Reboot."""
         self.store.put(_RESTART_REASON_KEY, StopReason.REBOOT.value)
-        await asyncio.gather(*(m.submit("end_for_reset", reason=reason) for m in self.evses.values()))
+        await asyncio.gather(*(m.submit(evse_inputs.EndForReset(reason=reason)) for m in self.evses.values()))
 
     async def report_transaction(self, evse_id: int) -> bool:
         """Report the EVSE's ongoing transaction now, with a fresh meter sample (2.0.1 TriggerMessage
@@ -521,7 +526,7 @@ class ChargingStation(ChargingLimits):
         """The CSMS refused the token of a transaction after it started."""
         for machine in self.evses.values():
             if machine.transaction is not None and machine.transaction.ref == ref:
-                machine.submit("deauthorize", ref=ref)
+                machine.submit(evse_inputs.Deauthorize(ref=ref))
 
     # ------------------------------------------------------------ reporting
 
