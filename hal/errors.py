@@ -35,6 +35,10 @@ class EnergyWentBackwards(MeterReadError, ValueError):
     """The meter's energy register is lower than in the previous accepted reading."""
 
 
+class MeterStale(MeterReadError):
+    """The polled meter has no reading young enough to pass for the present value."""
+
+
 class SimulationError(HalError, ValueError):
     """A mock-HAL command cannot apply in the simulated state (e.g. EV charge while unplugged)."""
 

@@ -135,6 +135,7 @@ async def _build_mock(config, emit: Callable) -> Hal:
         max_current_A={e.id: e.max_current_A for e in config.evse},
         phases={e.id: e.phases for e in config.evse},
         external_limit=external_limit(config.hal.external_limit),
+        meter_poll_interval_s={e.id: e.meter.poll_interval_s for e in config.evse},
     )
     closers = []
     for evse in config.evse:
@@ -192,7 +193,7 @@ async def build_meter(evse, emit: Callable):
     driver = real_driver(METER_DRIVERS, m.driver, what=f"evse {evse.id}: meter driver")
     meter = await driver.load()(evse.id, emit=emit, model=m.model, port=m.port, device_id=m.device_id,
                                 baudrate=m.baudrate, timeout_s=m.timeout_s, parity=m.parity, stopbits=m.stopbits,
-                                **driver.options)
+                                poll_interval_s=m.poll_interval_s, **driver.options)
     return meter, driver.load_closer()
 
 

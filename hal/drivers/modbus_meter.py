@@ -28,6 +28,7 @@ from hal.events import Emit, MeterReading
 from hal.meters import Block, RegisterMap, decode, load_register_map
 from hal.roles import EnergyMeter
 from hal.roles._device import check_positive
+from hal.roles.meter_polling import MeterPoller
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,9 @@ class ModbusBus:
     port is opened on the first request and reopened after it disappears
     (USB adapter unplugged, pty closed). Use ``open_bus`` to get the shared
     instance of a port.
+
+    ``poller`` is the one owner of the meter reads on this line: every meter
+    on it is polled by that one task, in turn, on its own interval.
     """
 
     def __init__(self, port: str, *, baudrate: int = 9600, parity: str = "N",
@@ -80,6 +84,7 @@ class ModbusBus:
         self._last_end = float("-inf")    # loop time the last exchange ended
         self._hold_until = float("-inf")  # no request before this loop time
         self._users: dict[int, str] = {}  # device id -> who uses it
+        self.poller = MeterPoller(name=f"modbus {port}")
         self.requests = 0
         self.failed_requests = 0
 
@@ -404,16 +409,19 @@ class ModbusMeter(EnergyMeter):
     ``read_timeout_s`` defaults to twice the worst case of one full read, as
     the read may first wait for other meters on the line.
 
-    ``start()`` opens nothing: a meter missing at boot becomes fault
-    ``meter-offline`` after a few reads, not a start-up failure, since
-    charging may go on without it. ``stop()`` gives the device id back and
-    the last meter on the line closes the port.
+    ``start()`` opens nothing itself: a meter missing at boot becomes fault
+    ``meter-offline`` after ``stale_after`` poll intervals, not a start-up
+    failure, since charging may go on without it. It is polled every
+    ``poll_interval_s`` by its line's poller (``ModbusBus.poller``), shared
+    with the other meters on the line. ``stop()`` gives the device id back
+    and the last meter on the line closes the port.
     """
 
     def __init__(self, evse_id: int, *, emit: Emit, bus: ModbusBus, device_id: int,
                  register_map: RegisterMap, timeout_s: float = 0.3, retries: int = 1,
                  offline_after: int = 3, read_timeout_s: float | None = None,
-                 max_age_s: float | None = None) -> None:
+                 max_age_s: float | None = None, poll_interval_s: float = 1.0,
+                 stale_after: int = 3) -> None:
         if isinstance(device_id, bool) or not isinstance(device_id, int) or not 1 <= device_id <= 247:
             raise ValueError(f"device_id must be a Modbus address 1..247, not {device_id!r}")
         if isinstance(retries, bool) or not isinstance(retries, int) or not 0 <= retries <= MAX_RETRIES:
@@ -424,7 +432,8 @@ class ModbusMeter(EnergyMeter):
                                              retries=retries, gap_s=register_map.min_gap_s)
         super().__init__(evse_id, emit=emit, offline_after=offline_after,
                          read_timeout_s=read_timeout_s or max(2.0, 2 * self.worst_case_s),
-                         max_age_s=max_age_s)
+                         max_age_s=max_age_s, poll_interval_s=poll_interval_s,
+                         stale_after=stale_after, poller=bus.poller)
         self.bus = bus
         self.device_id = device_id
         self.register_map = register_map
@@ -448,7 +457,8 @@ class ModbusMeter(EnergyMeter):
 
 async def open_meter(evse_id: int, *, emit: Emit, model: str, port: str, device_id: int,
                      baudrate: int = 9600, timeout_s: float = 0.3, parity: str = "N",
-                     stopbits: int = 1, retries: int = 1, offline_after: int = 3) -> ModbusMeter:
+                     stopbits: int = 1, retries: int = 1, offline_after: int = 3,
+                     poll_interval_s: float = 1.0) -> ModbusMeter:
     """Build the meter of one ``[evse.meter]`` table (driver "modbus"), sharing the bus of its port.
 
     UnknownMeterModel for a model without a register map; HalStartError for
@@ -457,4 +467,5 @@ async def open_meter(evse_id: int, *, emit: Emit, model: str, port: str, device_
     register_map = load_register_map(model)
     bus = await open_bus(port, baudrate=baudrate, parity=parity, stopbits=stopbits)
     return ModbusMeter(evse_id, emit=emit, bus=bus, device_id=device_id, register_map=register_map,
-                       timeout_s=timeout_s, retries=retries, offline_after=offline_after)
+                       timeout_s=timeout_s, retries=retries, offline_after=offline_after,
+                       poll_interval_s=poll_interval_s)

@@ -102,7 +102,12 @@ class MockContactor(Contactor):
 
 
 class MockConnectorLock(ConnectorLock):
-    """A lock whose position follows the drive, unless jammed (fault lock-failure)."""
+    """A lock whose position follows the drive, unless jammed (fault lock-failure).
+
+    A jam while locked is a lock that let go (a broken pin, a worn latch): its
+    position switch reads unlocked at once, as a real failed lock's would, and
+    the role's feedback supervision reports lock-failure from that edge.
+    """
 
     def __init__(self, evse_id: int, *, emit: Emit, contactor: Contactor, recorder: Recorder,
                  feedback_timeout_s: float = 0.5, retries: int = 2) -> None:
@@ -115,9 +120,16 @@ class MockConnectorLock(ConnectorLock):
         self.drive_count = 0
 
     def set_jammed(self, jammed: bool) -> None:
-        """Simulate a jammed lock; freeing it lets it reach the last driven position."""
+        """Simulate a failed lock: a locked one lets go (reads unlocked), an unlocked one cannot lock.
+
+        Freeing it lets it reach the last driven position. Each position
+        change is a feedback edge, judged by the role's supervision.
+        """
         self._jammed = bool(jammed)
-        if not jammed and self._driven is not None and self._position != self._driven:
+        if jammed and self._position:
+            self._position = False
+            self._on_feedback_changed()
+        elif not jammed and self._driven is not None and self._position != self._driven:
             self._position = self._driven
             self._on_feedback_changed()
 
@@ -137,8 +149,9 @@ class MockEnergyMeter(EnergyMeter):
     """A meter that integrates the EV's power draw while ``flowing()`` (contactor feedback closed)."""
 
     def __init__(self, evse_id: int, *, emit: Emit, clock: Clock, flowing: Callable[[], bool],
-                 phases: int = 3, voltage_V: float = 230.0, energy_Wh: float = 0.0) -> None:
-        super().__init__(evse_id, emit=emit)
+                 phases: int = 3, voltage_V: float = 230.0, energy_Wh: float = 0.0,
+                 poll_interval_s: float = 1.0) -> None:
+        super().__init__(evse_id, emit=emit, poll_interval_s=poll_interval_s)
         self._clock = clock
         self._flowing = flowing
         self._phases = phases
@@ -174,7 +187,11 @@ class MockEnergyMeter(EnergyMeter):
         self._draw_W = float(watts)
 
     def set_offline(self, offline: bool) -> None:
-        """Simulate the meter not answering: reads raise MeterTimeout."""
+        """Simulate the meter not answering: reads (the poller's too) raise MeterTimeout.
+
+        The role notices on its own: meter-offline within ``stale_after`` poll
+        intervals, cleared by the first good poll after this is undone.
+        """
         self._offline = bool(offline)
 
     def advance(self) -> None:

@@ -52,7 +52,9 @@ class MockHal(Hal):
     Drive it with ``plug``/``unplug``/``ev_charge``/``tap``/``set_power`` and
     ``inject_fault``/``clear_fault``; observe it with ``snapshot()`` and
     ``history`` (every output change as (monotonic t, device, value)).
-    ``max_current_A`` and ``phases`` may be one value or a mapping by EVSE id.
+    ``max_current_A``, ``phases`` and ``meter_poll_interval_s`` may be one
+    value or a mapping by EVSE id. Started, each meter is polled on its
+    interval like a real one, so ``meter-offline`` shows whatever the agent does.
     ``external_limit`` fits a simulated limit contact (``set_external_limit``).
     """
 
@@ -70,6 +72,7 @@ class MockHal(Hal):
         clock: Clock = time.monotonic,
         history_limit: int = 10_000,
         external_limit: ExternalLimit | None = None,
+        meter_poll_interval_s: float | Mapping[int, float] = 1.0,
     ) -> None:
         ids = _check_evse_ids(evse_ids)
         if external_limit is not None and external_limit.evse_id not in (None, *ids):
@@ -90,7 +93,8 @@ class MockHal(Hal):
             self._build_evse(i, emit=emit, clock=clock, voltage_V=voltage_V,
                              feedback_timeout_s=feedback_timeout_s,
                              max_current_A=_per_evse(max_current_A, i),
-                             phases=_check_phases(_per_evse(phases, i)))
+                             phases=_check_phases(_per_evse(phases, i)),
+                             poll_interval_s=_per_evse(meter_poll_interval_s, i))
             for i in ids
         ]
         super().__init__(
@@ -103,12 +107,13 @@ class MockHal(Hal):
         )
 
     def _build_evse(self, evse_id: int, *, emit: Emit, clock: Clock, voltage_V: float,
-                    feedback_timeout_s: float, max_current_A: float, phases: int) -> EvseHardware:
+                    feedback_timeout_s: float, max_current_A: float, phases: int,
+                    poll_interval_s: float) -> EvseHardware:
         contactor = MockContactor(evse_id, emit=emit, recorder=self.recorder,
                                   feedback_timeout_s=feedback_timeout_s)
         meter = MockEnergyMeter(evse_id, emit=emit, clock=clock, phases=phases,
                                 voltage_V=voltage_V, energy_Wh=self._saved.get(evse_id, 0.0),
-                                flowing=lambda: contactor.feedback_closed)
+                                flowing=lambda: contactor.feedback_closed, poll_interval_s=poll_interval_s)
         def before_contactor_change() -> None:
             meter.advance()
             self._flow_changed.set()
@@ -336,9 +341,12 @@ def _per_evse(value: T | Mapping[int, T], evse_id: int) -> T:
 
 
 def _meter_figures(meter) -> dict:
-    """Energy and power as the state shows them: live for the mock meter, last reading for a real one."""
+    """Energy and power as the state shows them: live for the mock meter, the published reading of a real one.
+
+    A real meter's stale reading shows as None, never as the present value.
+    """
     if isinstance(meter, MockEnergyMeter):
         return {"energy_Wh": round(meter.energy_Wh, 3), "power_W": meter.power_W}
-    reading = meter.last_reading
+    reading = meter.latest
     return {"energy_Wh": None if reading is None else round(reading.energy_import_Wh, 3),
             "power_W": None if reading is None else reading.power_W}

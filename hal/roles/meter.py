@@ -1,4 +1,4 @@
-"""The energy meter role: one checked reading at a time, never a made-up one."""
+"""The energy meter role: checked readings, polled live and published, never a made-up one."""
 
 from __future__ import annotations
 
@@ -7,11 +7,13 @@ import asyncio
 import logging
 import math
 import time
+from collections.abc import Callable
 
-from hal.errors import EnergyWentBackwards, MeterReadError, MeterTimeout
+from hal.errors import EnergyWentBackwards, MeterReadError, MeterStale, MeterTimeout
 from hal.events import Emit, MeterReading
 from hal.faults import FaultTracker
 from hal.roles._device import Device, check_positive
+from hal.roles.meter_polling import MeterPoller
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +24,8 @@ METER_OFFLINE = "meter-offline"
 MAX_VOLTAGE_V = 1000.0
 MAX_CURRENT_A = 1000.0
 MAX_POWER_W = 1_000_000.0
+
+ReadingListener = Callable[[int, "MeterReading | None"], None]
 
 
 class EnergyMeter(Device, abc.ABC):
@@ -40,6 +44,20 @@ class EnergyMeter(Device, abc.ABC):
       below the last accepted reading (``EnergyWentBackwards``).
     - After ``offline_after`` consecutive failed reads, fault
       ``meter-offline`` is raised (an event); the next good read clears it.
+
+    Live supervision, from ``start()`` to ``stop()``: the meter is polled
+    every ``poll_interval_s`` by the ``MeterPoller`` that owns its bus
+    (``poller``; meters on one line share one, else the meter gets its own),
+    whether or not anyone samples it. Every good poll is published:
+    ``latest`` (with ``latest_at``, its monotonic time) and the listeners
+    (``add_listener``). A reading older than ``stale_after`` poll intervals
+    is stale: ``latest`` is None, ``current()`` raises ``MeterStale``, the
+    listeners hear None, and fault ``meter-offline`` is raised by a timer
+    at that moment, however long a hung read takes; the next good poll
+    clears it. Consumers (sampling, monitoring, display, status) use
+    ``latest`` or ``current()`` and never touch the bus; ``read()`` while
+    polled asks the poller for a poll now (a transaction's energy register
+    at its start and stop), so the bus keeps one owner.
     """
 
     def __init__(
@@ -50,23 +68,77 @@ class EnergyMeter(Device, abc.ABC):
         offline_after: int = 3,
         read_timeout_s: float = 2.0,
         max_age_s: float | None = None,
+        poll_interval_s: float = 1.0,
+        stale_after: int = 3,
+        poller: MeterPoller | None = None,
     ) -> None:
-        if isinstance(offline_after, bool) or not isinstance(offline_after, int) or offline_after < 1:
-            raise ValueError(f"offline_after must be an integer >= 1, not {offline_after!r}")
+        for name, value in (("offline_after", offline_after), ("stale_after", stale_after)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, not {value!r}")
         self.evse_id = evse_id
         self.offline_after = offline_after
         self.read_timeout_s = check_positive("read_timeout_s", read_timeout_s)
         self.max_age_s = None if max_age_s is None else check_positive("max_age_s", max_age_s)
+        self.poll_interval_s = check_positive("poll_interval_s", poll_interval_s)
+        self.stale_after = stale_after
         self._faults = FaultTracker(evse_id, emit=emit)
         self._last: MeterReading | None = None
+        self._last_at: float | None = None  # monotonic time of the last good reading
         self._failures = 0
         # Reads are serialised so the backwards check compares in order.
         self._mutex = asyncio.Lock()
+        self._poller = poller
+        self._polling = False
+        self._fresh_since = 0.0  # monotonic: the last good reading, or the start of polling
+        self._stale_timer: asyncio.TimerHandle | None = None
+        self._stale_told = False
+        self._listeners: list[ReadingListener] = []
+        self.last_poll_s: float | None = None  # how long the last read took (diagnostics, benchmarks)
 
     @property
     def last_reading(self) -> MeterReading | None:
         """The last accepted reading, or None before the first one."""
         return self._last
+
+    @property
+    def stale_after_s(self) -> float:
+        """Age beyond which a reading is stale: ``stale_after`` poll intervals."""
+        return self.stale_after * self.poll_interval_s
+
+    @property
+    def latest(self) -> MeterReading | None:
+        """The latest good reading, or None if there is none younger than ``stale_after_s``."""
+        if self._last_at is None or time.monotonic() - self._last_at > self.stale_after_s:
+            return None
+        return self._last
+
+    @property
+    def latest_at(self) -> float | None:
+        """Monotonic time (``time.monotonic()``) of the latest good reading, or None before the first."""
+        return self._last_at
+
+    @property
+    def polling(self) -> bool:
+        """True while the meter is polled (between ``start()`` and ``stop()``)."""
+        return self._polling
+
+    @property
+    def poller(self) -> MeterPoller | None:
+        """The poller that owns this meter's bus (set by ``start()`` if none was given)."""
+        return self._poller
+
+    def add_listener(self, listener: ReadingListener) -> None:
+        """Call ``listener(evse_id, reading)`` after every good read, and ``(evse_id, None)`` when it goes stale.
+
+        Listeners run on the event loop and must be quick (evaluate a
+        monitor, update a display); an exception is logged, not raised.
+        """
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: ReadingListener) -> None:
+        """Stop calling ``listener``; unknown listeners are ignored."""
+        if listener in self._listeners:
+            self._listeners.remove(listener)
 
     @property
     def consecutive_failures(self) -> int:
@@ -83,15 +155,69 @@ class EnergyMeter(Device, abc.ABC):
         """Fault codes this meter has raised and not cleared."""
         return self._faults.active
 
+    async def start(self) -> None:
+        """Open the device, then poll it every ``poll_interval_s`` until ``stop()``."""
+        await super().start()
+        if self._polling:
+            return
+        if self._poller is None:
+            self._poller = MeterPoller(name=f"EVSE {self.evse_id}")
+        self._polling = True
+        self._fresh_since = time.monotonic()  # a meter that never answers goes stale from here
+        self._stale_told = False
+        self._arm_stale_timer()
+        self._poller.add(self)
+
+    async def stop(self) -> None:
+        """Stop polling (a poll under way ends first), then release the device."""
+        if self._polling:
+            self._polling = False
+            self._cancel_stale_timer()
+            await self._poller.remove(self)
+        await super().stop()
+
     async def read(self) -> MeterReading:
-        """Read the meter: a checked reading, or MeterReadError (MeterTimeout, EnergyWentBackwards)."""
+        """Read the meter now: a checked reading, or MeterReadError (MeterTimeout, EnergyWentBackwards).
+
+        While polled, the read is a poll the poller runs at once, so the bus
+        keeps one owner; otherwise (bench work, tests) it reads directly.
+        """
+        if self._polling:
+            return await self._poller.poll_now(self, timeout_s=2 * self.read_timeout_s)
+        return await self._poll_once()
+
+    async def current(self, *, max_age_s: float | None = None) -> MeterReading:
+        """The reading consumers use: the latest published one, not a read of their own.
+
+        Raises MeterStale when the latest reading is stale. Before the first
+        poll has answered, or when the latest reading is older than
+        ``max_age_s`` (a consumer sampling faster than the meter is polled),
+        it waits for a poll of its own, run by the poller. A meter that is
+        not polled (bench work, tests) is read directly.
+        """
+        if not self._polling:
+            return await self.read()
+        latest = self.latest
+        age = None if self._last_at is None else time.monotonic() - self._last_at
+        if latest is not None and (max_age_s is None or age <= max_age_s):
+            return latest
+        if (self._last_at is None and self._failures == 0) or max_age_s is not None:
+            return await self.read()
+        what = "no reading yet" if age is None else f"no good reading for {age:.1f} s"
+        raise MeterStale(f"EVSE {self.evse_id} meter: {what}")
+
+    async def _poll_once(self) -> MeterReading:
+        """One read of the meter, judged and published (the poller's and ``read()``'s work)."""
         async with self._mutex:
+            started = time.perf_counter()
             try:
                 reading = await self._fetch()
                 self._check(reading)
             except MeterReadError as exc:
                 self._failed(exc)
                 raise
+            finally:
+                self.last_poll_s = time.perf_counter() - started
             self._succeeded(reading)
             return reading
 
@@ -121,14 +247,57 @@ class EnergyMeter(Device, abc.ABC):
 
     def _failed(self, exc: MeterReadError) -> None:
         self._failures += 1
-        log.warning("EVSE %s meter read failed (%d in a row): %s", self.evse_id, self._failures, exc)
+        # Polled every second, a dead meter would fill the journal: the fault says the rest.
+        level = logging.WARNING if self._failures <= self.offline_after else logging.DEBUG
+        log.log(level, "EVSE %s meter read failed (%d in a row): %s", self.evse_id, self._failures, exc)
         if self._failures >= self.offline_after:
             self._faults.raise_fault(METER_OFFLINE, info=str(exc))
 
     def _succeeded(self, reading: MeterReading) -> None:
         self._failures = 0
         self._last = reading
+        self._last_at = self._fresh_since = time.monotonic()
+        self._stale_told = False
         self._faults.clear_fault(METER_OFFLINE)
+        if self._polling:
+            self._arm_stale_timer()
+        self._tell(reading)
+
+    # -- staleness -------------------------------------------------------------
+
+    def _arm_stale_timer(self) -> None:
+        # One timer per meter, re-armed only when it fires: no timer churn on every poll.
+        if self._stale_timer is None:
+            delay = self._fresh_since + self.stale_after_s - time.monotonic()
+            self._stale_timer = asyncio.get_running_loop().call_later(max(0.0, delay), self._stale_check)
+
+    def _cancel_stale_timer(self) -> None:
+        if self._stale_timer is not None:
+            self._stale_timer.cancel()
+            self._stale_timer = None
+
+    def _stale_check(self) -> None:
+        self._stale_timer = None
+        if not self._polling:
+            return
+        age = time.monotonic() - self._fresh_since
+        if age < self.stale_after_s:
+            self._arm_stale_timer()  # a good poll came since the timer was set
+            return
+        # The next good poll re-arms the timer; until then the meter stays offline.
+        what = "no reading" if self._last_at is None else "no good reading"
+        self._faults.raise_fault(METER_OFFLINE, info=f"{what} for {age:.1f} s "
+                                 f"({self.stale_after} poll intervals of {self.poll_interval_s:g} s)")
+        if not self._stale_told:
+            self._stale_told = True
+            self._tell(None)
+
+    def _tell(self, reading: MeterReading | None) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(self.evse_id, reading)
+            except Exception:  # a monitoring bug must not cost the meter its polling
+                log.exception("meter reading listener %r failed on EVSE %s", listener, self.evse_id)
 
     @abc.abstractmethod
     async def _read(self) -> MeterReading:

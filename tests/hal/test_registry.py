@@ -182,12 +182,12 @@ async def test_registry_builds_a_meter_from_whatever_the_table_names(fake_driver
     monkeypatch.setitem(registry.METER_DRIVERS, "acme", registry.DriverRef(
         "fake_driver_for_tests:open_meter", options={"flavour": "x"}, closer="fake_driver_for_tests:close"))
     meter = SimpleNamespace(driver="acme", model="sdm630", port="/dev/x", device_id=4, baudrate=9600,
-                            timeout_s=0.3, parity="N", stopbits=1)
+                            timeout_s=0.3, parity="N", stopbits=1, poll_interval_s=2.5)
     built, closer = await build_meter(SimpleNamespace(id=2, meter=meter), emit=print)
     assert built.evse_id == 2
     assert fake_driver.built == [(2, {"emit": print, "model": "sdm630", "port": "/dev/x", "device_id": 4,
                                       "baudrate": 9600, "timeout_s": 0.3, "parity": "N", "stopbits": 1,
-                                      "flavour": "x"})]
+                                      "poll_interval_s": 2.5, "flavour": "x"})]
     closer()
     assert fake_driver.closed == [True]
 

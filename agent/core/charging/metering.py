@@ -5,6 +5,10 @@
 to sample: periodically during a transaction (from the moment it starts) and at
 clock-aligned instants for every EVSE. It sleeps until the next due time and
 runs no task at all while there is nothing to sample.
+
+The meters are polled live by the hardware layer (``EnergyMeter.poll_interval_s``);
+a sample takes the reading the meter last published (``EnergyMeter.current()``)
+and never reads the bus itself, and a stale reading is no sample at all.
 """
 
 from __future__ import annotations
@@ -153,8 +157,10 @@ class MeterSampler:
       EVSE; measurands ``meter_values_aligned_data``, context Sample.Clock.
 
     An interval of 0 turns its stream off. An interval change restarts the
-    timers; a measurand change applies from the next sample. A failed read
-    skips the sample (never a made-up value). Samples go out as
+    timers; a measurand change applies from the next sample. A sample takes
+    the meter's published reading (``current()``: the latest poll, or a read
+    for a meter that is not polled), one younger than half the stream's interval;
+    a stale or failed reading skips the sample (never a made-up value). Samples go out as
     ``sink(evse_id, sample, transaction_ref)``. The ``transaction_*`` methods
     and setting changes must happen on the event loop's thread.
     """
@@ -177,6 +183,7 @@ class MeterSampler:
         self._reading_listeners: list[Callable[[int, MeterReading], None]] = []
         self._running = False
         self._subscribed = False
+        self._watching = False  # listening to the meters' polls
 
     @property
     def running(self) -> bool:
@@ -190,6 +197,10 @@ class MeterSampler:
         if not self._subscribed:  # the settings store has no unsubscribe: subscribe once
             self._settings.subscribe(self._setting_changed)
             self._subscribed = True
+        if not self._watching:
+            for meter in self._meters.values():
+                _add_listener(meter, self._polled)
+            self._watching = True
         self._running = True
         self._restart_aligned()
         for evse_id in sorted(self._in_transaction):
@@ -198,6 +209,10 @@ class MeterSampler:
     async def stop(self) -> None:
         """Cancel every sampling task and wait until they have finished; idempotent."""
         self._running = False
+        if self._watching:
+            for meter in self._meters.values():
+                _remove_listener(meter, self._polled)
+            self._watching = False
         self._periodic.clear()
         self._aligned = None
         tasks = list(self._tasks)
@@ -221,15 +236,21 @@ class MeterSampler:
 
     async def sample_now(self, evse_id: int, measurands: Iterable[str], *,
                          context: str) -> MeterSample | None:
-        """Read ``evse_id``'s meter now (Transaction.Begin/End, Trigger samples).
+        """A sample of ``evse_id``'s meter now (Transaction.Begin/End, Trigger samples).
 
-        None if the read failed or none of ``measurands`` could be produced.
+        It holds the meter's latest published reading. None if that is stale
+        (or the read failed) or none of ``measurands`` could be produced.
         """
         self._check_evse(evse_id)
         return await self._take(evse_id, measurands, context)
 
     def add_reading_listener(self, listener: Callable[[int, MeterReading], None]) -> None:
-        """Call ``listener(evse_id, reading)`` after every good meter read (live values, monitoring)."""
+        """Call ``listener(evse_id, reading)`` after every good meter read (live values, monitoring).
+
+        While the sampler runs, that is every poll of a polled meter (so a
+        monitor is evaluated within one poll interval), and every sample of a
+        meter that is not polled.
+        """
         self._reading_listeners.append(listener)
 
     # -- sampling ------------------------------------------------------------
@@ -243,25 +264,39 @@ class MeterSampler:
             more = ()
         return tuple(wanted + [m for m in more if m not in wanted])
 
-    async def _take(self, evse_id: int, measurands: Iterable[str], context: str) -> MeterSample | None:
+    async def _take(self, evse_id: int, measurands: Iterable[str], context: str, *,
+                    interval_s: float | None = None) -> MeterSample | None:
+        """A sample of ``evse_id``; one of a stream (``interval_s``) holds a reading younger than half its period."""
         wanted = tuple(m for m in _as_list(measurands) if m in _EXTRACTORS)
         if not wanted:
             return None  # no read for nothing
+        meter = self._meters[evse_id]
         try:
-            reading = await self._meters[evse_id].read()
+            # Sampling faster than the meter is polled must not repeat one reading: the
+            # meter's poller then takes one for the sample (the bus keeps its one owner).
+            reading = await meter.current(max_age_s=None if interval_s is None else interval_s / 2)
         except MeterReadError as exc:
             self._read_failed(evse_id, exc)
             return None
         self._read_succeeded(evse_id)
+        if not getattr(meter, "polling", False):  # a polled meter told the listeners at its poll
+            self._tell(evse_id, reading)
+        offered = None if self._offered_A is None else self._offered_A(evse_id)
+        sample = sample_reading(reading, wanted, context=context, timestamp=self._clock.time(),
+                                offered_A=offered)
+        return sample if sample.values else None
+
+    def _polled(self, evse_id: int, reading: MeterReading | None) -> None:
+        """A meter published a poll (None: its reading went stale, nothing to evaluate)."""
+        if reading is not None and self._running:
+            self._tell(evse_id, reading)
+
+    def _tell(self, evse_id: int, reading: MeterReading) -> None:
         for listener in list(self._reading_listeners):
             try:
                 listener(evse_id, reading)
             except Exception:  # a monitoring bug must not cost a meter value
                 log.exception("meter reading listener failed on EVSE %s", evse_id)
-        offered = None if self._offered_A is None else self._offered_A(evse_id)
-        sample = sample_reading(reading, wanted, context=context, timestamp=self._clock.time(),
-                                offered_A=offered)
-        return sample if sample.values else None
 
     def _read_failed(self, evse_id: int, exc: MeterReadError) -> None:
         # The meter itself logs every failure and raises meter-offline; once per streak is enough here.
@@ -290,7 +325,8 @@ class MeterSampler:
             await asyncio.sleep(due - loop.time())
             ref = self._transaction_of(evse_id)
             if ref is not None:  # no transaction (any more) means nothing to attribute it to
-                sample = await self._take(evse_id, self._union(SAMPLED_DATA, STOP_SAMPLED_DATA), PERIODIC)
+                sample = await self._take(evse_id, self._union(SAMPLED_DATA, STOP_SAMPLED_DATA), PERIODIC,
+                                          interval_s=interval_s)
                 if sample is not None:
                     self._deliver(evse_id, sample, ref)
             due = _next_period(due, interval_s, loop.time())
@@ -304,15 +340,16 @@ class MeterSampler:
             if now < due:
                 await asyncio.sleep(min(due - now, CLOCK_RECHECK_S))
                 continue
-            await self._aligned_sample()
+            await self._aligned_sample(interval_s)
             # max(): after the clock is set back, never take the same boundary twice.
             due = next_boundary(max(due, self._clock.time()), interval_s)
 
-    async def _aligned_sample(self) -> None:
+    async def _aligned_sample(self, interval_s: float) -> None:
         measurands = self._union(ALIGNED_DATA, STOP_ALIGNED_DATA)
         evse_ids = sorted(self._meters)
         # Concurrently, so one meter timing out does not push the others off the boundary.
-        samples = await asyncio.gather(*(self._take(i, measurands, CLOCK) for i in evse_ids))
+        samples = await asyncio.gather(*(self._take(i, measurands, CLOCK, interval_s=interval_s)
+                                         for i in evse_ids))
         for evse_id, sample in zip(evse_ids, samples):
             if sample is not None:
                 self._deliver(evse_id, sample, self._transaction_of(evse_id))
@@ -386,6 +423,19 @@ class MeterSampler:
         aligned = "off" if self._aligned is None else f"{self._aligned[0]:g}s"
         return (f"<MeterSampler {'running' if self._running else 'stopped'}"
                 f" periodic={sorted(self._periodic)} aligned={aligned}>")
+
+
+def _add_listener(meter, listener) -> None:
+    # Duck-typed meters without live polling (test doubles) have nothing to listen to.
+    add = getattr(meter, "add_listener", None)
+    if add is not None:
+        add(listener)
+
+
+def _remove_listener(meter, listener) -> None:
+    remove = getattr(meter, "remove_listener", None)
+    if remove is not None:
+        remove(listener)
 
 
 def _as_list(measurands) -> tuple[str, ...]:
