@@ -29,9 +29,12 @@ class Contactor(Device, abc.ABC):
       ``contactor-welded``; still open after close raises
       ``contactor-stuck-open``. Agreement again clears them (a weld clears
       only once the contact reads open). Faults are events, never exceptions.
-    - Feedback changes with no command in progress (a weld while idle) are
-      judged the same way: drivers call ``_on_feedback_changed()`` from their
-      input edge callback, on the event loop thread.
+    - Feedback is supervised all the time, not only after a command: a
+      change with no command in progress (a weld while idle, a contactor
+      that drops out while charging) is judged the same way at once.
+      Drivers call ``_on_feedback_changed()`` from their input edge callback
+      (or a timer poll where the input has no edge events), on the event
+      loop thread; a change during a command is judged when it settles.
 
     Drivers implement ``_set_output(closed)`` and ``_read_feedback()``; both
     are synchronous and quick (a GPIO write and read).

@@ -31,10 +31,17 @@ class ConnectorLock(Device, abc.ABC):
       returns False; a later success, or the feedback reaching the commanded
       position on its own, clears it.
     - ``locked`` is what the feedback reads, not what was commanded.
+    - Supervision, all the time and not only after a command: a feedback
+      change that leaves the lock away from its commanded position with no
+      command under way (a lock that lets go while it must hold the cable)
+      raises ``lock-failure`` at once; it clears when the feedback is back
+      at the commanded position. A change during a command is judged when
+      the command ends.
 
     Drivers implement ``_drive(locked)`` (start the motor or pulse the
-    solenoid) and ``_read_feedback()``; a driver with an edge callback on the
-    feedback input calls ``_on_feedback_changed()`` on the event loop thread.
+    solenoid) and ``_read_feedback()``, and call ``_on_feedback_changed()``
+    on the event loop thread on every feedback edge (or from a timer poll
+    where the input has no edge events).
     """
 
     def __init__(
@@ -86,17 +93,38 @@ class ConnectorLock(Device, abc.ABC):
         return await self._move(False)
 
     def _on_feedback_changed(self) -> None:
-        """Drivers call this on a feedback edge; clears lock-failure if the lock caught up."""
-        if not self._moving and self._commanded is not None and self.locked == self._commanded:
+        """Drivers call this on a feedback edge: judges the position against the command."""
+        if not self._moving:
+            self._supervise()
+
+    def _supervise(self) -> None:
+        """lock-failure while the feedback disagrees with the command (none yet: nothing to judge)."""
+        if self._commanded is None:
+            return
+        try:
+            position = self.locked
+        except Exception:
+            log.exception("EVSE %s: cannot read the lock feedback", self.evse_id)
+            return
+        if position == self._commanded:
             self._faults.clear_fault(LOCK_FAILURE)
+        else:
+            self._faults.raise_fault(
+                LOCK_FAILURE, info=f"feedback reads {_word(position)} while commanded "
+                                   f"{_word(self._commanded)}, with no command under way")
 
     async def _move(self, locked: bool) -> bool:
         async with self._mutex:
             self._moving = True
             try:
-                return await self._attempts(locked)
+                reached = await self._attempts(locked)
             finally:
                 self._moving = False
+            if reached:
+                # An edge during the command was not judged: a lock that let go
+                # right after reaching its position is caught here.
+                self._supervise()
+            return reached
 
     async def _attempts(self, locked: bool) -> bool:
         attempts = 1 + self.retries

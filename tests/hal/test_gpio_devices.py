@@ -389,3 +389,33 @@ def test_build_gpio_evse_touches_no_line_before_start():
     fake = FakeGpioBackend()
     build_gpio_evse(1, MOTOR, backend=fake, emit=lambda e: None)
     assert fake.lines == () and fake.history == []
+
+
+# ------------------------------------------------- feedback supervision on edge events
+
+async def test_gpio_lock_letting_go_while_locked_raises_lock_failure_on_the_edge(make_station, fake, events):
+    station = await make_station()
+    await power_on(station)
+    fake.stick(LOCK_FB, False)  # the position switch opens while the cable must be held
+    let_go = time.monotonic()
+    while not faults_of(events):
+        assert time.monotonic() - let_go < 1.0, "no lock-failure within 1 s"
+        await asyncio.sleep(0.001)
+    assert faults_of(events) == [("raised", 1, "lock-failure")]
+    assert fake.values(LOCK_A).count(True) == 1  # noticed without driving the lock again
+    fake.unstick(LOCK_FB)
+    fake.set_input(LOCK_FB, True)  # back in place
+    await asyncio.sleep(0.01)
+    assert faults_of(events)[-1] == ("cleared", 1, "lock-failure")
+
+
+async def test_gpio_contactor_dropping_out_while_closed_raises_stuck_open_on_the_edge(make_station, fake, events):
+    station = await make_station()
+    await power_on(station)
+    fake.stick(FEEDBACK, False)  # the mirror contact opens with no command (coil supply lost)
+    dropped = time.monotonic()
+    while not faults_of(events):
+        assert time.monotonic() - dropped < 1.0, "no contactor fault within 1 s"
+        await asyncio.sleep(0.001)
+    assert faults_of(events) == [("raised", 1, "contactor-stuck-open")]
+    assert station.evse(1).contactor.closed  # the role reports; the EVSE machine decides what to do

@@ -83,3 +83,34 @@ async def test_lock_repr_shows_position_and_command(hal):
     assert "unlocked commanded=none" in repr(lock)
     await lock.lock()
     assert "locked commanded=locked" in repr(lock)
+
+
+# -- supervision: the lock is watched all the time, not only while it moves ------------
+
+async def test_lock_letting_go_while_locked_is_a_fault_at_once(hal, events):
+    lock = hal.evses[1].lock
+    assert await lock.lock() is True
+    hal.inject_fault(1, "lock-failure")  # a lock that lets go: its switch reads unlocked
+    assert not lock.locked and lock.commanded is True
+    assert faults_of(events) == [("raised", 1, "lock-failure")]
+    assert "reads unlocked while commanded locked" in events[-1].info  # judged from the feedback
+    assert lock.drive_count == 1  # found by supervision, not by a command
+    hal.clear_fault(1, "lock-failure")
+    assert lock.locked
+    assert faults_of(events) == [("raised", 1, "lock-failure"), ("cleared", 1, "lock-failure")]
+
+
+async def test_lock_failure_injected_while_unlocked_shows_at_the_next_lock(hal, events):
+    lock = hal.evses[1].lock
+    await lock.unlock()
+    hal.inject_fault(1, "lock-failure")  # nothing moves: the feedback agrees with the command
+    assert faults_of(events) == []
+    assert await lock.lock() is False
+    assert faults_of(events) == [("raised", 1, "lock-failure")]
+
+
+async def test_lock_feedback_before_any_command_is_not_judged(hal, events):
+    lock = hal.evses[1].lock
+    lock._position = True  # e.g. a cable left locked over a restart
+    lock._on_feedback_changed()
+    assert faults_of(events) == []
