@@ -6,10 +6,11 @@ import logging
 
 from ocpp.v16 import call
 
-from agent.runtime.clock import format_iso, unix_time
-from agent.core.charging.model import AuthorizationStatus, ConnectorStatus, IdTokenInfo, MeterSample
+from agent.runtime.clock import format_iso
+from agent.core.charging.model import AuthorizationStatus, ConnectorStatus, IdTokenInfo, MeterSample, Sample
 from agent.core.management.security_events import SECURITY_EVENT
 from agent.core.charging.transactions import ENDED, METER_VALUES, STARTED, STATUS, sample_from_dict
+from agent.protocol.common import codec as common_codec
 from agent.protocol.common.outbox import CoreCodec, Undeliverable
 from agent.runtime.store import OutboxItem
 
@@ -50,26 +51,20 @@ def decimal_text(value: float) -> str:
 
 def meter_value(sample: MeterSample) -> dict:
     """A core MeterSample as a 1.6 MeterValue element."""
-    values = []
-    for v in sample.values:
-        entry = {"value": decimal_text(v.value), "context": v.context, "measurand": v.measurand,
-                 "location": v.location, "unit": v.unit}
-        if v.phase:
-            entry["phase"] = v.phase
-        values.append(entry)
-    return {"timestamp": format_iso(sample.timestamp), "sampled_value": values}
+    return common_codec.meter_value(sample, sampled_value=_sampled_value)
+
+
+def _sampled_value(v: Sample) -> dict:
+    return {"value": decimal_text(v.value), "context": v.context, "measurand": v.measurand,
+            "location": v.location, "unit": v.unit}
 
 
 def id_token_info(id_tag_info: dict | None) -> IdTokenInfo | None:
     """A 1.6 idTagInfo (snake_case dict from the library) as the core's IdTokenInfo."""
     if not id_tag_info:
         return None
-    expiry = id_tag_info.get("expiry_date")
-    try:
-        expiry_ts = unix_time(expiry)
-    except ValueError:
-        expiry_ts = None
-    return IdTokenInfo(AuthorizationStatus(id_tag_info["status"]), expiry_ts, id_tag_info.get("parent_id_tag"))
+    expiry = common_codec.expiry_time(id_tag_info.get("expiry_date"))
+    return IdTokenInfo(AuthorizationStatus(id_tag_info["status"]), expiry, id_tag_info.get("parent_id_tag"))
 
 
 class TransactionCodec(CoreCodec):

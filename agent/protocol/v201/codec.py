@@ -6,12 +6,13 @@ import logging
 
 from ocpp.v201 import call
 
-from agent.runtime.clock import format_iso, unix_time
-from agent.core.charging.model import AuthorizationStatus, ConnectorStatus, IdTokenInfo, MeterSample, StopReason
+from agent.runtime.clock import format_iso
+from agent.core.charging.model import AuthorizationStatus, ConnectorStatus, IdTokenInfo, MeterSample, Sample, StopReason
 from agent.core.management.security_events import SECURITY_EVENT
 from agent.core.charging.transactions import ENDED, METER_VALUES, STARTED, STATUS, sample_from_dict
 from hal.faults import FAULTS
 from agent.protocol.common.status import status_word
+from agent.protocol.common import codec as common_codec
 from agent.protocol.common.outbox import CoreCodec
 from agent.runtime.store import OutboxItem
 
@@ -51,14 +52,12 @@ def status_notification(evse_id: int, status: ConnectorStatus, *, timestamp: flo
 
 def meter_value(sample: MeterSample) -> dict:
     """A core MeterSample as a 2.0.1 MeterValueType (snake_case; the library converts)."""
-    values = []
-    for v in sample.values:
-        entry = {"value": v.value, "context": v.context if v.context in _CONTEXTS else "Other",
-                 "measurand": v.measurand, "location": v.location, "unit_of_measure": {"unit": v.unit}}
-        if v.phase:
-            entry["phase"] = v.phase
-        values.append(entry)
-    return {"timestamp": format_iso(sample.timestamp), "sampled_value": values}
+    return common_codec.meter_value(sample, sampled_value=_sampled_value)
+
+
+def _sampled_value(v: Sample) -> dict:
+    return {"value": v.value, "context": v.context if v.context in _CONTEXTS else "Other",
+            "measurand": v.measurand, "location": v.location, "unit_of_measure": {"unit": v.unit}}
 
 
 def id_token_info(info: dict | None) -> IdTokenInfo | None:
@@ -68,13 +67,9 @@ def id_token_info(info: dict | None) -> IdTokenInfo | None:
     status = info["status"]
     if status not in AuthorizationStatus._value2member_map_:
         status = "Invalid"  # Unknown, NoCredit, NotAllowedTypeEVSE, NotAtThisLocation, NotAtThisTime
-    expiry = info.get("cache_expiry_date_time")
-    try:
-        expiry_ts = unix_time(expiry)
-    except ValueError:
-        expiry_ts = None
+    expiry = common_codec.expiry_time(info.get("cache_expiry_date_time"))
     group = (info.get("group_id_token") or {}).get("id_token")
-    return IdTokenInfo(AuthorizationStatus(status), expiry_ts, group)
+    return IdTokenInfo(AuthorizationStatus(status), expiry, group)
 
 
 def personal_message(content: dict | None) -> str | None:
