@@ -310,12 +310,14 @@ class AdapterBase(Registration, SharedHandlers):
         if outbox is not None:
             outbox.wake()
 
-    async def _send_quietly(self, request) -> None:
-        """Send a CALL whose loss is not fatal (a status is re-sent after reconnecting)."""
+    async def _send_quietly(self, request):
+        """Send a CALL whose loss is not fatal (a status is re-sent after reconnecting, a Heartbeat at the
+        next interval); return its result, or None when it was not delivered."""
         try:
-            await self.call(request)
+            return await self.call(request)
         except (CallTimeout, CallErrorReceived, InvalidResponse) as exc:
             log.warning("%s not delivered: %s", type(request).__name__, exc)
+            return None
 
     async def _notify(self, request) -> None:
         """Send a status notification; one lost with the connection is not an error."""

@@ -11,7 +11,7 @@ from ocpp.routing import on
 
 
 class SharedHandlers:
-    """ClearCache, DataTransfer and CancelReservation; mixed into :class:`~agent.protocol.common.adapter.AdapterBase`."""
+    """ClearCache, DataTransfer and CancelReservation; mixed into the adapter base (``AdapterBase``)."""
 
     @on("ClearCache")
     def on_clear_cache(self, **_):

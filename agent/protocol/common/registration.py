@@ -86,12 +86,9 @@ class Registration:
         """Send Heartbeat at the current interval; a failed one is logged, not fatal."""
         while True:
             await self.sleep(self.settings["heartbeat_interval_s"])
-            try:
-                response = await self.call(self.heartbeat_request())
-            except (CallTimeout, CallErrorReceived, InvalidResponse) as exc:
-                log.warning("Heartbeat failed: %s", exc)
-                continue
-            self._clock_synced(response.current_time)
+            response = await self._send_quietly(self.heartbeat_request())
+            if response is not None:
+                self._clock_synced(response.current_time)
 
     async def sleep(self, seconds: float) -> None:
         """Sleep while ticking the liveness ticker, so the watchdog sees a healthy idle loop."""
