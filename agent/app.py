@@ -247,15 +247,13 @@ class Agent:
 
         if self.station is None:
             return {"status": None, "transaction_id": None}
-        status, _ = self.station.statuses[evse_id]
-        tx = self.station.evses[evse_id].transaction
+        view = self.station.evse(evse_id)
         transaction_id = None
-        if tx is not None:
+        if view.transaction_ref is not None:
             # 1.6: the CSMS's transactionId once confirmed; until then (offline) our own reference.
-            remote = self.station.journal.get(tx.ref).remote_id
-            use_remote = self.config.csms.ocpp_version == "1.6" and remote is not None
-            transaction_id = int(remote) if use_remote else tx.ref
-        return {"status": status_word(self.config.csms.ocpp_version, status), "transaction_id": transaction_id}
+            use_remote = self.config.csms.ocpp_version == "1.6" and view.remote_id is not None
+            transaction_id = int(view.remote_id) if use_remote else view.transaction_ref
+        return {"status": status_word(self.config.csms.ocpp_version, view.status), "transaction_id": transaction_id}
 
     def _start_protocol(self) -> None:
         from agent.protocol import adapter_class

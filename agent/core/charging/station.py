@@ -1,22 +1,27 @@
 """The charging station: its EVSE machines, and every decision that spans EVSEs.
 
 It turns hardware events into EVSE inputs (which EVSE a card tap is for),
-carries out the CSMS's commands in version-neutral form, ends transactions a
-crash left open, and tells the protocol adapter (the ``port``) what to report.
+carries out the CSMS's commands in version-neutral form, and ends transactions a
+crash left open. Two mixins complete it: :mod:`.reporting` (what the station
+tells the protocol adapter, the ``port``, and what adapters may read) and
+:mod:`.charging_limits` (profiles and the external limit -> offered current).
+The adapters' view of it is declared in :mod:`.api`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Callable, Protocol
+from typing import Callable
 
+from agent.core.charging.api import CsmsPort
 from agent.core.charging.auth import Authorizer
 from agent.core.charging import evse_inputs
 from agent.core.charging.evse import PLUGGED, EvseMachine
-from agent.core.charging.model import ConnectorStatus, IdTokenInfo, MeterSample, StopReason
+from agent.core.charging.model import ConnectorStatus, IdTokenInfo, StopReason
 from agent.core.charging.reservations import Reservation, ReservationBook, ReserveResult
 from agent.core.charging.charging_limits import ChargingLimits
+from agent.core.charging.reporting import StationReporting
 from agent.core.charging.smart_charging import ProfileStore
 from agent.core.charging.transactions import Transaction, TransactionJournal
 from hal.errors import HalError, MeterReadError
@@ -28,32 +33,9 @@ _RESTART_REASON_KEY = "station:restart_reason"
 _AVAILABILITY_KEY = "station:inoperative"  # list of inoperative EVSE ids (0 = the whole station)
 
 
-class CsmsPort(Protocol):
-    """What the core needs from the protocol adapter that is connected (or None while offline)."""
-
-    def status_changed(self, evse_id: int, status: ConnectorStatus, error: str | None) -> None:
-        """An EVSE's status changed (evse 0: the station)."""
-
-    def outbox_changed(self) -> None:
-        """Transaction records were queued: send them when possible."""
-
-    def meter_values(self, evse_id: int, sample: MeterSample) -> None:
-        """Meter values outside a transaction (not durable)."""
-
-    def reservation_ended(self, reservation_id: int, status: str) -> None:
-        """A reservation expired ("Expired") or was dropped by the station ("Removed")."""
-
-    def fault_changed(self, evse_id: int | None, code: str, active: bool, *, timestamp: float,
-                      info: str = "") -> None:
-        """A hardware fault was raised or cleared (evse None: the station's own).
-
-        Optional: the station looks it up with getattr, so an adapter without it
-        reports faults through status_changed only (1.6 has no other message).
-        """
-
-
-class ChargingStation(ChargingLimits):
-    """All EVSEs of the station and the logic between them."""
+class ChargingStation(StationReporting, ChargingLimits):
+    """All EVSEs of the station and the logic between them; what the protocol adapters may use of it
+    is declared in :class:`agent.core.charging.api.StationApi`."""
 
     def __init__(self, *, hal, store, settings, clock, authorizer: Authorizer, journal: TransactionJournal,
                  evse_max_current: dict[int, float], liveness=None, free_vend_id_token: str | None = None,
@@ -82,6 +64,7 @@ class ChargingStation(ChargingLimits):
         self.evse_phases = evse_phases or {}
         self._limit_timer: asyncio.TimerHandle | None = None
         self._listeners: list[Callable[[], None]] = []
+        self._idle = asyncio.Event()  # set when the last transaction ends (wait_until_idle)
         #: Where the station's own short texts ("Card refused") go; the display-message service may
         #: take this over so that they never cover a message the CSMS put in front of everything.
         self.show_text: Callable[[str], object] = self._show
@@ -93,7 +76,7 @@ class ChargingStation(ChargingLimits):
             machine = EvseMachine(
                 evse_id, hardware=hal.evse(evse_id), journal=journal, settings=settings, clock=clock,
                 max_current_A=max_current, on_status=self._status_changed,
-                on_transaction=self._transaction_changed, sample_now=self._sample_now,
+                on_transaction=self._transaction_changed, sample_now=self.sample_now,
                 ticker=liveness.register(f"evse-{evse_id}") if liveness else None)
             machine.operative = evse_id not in inoperative and 0 not in inoperative
             machine.on_reservation_used = self._reservation_used
@@ -190,13 +173,6 @@ class ChargingStation(ChargingLimits):
         notify = getattr(self.port, "fault_changed", None)
         if changed and notify is not None:
             notify(event.evse_id, event.code, active, timestamp=self.clock.time(), info=getattr(event, "info", ""))
-
-    def active_faults(self) -> list[tuple[int | None, str]]:
-        """Every fault raised now, as (EVSE id or None for the station's own, code), in a stable order."""
-        faults: list[tuple[int | None, str]] = [(None, code) for code in sorted(self.station_faults)]
-        for evse_id, machine in sorted(self.evses.items()):
-            faults.extend((evse_id, code) for code in sorted(machine.faults))
-        return faults
 
     # ------------------------------------------------------------ card taps
 
@@ -376,7 +352,7 @@ class ChargingStation(ChargingLimits):
         """RemoteStopTransaction / RequestStopTransaction: True if the transaction runs here."""
         for machine in self.evses.values():
             tx = machine.transaction
-            if tx is not None and ((ref and tx.ref == ref) or (remote_id and self._remote_id(tx) == str(remote_id))):
+            if tx is not None and ((ref and tx.ref == ref) or (remote_id and self.remote_id(tx.ref) == str(remote_id))):
                 machine.submit(evse_inputs.Stop(reason=StopReason.REMOTE))
                 return True
         return False
@@ -386,10 +362,6 @@ class ChargingStation(ChargingLimits):
         and waits for its idToken (2.0.1 returns its id in RequestStartTransactionResponse)."""
         target = self._target_evse(evse_id)
         return target.transaction.ref if target is not None and target.awaiting_token else None
-
-    def _remote_id(self, tx: Transaction) -> str | None:
-        fresh = self.journal.get(tx.ref)
-        return fresh.remote_id if fresh else None
 
     async def change_availability(self, evse_id: int, operative: bool) -> str:
         """ChangeAvailability for one EVSE or the whole station (0): Accepted, Scheduled or Rejected."""
@@ -516,7 +488,7 @@ class ChargingStation(ChargingLimits):
         tx = machine.transaction if machine is not None else None
         if tx is None:
             return False
-        sample = await self._sample_now(evse_id, self.settings["meter_values_sampled_data"], context="Trigger")
+        sample = await self.sample_now(evse_id, self.settings["meter_values_sampled_data"], context="Trigger")
         self.journal.add_status(tx.ref, machine.status.value, timestamp=self.clock.time(),
                                 ev_connected=machine.pilot in PLUGGED, trigger="Trigger", sample=sample)
         self._outbox_changed()
@@ -527,106 +499,6 @@ class ChargingStation(ChargingLimits):
         for machine in self.evses.values():
             if machine.transaction is not None and machine.transaction.ref == ref:
                 machine.submit(evse_inputs.Deauthorize(ref=ref))
-
-    # ------------------------------------------------------------ reporting
-
-    def add_listener(self, changed: Callable[[], None]) -> None:
-        """Call ``changed()`` after every status or transaction change (display, monitoring)."""
-        self._listeners.append(changed)
-
-    def _notify_listeners(self) -> None:
-        for changed in list(self._listeners):
-            try:
-                changed()
-            except Exception:  # a display or monitor bug must never disturb charging
-                log.exception("station listener %r failed", changed)
-
-    def _status_changed(self, evse_id: int, status: ConnectorStatus, error: str | None) -> None:
-        self._record_status(evse_id, status, error)
-        self._notify_listeners()
-
-    def _record_status(self, evse_id: int, status: ConnectorStatus, error: str | None) -> None:
-        self.statuses[evse_id] = (status, error)
-        pending = self._status_timers.pop(evse_id, None)
-        if pending is not None:
-            pending.cancel()
-        hold = self.settings["minimum_status_duration_s"]
-        if hold > 0 and status is not ConnectorStatus.FAULTED:
-            # MinimumStatusDuration: report only a status that lasted; a fault is reported at once.
-            loop = asyncio.get_running_loop()
-            self._status_timers[evse_id] = loop.call_later(hold, self._report_status, evse_id, (status, error))
-            return
-        self._report_status(evse_id, (status, error))
-
-    def _report_status(self, evse_id: int, state: tuple[ConnectorStatus, str | None]) -> None:
-        self._status_timers.pop(evse_id, None)
-        if self.port is not None and self.statuses.get(evse_id) == state:
-            self.port.status_changed(evse_id, *state)
-
-    def _transaction_changed(self, evse_id: int, tx: Transaction | None) -> None:
-        """A transaction started, changed state or ended: wake the outbox, (re)arm sampling and limits."""
-        try:
-            self._follow_transaction(evse_id, tx)
-        finally:
-            self._notify_listeners()
-
-    def _follow_transaction(self, evse_id: int, tx: Transaction | None) -> None:
-        self._outbox_changed()
-        started_or_ended = bool(tx) != (evse_id in self._tx_running)
-        if started_or_ended:
-            if tx:
-                self._tx_running[evse_id] = tx.ref
-                self._install_pending_tx_profile(evse_id, tx)
-            else:
-                self.profiles.end_transaction(self._tx_running.pop(evse_id))  # TxProfiles end with it
-            self.apply_limits()
-        running = self.sampler is not None and evse_id in self._sampling
-        if self.sampler is None or bool(tx) == running:
-            return
-        if tx:
-            self._sampling.add(evse_id)
-            self.sampler.transaction_started(evse_id)
-        else:
-            self._sampling.discard(evse_id)
-            self.sampler.transaction_ended(evse_id)
-
-    def outbox_changed(self) -> None:
-        """Records were queued outside the station (security events): send them when possible."""
-        self._outbox_changed()
-
-    def _outbox_changed(self) -> None:
-        if self.port is not None:
-            self.port.outbox_changed()
-
-    async def _sample_now(self, evse_id: int, measurands, *, context: str):
-        if self.sampler is None:
-            return None
-        return await self.sampler.sample_now(evse_id, measurands, context=context)
-
-    def meter_sample(self, evse_id: int, sample: MeterSample, ref: str | None) -> None:
-        """The sampler's sink: transaction samples are journaled (durable), others sent as they are.
-
-        One reading serves both MeterValues (MeterValues*Data) and the stop's
-        transactionData (StopTxn*Data); each gets the measurands it asked for.
-        """
-        periodic = bool(sample.values) and sample.values[0].context == "Sample.Periodic"
-        for_csms = _only(sample, self.settings["meter_values_sampled_data" if periodic else "meter_values_aligned_data"])
-        if ref is None:
-            if self.port is not None and for_csms.values:
-                self.port.meter_values(evse_id, for_csms)
-            return
-        energy = next((v.value for v in sample.values if v.measurand == "Energy.Active.Import.Register"), None)
-        if for_csms.values:
-            self.journal.add_meter_values(ref, for_csms, energy_Wh=energy)
-            self._outbox_changed()
-        for_stop = _only(sample, self.settings["stop_txn_sampled_data" if periodic else "stop_txn_aligned_data"])
-        if for_stop.values:
-            self.journal.add_transaction_data(ref, for_stop)
-
-    def transaction_ref(self, evse_id: int) -> str | None:
-        """The running transaction of an EVSE (for the sampler)."""
-        tx = self.evses[evse_id].transaction
-        return tx.ref if tx else None
 
     def _show(self, text: str) -> None:
         display = getattr(self.hal, "display", None)
@@ -649,9 +521,3 @@ def _some_point(current, new) -> None:
     if not new:
         raise ValueError("at least one point is required")
 
-
-def _only(sample: MeterSample, measurands) -> MeterSample:
-    """The values of ``sample`` whose measurand is listed (a "Measurand.Phase" entry selects one phase)."""
-    wanted = set(measurands)
-    values = tuple(v for v in sample.values if v.measurand in wanted or f"{v.measurand}.{v.phase}" in wanted)
-    return MeterSample(sample.timestamp, values)

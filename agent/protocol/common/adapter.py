@@ -284,21 +284,20 @@ class AdapterBase(Registration, SharedHandlers):
         if core is None:
             return
 
-        if getattr(core, "network", None) is not None:
+        if core.network is not None:
             core.network.accepted()  # this connection's profile works: a pending raise is final
         codec = self.transaction_codec(core)
         self._outbox = OutboxSender(core.store, settings=self.settings, codec=codec, call=self.call)
-        core.station.port = self
+        core.station.attach_port(self)
         core.authorizer.online = self._authorize_online
-        for evse_id, (status, error) in sorted(core.station.statuses.items()):
+        for evse_id, (status, error) in sorted(core.station.current_statuses().items()):
             self.status_changed(evse_id, status, error)
         self.spawn(self._outbox.run(), name="outbox")
 
     def on_disconnected(self) -> None:
         """Detach from the core: the station reports to nobody until the next registration."""
         core = self.core
-        if core is not None and core.station.port is self:
-            core.station.port = None
+        if core is not None and core.station.detach_port(self):
             core.authorizer.online = None
 
     def reservation_ended(self, reservation_id: int, status: str) -> None:

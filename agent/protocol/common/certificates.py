@@ -19,14 +19,14 @@ class CertificateAccess:
 
     def _certificates(self):
         """The core's store; a CALLERROR NotSupported until the composition root provides one."""
-        store = getattr(self.core, "certificates", None) if self.core is not None else None
+        store = self.core.certificates if self.core is not None else None
         if store is None:
             raise NotSupportedError(description="no certificate store")
         return store
 
     def _station_certificate(self):
         """The core's station certificate (agent.core.management.station_certificate), or None without one."""
-        return getattr(self.core, "station_certificate", None) if self.core is not None else None
+        return self.core.station_certificate if self.core is not None else None
 
     def _accept_chain(self, certificate_chain: str) -> str:
         """CertificateSigned's work: "Accepted" once installed (used from the next connection), else "Rejected"."""

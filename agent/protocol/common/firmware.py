@@ -50,7 +50,7 @@ class FirmwareJobHandlers:
 
     def on_disconnected(self) -> None:
         """Stop sending firmware statuses through a dead connection."""
-        job = getattr(self.core, "firmware", None)
+        job = self.core.firmware if self.core is not None else None
         if job is not None:
             job.detach(self._firmware_status)
         super().on_disconnected()

@@ -54,7 +54,7 @@ class GetLogHandlers:
 
     async def _trigger_LogStatusNotification(self, target: int | None) -> None:  # noqa: N802 (message name)
         """Triggered: Uploading with the request's id while an upload runs, else Idle without one."""
-        job = getattr(self.core, "logs", None)
+        job = self.core.logs if self.core is not None else None
         current = job.current if job is not None else None
         status = diagnostics.UPLOADING if current is not None else diagnostics.IDLE
         await self._notify(self._call.LogStatusNotification(
@@ -65,13 +65,13 @@ class GetLogHandlers:
     async def on_accepted(self) -> None:
         """Registered: an upload still running reports its remaining statuses through this connection."""
         await super().on_accepted()
-        job = getattr(self.core, "logs", None)
+        job = self.core.logs if self.core is not None else None
         if job is not None:
             job.on_status = self._log_status
 
     def on_disconnected(self) -> None:
         """Stop sending log statuses through a dead connection."""
-        job = getattr(self.core, "logs", None)
+        job = self.core.logs if self.core is not None else None
         if job is not None and job.on_status == self._log_status:
             job.on_status = None
         super().on_disconnected()

@@ -99,7 +99,7 @@ class SmartChargingBase:
     def accept_profile(self, data: dict, *, evse_id: int) -> str:
         """SetChargingProfile: Accepted once validated, stored and applied to the offered current, else Rejected."""
         station = self.core.station
-        if evse_id != 0 and evse_id not in station.evses:
+        if evse_id != 0 and not station.has_evse(evse_id):
             return REJECTED
         ref = None
         if data["charging_profile_purpose"] == TX_PROFILE:

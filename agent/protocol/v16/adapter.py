@@ -147,7 +147,7 @@ class Ocpp16Adapter(CertificateHandlers16, FirmwareHandlers16, DiagnosticsHandle
     @on(Action.trigger_message)
     def on_trigger_message(self, requested_message: str, connector_id: int | None = None, **_):
         """TriggerMessage: the requested message follows the reply (for one connector, or all)."""
-        if connector_id is not None and connector_id != 0 and connector_id not in self.core.station.evses:
+        if connector_id is not None and connector_id != 0 and not self.core.station.has_evse(connector_id):
             return call_result.TriggerMessage(status="Rejected")
         send = getattr(self, f"_trigger_{requested_message}", None)
         if send is None:
@@ -163,7 +163,7 @@ class Ocpp16Adapter(CertificateHandlers16, FirmwareHandlers16, DiagnosticsHandle
         is then SignedFirmwareStatusNotification) has an ``_extended_trigger_<name>`` method;
         the others are the plain TriggerMessage ones.
         """
-        if connector_id is not None and connector_id != 0 and connector_id not in self.core.station.evses:
+        if connector_id is not None and connector_id != 0 and not self.core.station.has_evse(connector_id):
             return call_result.ExtendedTriggerMessage(status="Rejected")
         send = (getattr(self, f"_extended_trigger_{requested_message}", None)
                 or getattr(self, f"_trigger_{requested_message}", None))
@@ -183,20 +183,19 @@ class Ocpp16Adapter(CertificateHandlers16, FirmwareHandlers16, DiagnosticsHandle
             self.settings.set("heartbeat_interval_s", response.interval)
 
     async def _trigger_StatusNotification(self, connector_id: int | None) -> None:  # noqa: N802
-        for evse_id, (status, error) in sorted(self.core.station.statuses.items()):
+        for evse_id, (status, error) in sorted(self.core.station.current_statuses().items()):
             if connector_id in (None, evse_id):
                 self.status_changed(evse_id, status, error)
 
     async def _trigger_MeterValues(self, connector_id: int | None) -> None:  # noqa: N802
         station = self.core.station
-        for evse_id in sorted(station.evses):
-            if connector_id in (None, evse_id) and station.sampler is not None:
-                sample = await station.sampler.sample_now(evse_id, self.settings["meter_values_sampled_data"],
-                                                          context="Trigger")
+        for evse_id in station.evse_ids():
+            if connector_id in (None, evse_id):
+                sample = await station.sample_now(evse_id, self.settings["meter_values_sampled_data"],
+                                                  context="Trigger")
                 if sample is None:
                     continue
-                tx = station.evses[evse_id].transaction
-                remote = self.core.journal.get(tx.ref).remote_id if tx else None
+                remote = station.evse(evse_id).remote_id
                 await self._send_quietly(call.MeterValues(connector_id=evse_id, meter_value=[meter_value(sample)],
                                                           transaction_id=int(remote) if remote else None))
 

@@ -54,5 +54,5 @@ class DiagnosticsHandlers16(GetLogHandlers):
 
     async def _trigger_DiagnosticsStatusNotification(self, connector_id: int | None) -> None:  # noqa: N802
         """Triggered: Uploading while the job uploads (one upload at a time, whatever asked for it), else Idle."""
-        job = getattr(self.core, "logs", None)
+        job = self.core.logs if self.core is not None else None
         await self._notify(call.DiagnosticsStatusNotification(status=job.status if job else diagnostics.IDLE))

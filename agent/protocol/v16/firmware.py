@@ -77,12 +77,12 @@ class FirmwareHandlers16(FirmwareJobHandlers):
         return self.spawn(self._notify(request), name="firmware-status")
 
     async def _trigger_FirmwareStatusNotification(self, connector_id: int | None) -> None:  # noqa: N802
-        job = getattr(self.core, "firmware", None)
+        job = self.core.firmware if self.core is not None else None
         status = job.status if job else fw.IDLE
         await self._notify(call.FirmwareStatusNotification(status=_PLAIN_NOW.get(status, status)))
 
     async def _extended_trigger_FirmwareStatusNotification(self, connector_id: int | None) -> None:  # noqa: N802
         """ExtendedTriggerMessage's form: SignedFirmwareStatusNotification, the job's requestId while it runs."""
-        job = getattr(self.core, "firmware", None)
+        job = self.core.firmware if self.core is not None else None
         await self._notify(call.SignedFirmwareStatusNotification(
             status=job.status if job else fw.IDLE, request_id=job.request_id if job else None))

@@ -6,7 +6,6 @@ validate, translate and return quickly; a reset runs from its @after hook.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from ocpp.routing import after, on
@@ -99,7 +98,7 @@ class Ocpp201Adapter(CertificateHandlers201, DeviceModelHandlers, FirmwareHandle
     def transaction_codec(self, core) -> TransactionCodec:
         """2.0.1 TransactionEvent and SecurityEventNotification."""
         return TransactionCodec(journal=core.journal, authorizer=core.authorizer, station=core.station,
-                                display=getattr(core, "display_messages", None))
+                                display=core.display_messages)
 
     def authorize_request(self, id_token: str) -> call.Authorize:
         """Authorize with an idToken of the type it was presented as (the core hands an IdToken; a plain
@@ -109,7 +108,7 @@ class Ocpp201Adapter(CertificateHandlers201, DeviceModelHandlers, FirmwareHandle
     def id_token_info(self, result) -> IdTokenInfo:
         """The idTokenInfo of an Authorize result; its personal message (a tariff, a greeting) is shown."""
         text = personal_message((result.id_token_info or {}).get("personal_message"))
-        display = getattr(self.core, "display_messages", None) if self.core is not None else None
+        display = self.core.display_messages if self.core is not None else None
         if text is not None and display is not None:
             display.personal_message(text)
         return id_token_info(result.id_token_info)
@@ -152,7 +151,7 @@ class Ocpp201Adapter(CertificateHandlers201, DeviceModelHandlers, FirmwareHandle
 
     def _problem(self, evse_id: int | None) -> bool:
         station = self.core.station
-        return bool(station.station_faults if evse_id is None else station.evses[evse_id].faults)
+        return bool(station.station_fault_codes() if evse_id is None else station.evse(evse_id).faults)
 
     def _next_event_id(self) -> int:
         event_id = int(self.core.store.get(EVENT_ID_KEY, 0)) + 1
@@ -194,12 +193,11 @@ class Ocpp201Adapter(CertificateHandlers201, DeviceModelHandlers, FirmwareHandle
     @on(Action.get_transaction_status)
     def on_get_transaction_status(self, transaction_id: str | None = None, **_):
         """GetTransactionStatus: is it still running, and are messages about it still queued."""
-        pending = self.core.store.outbox.pending(group=transaction_id) if transaction_id else \
-            self.core.store.outbox.pending()
+        pending = self.core.station.transaction_messages_queued(transaction_id or None)
         if transaction_id is None:
-            return call_result.GetTransactionStatus(messages_in_queue=bool(pending))
+            return call_result.GetTransactionStatus(messages_in_queue=pending)
         tx = self.core.journal.get(transaction_id)
-        return call_result.GetTransactionStatus(messages_in_queue=bool(pending),
+        return call_result.GetTransactionStatus(messages_in_queue=pending,
                                                 ongoing_indicator=bool(tx and tx.active))
 
     @on(Action.reset)
@@ -208,22 +206,21 @@ class Ocpp201Adapter(CertificateHandlers201, DeviceModelHandlers, FirmwareHandle
         station = self.core.station
         if evse_id is not None:
             return call_result.Reset(status=station.evse_reset_answer(evse_id, immediate=type == "Immediate"))
-        busy = any(m.transaction is not None for m in station.evses.values())
-        return call_result.Reset(status="Scheduled" if (type == "OnIdle" and busy) else "Accepted")
+        return call_result.Reset(status="Scheduled" if (type == "OnIdle" and station.busy()) else "Accepted")
 
     @after(Action.reset)
     async def after_reset(self, type: str, evse_id: int | None = None, **_):
         """End transactions (Immediate) or wait for them (OnIdle), then restart the agent, or reset the EVSE."""
         station = self.core.station
         if evse_id is not None:
-            if evse_id in station.evses:
+            if station.has_evse(evse_id):
                 await station.reset_evse(evse_id, immediate=type == "Immediate")
                 self._reported.pop(evse_id, None)  # a reset EVSE reports its connector as after power-up
-                self.status_changed(evse_id, *station.statuses[evse_id])
+                view = station.evse(evse_id)
+                self.status_changed(evse_id, view.status, view.error)
             return
         if type == "OnIdle":
-            while any(m.transaction is not None for m in station.evses.values()):
-                await asyncio.sleep(1.0)
+            await station.wait_until_idle()
         self.core.store.put(BOOT_REASON_KEY, "RemoteReset")
         await station.prepare_reset(StopReason.SOFT_RESET)
         self.core.request_reset(False)
@@ -232,9 +229,9 @@ class Ocpp201Adapter(CertificateHandlers201, DeviceModelHandlers, FirmwareHandle
     async def on_unlock_connector(self, evse_id: int, connector_id: int, **_):
         """UnlockConnector: never while an authorized transaction runs (2.0.1 does not stop it)."""
         station = self.core.station
-        if evse_id not in station.evses or connector_id != 1:
+        if not station.has_evse(evse_id) or connector_id != 1:
             return call_result.UnlockConnector(status="UnknownConnector")
-        if station.evses[evse_id].transaction is not None:
+        if station.busy(evse_id):
             return call_result.UnlockConnector(status="OngoingAuthorizedTransaction")
         status = await station.unlock(evse_id)
         return call_result.UnlockConnector(status="Unlocked" if status == "Unlocked" else "UnlockFailed")
@@ -243,12 +240,11 @@ class Ocpp201Adapter(CertificateHandlers201, DeviceModelHandlers, FirmwareHandle
     def on_trigger_message(self, requested_message: str, evse: dict | None = None, **_):
         """TriggerMessage for the messages this station can send on demand (``_trigger_<message>``)."""
         evse_id = (evse or {}).get("id")
-        if evse_id is not None and evse_id not in self.core.station.evses:
+        if evse_id is not None and not self.core.station.has_evse(evse_id):
             return call_result.TriggerMessage(status="Rejected")
         if requested_message == "BootNotification":
             return call_result.TriggerMessage(status="Rejected")  # once accepted, refused (F06.FR.17)
-        if requested_message == "TransactionEvent" and not any(
-                m.transaction is not None for i, m in self.core.station.evses.items() if evse_id in (None, i)):
+        if requested_message == "TransactionEvent" and not self.core.station.busy(evse_id):
             return call_result.TriggerMessage(status="Rejected")  # no ongoing transaction to report
         send = getattr(self, f"_trigger_{requested_message}", None)
         if send is None:
@@ -257,7 +253,7 @@ class Ocpp201Adapter(CertificateHandlers201, DeviceModelHandlers, FirmwareHandle
         return call_result.TriggerMessage(status="Accepted")
 
     async def _trigger_StatusNotification(self, evse_id: int | None) -> None:  # noqa: N802
-        for i, (status, error) in sorted(self.core.station.statuses.items()):
+        for i, (status, error) in sorted(self.core.station.current_statuses().items()):
             if i != 0 and evse_id in (None, i):
                 self._reported.pop(i, None)  # a triggered status is sent even if unchanged
                 self.status_changed(i, status, error)
@@ -265,16 +261,15 @@ class Ocpp201Adapter(CertificateHandlers201, DeviceModelHandlers, FirmwareHandle
     async def _trigger_TransactionEvent(self, evse_id: int | None) -> None:  # noqa: N802
         """An Updated event (triggerReason Trigger) for the ongoing transaction of the EVSE, or of each."""
         station = self.core.station
-        for i in sorted(station.evses):
+        for i in station.evse_ids():
             if evse_id in (None, i):
                 await station.report_transaction(i)
 
     async def _trigger_MeterValues(self, evse_id: int | None) -> None:  # noqa: N802
         station = self.core.station
-        for i in sorted(station.evses):
-            if evse_id in (None, i) and station.sampler is not None:
-                sample = await station.sampler.sample_now(i, self.settings["meter_values_aligned_data"],
-                                                          context="Trigger")
+        for i in station.evse_ids():
+            if evse_id in (None, i):
+                sample = await station.sample_now(i, self.settings["meter_values_aligned_data"], context="Trigger")
                 if sample is not None:
                     await self._send_quietly(call.MeterValues(evse_id=i, meter_value=[meter_value(sample)]))
 

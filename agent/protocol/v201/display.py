@@ -47,7 +47,7 @@ class DisplayHandlers201:
 
     def _display_messages(self):
         """The core's display messages, or None until the composition root provides them."""
-        return getattr(self.core, "display_messages", None) if self.core is not None else None
+        return self.core.display_messages if self.core is not None else None
 
     @on(Action.set_display_message)
     def on_set_display_message(self, message: dict, **_):

@@ -48,7 +48,7 @@ class FirmwareHandlers201(FirmwareJobHandlers):
 
     async def _trigger_FirmwareStatusNotification(self, evse_id: int | None) -> None:  # noqa: N802
         # requestId only while an update runs: the schema lets a triggered report without one leave it out
-        job = getattr(self.core, "firmware", None)
+        job = self.core.firmware if self.core is not None else None
         await self._notify(call.FirmwareStatusNotification(
             status=job.status if job else fw.IDLE, request_id=job.request_id if job else None))
 

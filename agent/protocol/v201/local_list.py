@@ -17,7 +17,7 @@ class LocalListHandlers201:
 
     def _local_list(self):
         """The core's list, or None until the composition root provides one."""
-        return getattr(self.core, "local_list", None) if self.core is not None else None
+        return self.core.local_list if self.core is not None else None
 
     @on(Action.get_local_list_version)
     def on_get_local_list_version(self, **_):

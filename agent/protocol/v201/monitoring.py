@@ -63,10 +63,10 @@ class MonitoringHandlers201:
     absent: every request is refused)."""
 
     def _monitoring(self):
-        return getattr(self.core, "monitoring", None) if self.core is not None else None
+        return self.core.monitoring if self.core is not None else None
 
     def _customer_info(self):
-        return getattr(self.core, "customer_info", None) if self.core is not None else None
+        return self.core.customer_info if self.core is not None else None
 
     # ------------------------------------------------------------ connection
 

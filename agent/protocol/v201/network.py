@@ -25,7 +25,7 @@ class NetworkHandlers201:
         APN, VPN) to the operating system, so a profile asking for anything else is refused
         rather than stored and then silently not honoured.
         """
-        network = getattr(self.core, "network", None) if self.core is not None else None
+        network = self.core.network if self.core is not None else None
         if network is None:
             raise NotSupportedError(description="network profiles are not configured on this station")
         problem = _unsupported(connection_data)

@@ -137,7 +137,7 @@ class SmartChargingHandlers201(SmartChargingBase):
     def _matching_profiles(self, evse_id: int | None, criteria: dict) -> list[ChargingProfile]:
         purpose = _PURPOSES.get(criteria.get("charging_profile_purpose") or "", None)
         ids = set(criteria.get("charging_profile_id") or [])
-        return [p for p in self.core.station.profiles
+        return [p for p in self.core.station.charging_profiles()
                 if (evse_id is None or p.evse_id == evse_id) and (purpose is None or p.purpose == purpose)
                 and (criteria.get("stack_level") is None or p.stack_level == criteria["stack_level"])
                 and (not ids or p.profile_id in ids)]
