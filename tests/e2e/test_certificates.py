@@ -1,44 +1,19 @@
 """Certificate management: the core store, then InstallCertificate / GetInstalledCertificateIds /
 DeleteCertificate end to end over OCPP 1.6 (security extension) and 2.0.1."""
 
-import datetime
 import hashlib
 import stat
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from cryptography.x509.oid import NameOID
 from ocpp.v16 import call as call16
 from ocpp.v201 import call as call201
 
 from agent.core.management.certificates import CertificateStore
-from agent.testcsms.server import CsmsBehaviour, CsmsSimulator
 from tests.harness import agent_config, running_agent
-
-NOW = datetime.datetime.now(datetime.timezone.utc)
-DAY = datetime.timedelta(days=1)
-
-
-def make_cert(name, *, ca=True, key=None, issuer=None, expired=False, serial=None):
-    """(key, PEM) of a certificate; self-signed unless ``issuer`` = (key, certificate)."""
-    key = key or ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    signer_key, signer = issuer or (key, None)
-    valid_to = NOW - DAY if expired else NOW + DAY
-    cert = (x509.CertificateBuilder().subject_name(subject)
-            .issuer_name(signer.subject if signer else subject)
-            .public_key(key.public_key()).serial_number(serial or x509.random_serial_number())
-            .not_valid_before(NOW - 2 * DAY).not_valid_after(valid_to)
-            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-            .sign(signer_key, hashes.SHA256()))
-    return key, cert
-
-
-def pem(cert):
-    return cert.public_bytes(Encoding.PEM).decode()
+from tests.harness.certificates import make_cert, pem
 
 
 def expected_hash(cert, issuer_public_key):
@@ -153,14 +128,6 @@ def test_ca_bundle(store, root):
 
 
 # ------------------------------------------------------------------ end to end
-
-
-@pytest.fixture
-async def csms(request):
-    sim = CsmsSimulator(ocpp_version=request.param, behaviour=CsmsBehaviour(heartbeat_interval=300))
-    await sim.start()
-    yield sim
-    await sim.stop()
 
 
 @pytest.mark.parametrize("csms", ["1.6"], indirect=True)

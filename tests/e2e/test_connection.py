@@ -15,21 +15,7 @@ from agent.runtime.message_log import MessageLog
 from tests.certs import make_pki, server_ssl_context
 from tests.harness import agent_config, running_agent, wait_until
 
-
-@pytest.fixture
-async def csms16():
-    sim = CsmsSimulator(ocpp_version="1.6", behaviour=CsmsBehaviour(heartbeat_interval=1))
-    await sim.start()
-    yield sim
-    await sim.stop()
-
-
-@pytest.fixture
-async def csms201():
-    sim = CsmsSimulator(ocpp_version="2.0.1", behaviour=CsmsBehaviour(heartbeat_interval=1))
-    await sim.start()
-    yield sim
-    await sim.stop()
+pytestmark = pytest.mark.csms(heartbeat_interval=1)  # boots are followed by heartbeats within the tests
 
 
 async def test_session_16_boot_accepted_then_heartbeats_at_interval(tmp_path, csms16):

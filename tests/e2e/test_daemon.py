@@ -11,6 +11,8 @@ import pytest
 
 from agent.testcsms.server import CsmsBehaviour, CsmsSimulator
 
+pytestmark = pytest.mark.csms(heartbeat_interval=1)  # the watchdog test waits for a heartbeat
+
 
 class NotifySocket:
     """A stand-in for systemd's notification socket."""
@@ -72,14 +74,6 @@ async def start_agent(config_path, notify: NotifySocket | None, *, env_extra=Non
         sys.executable, "-m", "agent", "run", "--config", str(config_path),
         env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )
-
-
-@pytest.fixture
-async def csms():
-    sim = CsmsSimulator(behaviour=CsmsBehaviour(heartbeat_interval=1))
-    await sim.start()
-    yield sim
-    await sim.stop()
 
 
 async def test_daemon_ready_boot_watchdog_and_clean_sigterm(tmp_path, csms):

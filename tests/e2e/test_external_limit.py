@@ -13,7 +13,6 @@ from ocpp.v16 import call as call16
 from ocpp.v201 import call as call201
 
 from agent.config import ExternalLimitConfig, parse_config
-from agent.testcsms.server import CsmsBehaviour, CsmsSimulator
 from agent.errors import ConfigError
 from hal.mock.client import request, run_sim
 from tests.harness import agent_config, running_agent, wait_until
@@ -59,22 +58,6 @@ async def within_1s_of_the_edge(agent, active: bool, amps: float) -> None:
     await switch(agent, active)
     await wait_until(lambda: offered(agent) == amps, timeout=1.0, interval=0.005)
     assert loop.time() - edge < 1.0
-
-
-@pytest.fixture
-async def csms201():
-    sim = CsmsSimulator(ocpp_version="2.0.1", behaviour=CsmsBehaviour(heartbeat_interval=300))
-    await sim.start()
-    yield sim
-    await sim.stop()
-
-
-@pytest.fixture
-async def csms16():
-    sim = CsmsSimulator(behaviour=CsmsBehaviour(heartbeat_interval=300))
-    await sim.start()
-    yield sim
-    await sim.stop()
 
 
 def iso(ts: float) -> str:

@@ -8,7 +8,6 @@ from ocpp.v201 import call as call201
 from agent.core.charging.auth import AuthorizationCache, Authorizer, AuthSource
 from agent.core.charging.local_list import VERSION_KEY, LocalAuthorizationList, UpdateResult
 from agent.core.charging.model import AuthorizationStatus, IdTokenInfo
-from agent.testcsms.server import CsmsBehaviour, CsmsSimulator
 from agent.errors import StoreError
 from agent.runtime.settings import Settings
 from agent.runtime.store import StateStore
@@ -26,12 +25,6 @@ class FakeClock:
 
     def time(self):
         return NOW
-
-
-@pytest.fixture
-def store(tmp_path):
-    with StateStore(tmp_path / "state.sqlite") as store:
-        yield store
 
 
 @pytest.fixture
@@ -218,22 +211,6 @@ def install_list(agent_):
     """The running agent's local list (the composition root wires it into the authorizer and adapters)."""
     assert agent_.core.authorizer.local_list is agent_.core.local_list
     return agent_.core.local_list
-
-
-@pytest.fixture
-async def csms16():
-    sim = CsmsSimulator(ocpp_version="1.6", behaviour=CsmsBehaviour(heartbeat_interval=300))
-    await sim.start()
-    yield sim
-    await sim.stop()
-
-
-@pytest.fixture
-async def csms201():
-    sim = CsmsSimulator(ocpp_version="2.0.1", behaviour=CsmsBehaviour(heartbeat_interval=300))
-    await sim.start()
-    yield sim
-    await sim.stop()
 
 
 async def test_local_list16_send_and_get_version(tmp_path, csms16, monkeypatch):

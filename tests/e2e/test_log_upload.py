@@ -1,12 +1,10 @@
 """Log upload (GetLog) end to end for OCPP 1.6 (security extension) and 2.0.1, against the CSMS
-simulator and the loopback upload servers (``tests.e2e.transfer_servers``); units of the job."""
+simulator and the loopback upload servers (``tests.harness.transfer_servers``); units of the job."""
 
 import asyncio
 import contextlib
-import io
 import json
 import re
-import tarfile
 import threading
 import time
 
@@ -26,11 +24,11 @@ from agent.core.management.log_upload import (
     upload,
 )
 from agent.core.management.security_events import record_security_event
-from agent.testcsms.server import CsmsBehaviour, CsmsSimulator
 from agent.runtime.message_log import MessageLog
 from agent.runtime.store import StateStore
-from tests.e2e.transfer_servers import CLOSED_PORT_URL, ftp_server, http_server, no_proxy  # noqa: F401
 from tests.harness import agent_config, running_agent
+from tests.harness.firmware import archive_members
+from tests.harness.transfer_servers import CLOSED_PORT_URL
 
 SECRET = "hunter2-secret"
 CONFIG = f"""[station]
@@ -45,11 +43,9 @@ CANCELED = {"1.6": "UploadFailure", "2.0.1": "AcceptedCanceled"}
 
 
 @pytest.fixture(params=["1.6", "2.0.1"])
-async def csms(request):
-    sim = CsmsSimulator(ocpp_version=request.param, behaviour=CsmsBehaviour(heartbeat_interval=300))
-    await sim.start()
-    yield sim
-    await sim.stop()
+def ocpp_version(request):
+    """Every test with a ``csms`` runs against both versions."""
+    return request.param
 
 
 @pytest.fixture(params=["http", "ftp"])
@@ -115,11 +111,6 @@ async def trigger_log_status(csms):
         result = await csms.call("CP1", call201.TriggerMessage(requested_message="LogStatusNotification"))
     assert result.status == "Accepted"
     return (await csms.wait_for_call("LogStatusNotification", count=count + 1))[-1].payload
-
-
-def archive_members(data: bytes) -> dict[str, str]:
-    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as archive:
-        return {m.name: archive.extractfile(m).read().decode() for m in archive.getmembers()}
 
 
 # ------------------------------------------------------------------ end to end, both versions
@@ -199,7 +190,7 @@ async def test_logs_a_second_request_cancels_the_running_upload(tmp_path, csms, 
 # ------------------------------------------------------------------ 1.6: GetDiagnostics shares the job
 
 
-@pytest.mark.parametrize("csms", ["1.6"], indirect=True)
+@pytest.mark.parametrize("ocpp_version", ["1.6"])  # GetDiagnostics is 1.6 only
 async def test_logs_get_diagnostics_and_get_log_take_turns(tmp_path, csms, http_server):
     async with station(tmp_path, csms):
         await get_log(csms, CLOSED_PORT_URL, request_id=20, retries=2, retry_interval=30)

@@ -4,30 +4,18 @@ import asyncio
 import time
 from datetime import datetime, timezone
 
-import pytest
 from ocpp.v16 import call as call16
 from ocpp.v201 import call as call201
 
-from agent.testcsms.server import CsmsBehaviour, CsmsSimulator
+from agent.testcsms.server import CsmsSimulator
 from tests.harness import agent_config, running_agent, wait_until
+from tests.harness.v16 import statuses
 
 CARD, OTHER = "04A1B2C3", "0BADCAFE"
 
 
 def iso_in(seconds: float) -> str:
     return datetime.fromtimestamp(time.time() + seconds, tz=timezone.utc).isoformat().replace("+00:00", "Z")
-
-
-@pytest.fixture
-async def csms16():
-    sim = CsmsSimulator(behaviour=CsmsBehaviour(heartbeat_interval=300))
-    await sim.start()
-    yield sim
-    await sim.stop()
-
-
-def statuses(csms, connector=1):
-    return [r.payload["status"] for r in csms.calls("StatusNotification") if r.payload["connectorId"] == connector]
 
 
 async def test_reservation16_only_the_holder_may_start(tmp_path, csms16):

@@ -15,7 +15,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.serialization import Encoding, load_pem_private_key
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from ocpp.v16 import call as call16
 from ocpp.v201 import call as call201
@@ -30,6 +30,7 @@ from agent.link.supervisor import CsmsSession
 from agent.runtime.store import StateStore
 from tests.certs import make_pki, server_ssl_context
 from tests.harness import agent_config, running_agent, wait_until
+from tests.harness.certificates import pem
 
 NOW = datetime.datetime.now(datetime.timezone.utc)
 DAY = datetime.timedelta(days=1)
@@ -64,10 +65,6 @@ def issue(csr_pem, ca, *, not_before=None, not_after=None, public_key=None):
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
             .sign(ca_key, hashes.SHA256()))
-
-
-def pem(*certs):
-    return "".join(c.public_bytes(Encoding.PEM).decode() for c in certs)
 
 
 def security_events(store):

@@ -10,24 +10,10 @@ import pytest
 from ocpp.v16 import call as call16
 
 from agent.core.management.firmware import TransferError, download
-from agent.testcsms.server import CsmsBehaviour, CsmsSimulator
-from tests.e2e.v16.test_firmware import (
-    diagnostics_statuses,
-    final_firmware_status,
-    marker_installer,
-    update,
-    wire,
-)
-from tests.e2e.transfer_servers import IMAGE, ftps_server, https_server, no_proxy, tls_pki
 from tests.harness import agent_config, running_agent
-
-
-@pytest.fixture
-async def csms():
-    sim = CsmsSimulator(ocpp_version="1.6", behaviour=CsmsBehaviour(heartbeat_interval=300))
-    await sim.start()
-    yield sim
-    await sim.stop()
+from tests.harness.firmware import marker_installer, wire
+from tests.harness.transfer_servers import IMAGE
+from tests.harness.v16 import diagnostics_statuses, final_firmware_status, update
 
 
 @pytest.mark.parametrize("server", ["https_server", "ftps_server"])

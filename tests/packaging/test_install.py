@@ -13,11 +13,9 @@ from pathlib import Path
 
 import pytest
 from tests import REPO_ROOT
+from tests.harness.install import INSTALL, STUBBED, UNINSTALL, run
 
 REPO = REPO_ROOT
-INSTALL = REPO / "scripts" / "install.sh"
-UNINSTALL = REPO / "scripts" / "uninstall.sh"
-STUBBED = ("systemctl", "useradd", "usermod", "groupadd", "chown", "userdel")
 
 UNIT = "etc/systemd/system/ocpp-agent.service"
 CONF = "etc/ocpp-agent/agent.toml"
@@ -41,18 +39,6 @@ def root(tmp_path):
     path = tmp_path / "root"
     path.mkdir()
     return path
-
-
-def run(script, root, stubs, *, skip_venv=True, extra_env=None, timeout=60):
-    bin_dir, _ = stubs
-    env = {k: v for k, v in os.environ.items() if k not in ("DESTDIR", "EXTRAS", "OCPP_AGENT_SKIP_VENV")}
-    env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
-    if root is not None:
-        env["DESTDIR"] = str(root)
-    if skip_venv:
-        env["OCPP_AGENT_SKIP_VENV"] = "1"
-    env.update(extra_env or {})
-    return subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, timeout=timeout)
 
 
 def ok(result):

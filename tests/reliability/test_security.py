@@ -23,10 +23,12 @@ from ocpp.v16 import call as call16
 from ocpp.v201 import call as call201
 
 from agent.testcsms.server import CsmsBehaviour, CsmsSimulator
-from tests.e2e.transfer_servers import http_server, no_proxy  # noqa: F401  (fixtures)
 from tests.certs import make_pki, server_ssl_context
 from tests.harness import wait_until
+from tests.harness.install import INSTALL, STUBBED, run
 from tests.reliability.daemon import Daemon, write_config
+
+pytestmark = pytest.mark.usefixtures("no_proxy")  # the daemons it starts talk to loopback servers only
 
 STATION = "CP-SEC"
 CONFIG_PASSWORD = "Cfg-Pw-5d1c7e9a42b3"
@@ -124,8 +126,7 @@ async def check_refusals(tmp_path, pki, figures, run: str, plan) -> None:
 
 
 def test_security_installed_config_and_data_dir_are_private(tmp_path, figures):
-    # The installer (run staged into a DESTDIR, as tests/test_install.py does) creates both.
-    from tests.packaging.test_install import STUBBED, run
+    # The installer (run staged into a DESTDIR, as tests/packaging/test_install.py does) creates both.
 
     bin_dir = tmp_path / "stub-bin"
     bin_dir.mkdir()
@@ -134,7 +135,7 @@ def test_security_installed_config_and_data_dir_are_private(tmp_path, figures):
         (bin_dir / name).chmod(0o755)
     root = tmp_path / "root"
     root.mkdir()
-    result = run(sys.modules["tests.packaging.test_install"].INSTALL, root, (bin_dir, None))
+    result = run(INSTALL, root, (bin_dir, None))
     assert result.returncode == 0, result.stderr
     modes = {path: stat.S_IMODE((root / path).stat().st_mode)
              for path in ("etc/ocpp-agent", "etc/ocpp-agent/agent.toml", "var/lib/ocpp-agent")}
@@ -253,7 +254,7 @@ class SecretsRun:
 
 
 @pytest.mark.parametrize("version", ["1.6", pytest.param("2.0.1", marks=pytest.mark.reliability)])
-async def test_security_secrets_stay_out_of_logs_and_archives(tmp_path, figures, http_server, version):  # noqa: F811
+async def test_security_secrets_stay_out_of_logs_and_archives(tmp_path, figures, http_server, version):
     result = await SecretsRun(tmp_path, version, http_server).run()
     figures.record("security", f"secrets {version}", **result)
     assert result["leaks"] == []

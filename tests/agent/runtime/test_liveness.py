@@ -3,7 +3,6 @@
 import asyncio
 
 from agent.app import Agent
-from agent.testcsms.server import CsmsSimulator
 from agent.runtime.liveness import Liveness
 from tests.harness import agent_config
 
@@ -43,9 +42,7 @@ def test_liveness_reports_stale_loops(monkeypatch):
     assert liveness.stale(5.0) == []
 
 
-async def test_watchdog_stops_petting_when_a_loop_stalls(tmp_path):
-    csms = CsmsSimulator()
-    await csms.start()
+async def test_watchdog_stops_petting_when_a_loop_stalls(tmp_path, csms):
     notifier = RecordingNotifier()
     agent = Agent(agent_config(tmp_path, csms.url), notifier=notifier)
     await agent.start()
@@ -60,4 +57,3 @@ async def test_watchdog_stops_petting_when_a_loop_stalls(tmp_path):
         assert "WATCHDOG=1" not in notifier.lines
     finally:
         await agent.shutdown()
-        await csms.stop()

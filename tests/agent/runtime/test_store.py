@@ -24,12 +24,6 @@ def db_path(tmp_path):
     return tmp_path / "data" / "state.sqlite"
 
 
-@pytest.fixture
-def store(db_path):
-    with StateStore(db_path) as opened:
-        yield opened
-
-
 def mode_of(path) -> int:
     return stat.S_IMODE(os.stat(path).st_mode)
 

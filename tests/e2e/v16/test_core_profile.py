@@ -8,38 +8,9 @@ from ocpp.v16 import call as call16
 from agent.core.charging.model import AuthorizationStatus, IdTokenInfo
 from agent.testcsms.server import CsmsBehaviour, CsmsSimulator
 from tests.harness import agent_config, running_agent, wait_until
+from tests.harness.v16 import CARD, charge_session, reach_status, statuses
 
-CARD = "04A1B2C3"
 FAST = {"MeterValueSampleInterval": 1, "ConnectionTimeOut": 30}
-
-
-@pytest.fixture
-async def csms():
-    sim = CsmsSimulator(ocpp_version="1.6", behaviour=CsmsBehaviour(heartbeat_interval=300))
-    await sim.start()
-    yield sim
-    await sim.stop()
-
-
-def statuses(csms, connector=1):
-    return [r.payload["status"] for r in csms.calls("StatusNotification") if r.payload["connectorId"] == connector]
-
-
-async def reach_status(csms, status, connector=1, timeout=5.0):
-    await csms.wait_for(lambda: statuses(csms, connector)[-1:] == [status], timeout=timeout)
-
-
-async def charge_session(agent, csms, *, watts=7200.0):
-    """Plug, tap, EV requests energy: returns the StartTransaction the CSMS received."""
-    hal = agent.hal
-    hal.plug(1)
-    await reach_status(csms, "Preparing")
-    hal.tap(CARD)
-    start = (await csms.wait_for_call("StartTransaction"))[0]
-    hal.ev_charge(1, True)
-    hal.set_power(1, watts)
-    await reach_status(csms, "Charging")
-    return start
 
 
 async def test_core16_full_session_tap_charge_tap_unplug(tmp_path, csms):

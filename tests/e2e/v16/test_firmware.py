@@ -1,13 +1,10 @@
 """OCPP 1.6 Firmware Management end to end: UpdateFirmware, SignedUpdateFirmware (security
-extension) and GetDiagnostics against local servers (``tests.e2e.transfer_servers``)."""
+extension) and GetDiagnostics against local servers (``tests.harness.transfer_servers``)."""
 
 import asyncio
-import io
 import sys
-import tarfile
 import time
 
-import pytest
 from ocpp.v16 import call as call16
 
 from agent.runtime.clock import format_iso
@@ -16,73 +13,28 @@ from agent.core.management.firmware import (
     EXIT_REBOOT,
     EXIT_VERIFICATION_FAILED,
     STORE_KEY,
-    FirmwareJob,
-    transaction_running,
 )
 from agent.core.management.security_events import (
     FIRMWARE_UPDATED,
     INVALID_FIRMWARE_SIGNATURE,
     INVALID_FIRMWARE_SIGNING_CERTIFICATE,
-    SECURITY_EVENT,
 )
-from agent.testcsms.server import CsmsBehaviour, CsmsSimulator
 from agent.runtime.store import StateStore
-from tests.e2e.v16.test_core_profile import CARD, charge_session, reach_status
-from tests.agent.core.management.test_firmware_signature import install_root, make_root, make_signer
-from tests.e2e.transfer_servers import CLOSED_PORT_URL, IMAGE, ftp_server, http_server, no_proxy  # noqa: F401
 from tests.harness import agent_config, running_agent, wait_until
+from tests.harness.certificates import install_root, make_root, make_signer
+from tests.harness.firmware import archive_members, firmware_type, marker_installer, security_event_types, wire
+from tests.harness.transfer_servers import CLOSED_PORT_URL, IMAGE
+from tests.harness.v16 import (
+    CARD,
+    charge_session,
+    diagnostics_statuses,
+    final_firmware_status,
+    firmware_statuses,
+    reach_status,
+    update,
+)
 
 SECRET = "hunter2-secret"
-
-
-@pytest.fixture
-async def csms():
-    sim = CsmsSimulator(ocpp_version="1.6", behaviour=CsmsBehaviour(heartbeat_interval=300))
-    await sim.start()
-    yield sim
-    await sim.stop()
-
-
-# ------------------------------------------------------------------ helpers
-
-
-def marker_installer(marker, *, exit_status: int = 0, seconds: float = 0.0):
-    """An install command that copies the image (appended as the last argument) to ``marker``,
-    after ``seconds``, then exits with ``exit_status``."""
-    code = (f"import shutil, sys, time; time.sleep({seconds}); shutil.copyfile(sys.argv[2], sys.argv[1]);"
-            f" sys.exit({exit_status})")
-    return [sys.executable, "-c", code, str(marker)]
-
-
-def wire(agent_, tmp_path, install_command, config_text: str | None = None):
-    """Replace the app's job with one using the test's install command and a fast poll (before the first await)."""
-    core = agent_.core
-    core.data_dir = agent_.config.station.data_dir
-    core.firmware = FirmwareJob(core.store, core.data_dir, install_command=install_command,
-                                busy=transaction_running(core.station), poll_s=0.05, clock=agent_.clock.time)
-    if config_text is not None:
-        path = tmp_path / "agent.toml"
-        path.write_text(config_text)
-        core.config_path = str(path)
-    return core.firmware
-
-
-def firmware_statuses(csms):
-    return [r.payload["status"] for r in csms.calls("FirmwareStatusNotification")]
-
-
-def diagnostics_statuses(csms):
-    return [r.payload["status"] for r in csms.calls("DiagnosticsStatusNotification")]
-
-
-async def final_firmware_status(csms, timeout=8.0):
-    terminal = {"Installed", "InstallationFailed", "DownloadFailed"}
-    await csms.wait_for(lambda: terminal & set(firmware_statuses(csms)), timeout=timeout)
-    return firmware_statuses(csms)
-
-
-def update(location, **kwargs):
-    return call16.UpdateFirmware(location=location, retrieve_date=format_iso(time.time()), **kwargs)
 
 
 # ------------------------------------------------------------------ firmware
@@ -179,11 +131,6 @@ password = "{SECRET}"
 """
 
 
-def archive_members(data: bytes) -> dict[str, str]:
-    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as archive:
-        return {m.name: archive.extractfile(m).read().decode() for m in archive.getmembers()}
-
-
 async def test_get_diagnostics_uploads_log_and_redacted_config_over_http(tmp_path, csms, http_server):
     async with running_agent(agent_config(tmp_path, csms.url)) as agent_:
         job = wire(agent_, tmp_path, None, config_text=CONFIG)
@@ -246,43 +193,8 @@ def test_build_archive_without_message_log_or_config(tmp_path):
 # ------------------------------------------------------------------ signed firmware (security extension)
 
 
-@pytest.fixture(scope="module")
-def root():
-    return make_root()
-
-
-@pytest.fixture(scope="module")
-def signer(root):
-    return make_signer(root, use_rsa=True)
-
-
 def signed_statuses(csms):
     return [(r.payload["status"], r.payload.get("requestId")) for r in csms.calls("SignedFirmwareStatusNotification")]
-
-
-def security_events(agent_, csms):
-    """(type, techInfo) of the security events the CSMS received or the outbox still holds.
-
-    The simulated 1.6 CSMS refuses SecurityEventNotification, so an event may be in both.
-    """
-    sent = {(r.payload["type"], r.payload.get("techInfo")) for r in csms.calls("SecurityEventNotification")}
-    return sent | {(i.payload["type"], i.payload["tech_info"]) for i in agent_.store.outbox.pending()
-                   if i.action == SECURITY_EVENT}
-
-
-def security_event_types(agent_, csms):
-    """The types of ``security_events``."""
-    return [kind for kind, _ in security_events(agent_, csms)]
-
-
-def firmware_type(url, signer, *, image=IMAGE, retrieve_in_s=0.0, install_in_s=None):
-    """A FirmwareType for an image at ``url`` signed by ``signer`` (None: unsigned)."""
-    firmware = {"location": url, "retrieve_date_time": format_iso(time.time() + retrieve_in_s)}
-    if install_in_s is not None:
-        firmware["install_date_time"] = format_iso(time.time() + install_in_s)
-    if signer is not None:
-        firmware.update(signing_certificate=signer.pem, signature=signer.sign(image))
-    return firmware
 
 
 def signed_update(url, signer, *, request_id=7, **kwargs):

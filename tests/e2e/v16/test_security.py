@@ -2,24 +2,14 @@
 
 import json
 
-import pytest
 from ocpp.v16 import call as call16
 
-from agent.testcsms.server import CsmsBehaviour, CsmsSimulator
 from agent.runtime.message_log import MessageLog
-from tests.e2e.v16.test_core_profile import charge_session
 from tests.harness import agent_config, running_agent, wait_until
+from tests.harness.v16 import charge_session
 
 OLD_KEY = "old-password-from-the-file"
 NEW_KEY = "0123456789abcdef0123"
-
-
-@pytest.fixture
-async def csms():
-    sim = CsmsSimulator(ocpp_version="1.6", behaviour=CsmsBehaviour(heartbeat_interval=300))
-    await sim.start()
-    yield sim
-    await sim.stop()
 
 
 async def test_startup_is_reported_as_a_security_event(tmp_path, csms):

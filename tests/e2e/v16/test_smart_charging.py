@@ -7,7 +7,6 @@ from datetime import datetime, timezone
 import pytest
 from ocpp.v16 import call as call16
 
-from agent.testcsms.server import CsmsBehaviour, CsmsSimulator
 from tests.harness import agent_config, running_agent, wait_until
 
 CARD = "04A1B2C3"
@@ -24,14 +23,6 @@ def profile(profile_id, purpose, periods, *, stack_level=0, start=None, kind="Ab
         schedule["start_schedule"] = iso(start)
     return {"charging_profile_id": profile_id, "stack_level": stack_level, "charging_profile_purpose": purpose,
             "charging_profile_kind": kind, "charging_schedule": schedule, **extra}
-
-
-@pytest.fixture
-async def csms():
-    sim = CsmsSimulator(behaviour=CsmsBehaviour(heartbeat_interval=300))
-    await sim.start()
-    yield sim
-    await sim.stop()
 
 
 async def charging(agent, csms):

@@ -2,48 +2,11 @@
 
 import asyncio
 
-import pytest
 from ocpp.v201 import call as call201
 
 from agent.testcsms.server import CsmsBehaviour, CsmsSimulator
 from tests.harness import agent_config, running_agent, wait_until
-
-CARD = "04A1B2C3"
-
-
-@pytest.fixture
-async def csms():
-    sim = CsmsSimulator(ocpp_version="2.0.1", behaviour=CsmsBehaviour(heartbeat_interval=300))
-    await sim.start()
-    yield sim
-    await sim.stop()
-
-
-def config(tmp_path, csms, **variables):
-    return agent_config(tmp_path, csms.url, ocpp_version="2.0.1",
-                        variables={"SampledDataCtrlr.TxUpdatedInterval": 1, **variables})
-
-
-def statuses(csms, evse=1):
-    return [r.payload["connectorStatus"] for r in csms.calls("StatusNotification") if r.payload["evseId"] == evse]
-
-
-async def reach_status(csms, status, evse=1, timeout=5.0):
-    await csms.wait_for(lambda: statuses(csms, evse)[-1:] == [status], timeout=timeout)
-
-
-def events(csms):
-    return [r.payload for r in csms.calls("TransactionEvent")]
-
-
-async def charge(agent, csms):
-    agent.hal.plug(1)
-    await reach_status(csms, "Occupied")
-    agent.hal.tap(CARD)
-    await csms.wait_for(lambda: any(e["eventType"] == "Started" for e in events(csms)))
-    agent.hal.ev_charge(1, True)
-    agent.hal.set_power(1, 7200)
-    await wait_until(lambda: agent.hal.evse(1).contactor.closed)
+from tests.harness.v201 import CARD, charge, config, events, reach_status, statuses
 
 
 async def test_core201_full_session_with_transaction_events(tmp_path, csms):

@@ -3,24 +3,14 @@ local list, message log) reported in NotifyCustomerInformation, and erased on re
 
 import json
 
-import pytest
 from ocpp.v201 import call as call201
 
 from agent.core.charging.auth import AuthorizationCache
 from agent.core.device_model.customer_info import NO_DATA, pack
-from agent.testcsms.server import CsmsBehaviour, CsmsSimulator
 from tests.harness import agent_config, running_agent, wait_until
 
 CARD = "04A1B2C3"
 TOKEN = {"id_token": CARD, "type": "ISO14443"}
-
-
-@pytest.fixture
-async def csms():
-    sim = CsmsSimulator(ocpp_version="2.0.1", behaviour=CsmsBehaviour(heartbeat_interval=300))
-    await sim.start()
-    yield sim
-    await sim.stop()
 
 
 async def ask(csms, payload):

@@ -8,11 +8,8 @@ from types import SimpleNamespace
 
 import pytest
 from ocpp.exceptions import PropertyConstraintViolationError
-from ocpp.routing import on
 from ocpp.v201 import call as call201
-from ocpp.v201 import call_result as r201
 
-import agent.testcsms.handlers as csms_handlers
 from agent.runtime.clock import Clock, format_iso
 from agent.core.device_model.display_messages import (
     DisplayMessage,
@@ -24,10 +21,8 @@ from agent.core.device_model.display_messages import (
     station_states,
 )
 from agent.core.charging.model import ConnectorStatus
-from agent.testcsms.server import CsmsBehaviour, CsmsSimulator
 from agent.protocol.v201.display import MESSAGES_PER_NOTIFY, message_from_201, message_to_201
 from agent.runtime.settings import Settings
-from agent.runtime.store import StateStore
 from tests.harness import agent_config, running_agent, wait_until
 
 S = ConnectorStatus
@@ -164,12 +159,6 @@ class FakeMachine:
     def run(self, ref):
         self.transaction = SimpleNamespace(ref=ref) if ref else None
         self._station.changed()
-
-
-@pytest.fixture
-def store(tmp_path):
-    with StateStore(tmp_path / "state.sqlite") as store:
-        yield store
 
 
 @pytest.fixture
@@ -329,23 +318,6 @@ async def test_service_find_filters(service):
 
 
 # ------------------------------------------------------------------ end to end
-
-
-class DisplayCsms(csms_handlers.Csms201ChargePoint):
-    """The simulator's CSMS, answering NotifyDisplayMessages as well."""
-
-    @on("NotifyDisplayMessages")
-    def on_notify_display_messages(self, **_):
-        return r201.NotifyDisplayMessages()
-
-
-@pytest.fixture
-async def csms(monkeypatch):
-    monkeypatch.setattr(csms_handlers, "Csms201ChargePoint", DisplayCsms)
-    sim = CsmsSimulator(ocpp_version="2.0.1", behaviour=CsmsBehaviour(heartbeat_interval=300))
-    await sim.start()
-    yield sim
-    await sim.stop()
 
 
 def config(tmp_path, csms, **variables):

@@ -1,11 +1,10 @@
 """OCPP 2.0.1 block L end to end: UpdateFirmware, signed and unsigned, against the loopback HTTP
-server (``tests.e2e.transfer_servers``), with real signature checks."""
+server (``tests.harness.transfer_servers``), with real signature checks."""
 
 import asyncio
 import dataclasses
 import sys
 
-import pytest
 from ocpp.v201 import call as call201
 
 from agent.core.management.firmware import EXIT_REBOOT, STORE_KEY
@@ -14,22 +13,13 @@ from agent.core.management.security_events import (
     INVALID_FIRMWARE_SIGNATURE,
     INVALID_FIRMWARE_SIGNING_CERTIFICATE,
 )
-from agent.testcsms.server import CsmsBehaviour, CsmsSimulator
 from agent.protocol.v201 import adapter as v201, firmware as v201_firmware
-from tests.e2e.v16.test_firmware import firmware_type, marker_installer, root, security_event_types, signer, wire
-from tests.agent.core.management.test_firmware_signature import install_root, make_root, make_signer
-from tests.e2e.transfer_servers import IMAGE, http_server, no_proxy  # noqa: F401
 from tests.harness import agent_config, running_agent, wait_until
+from tests.harness.certificates import install_root, make_root, make_signer
+from tests.harness.firmware import firmware_type, marker_installer, security_event_types, wire
+from tests.harness.transfer_servers import IMAGE
 
 UNSIGNED = None
-
-
-@pytest.fixture
-async def csms():
-    sim = CsmsSimulator(ocpp_version="2.0.1", behaviour=CsmsBehaviour(heartbeat_interval=300))
-    await sim.start()
-    yield sim
-    await sim.stop()
 
 
 def config(tmp_path, csms):

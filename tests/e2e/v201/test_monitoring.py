@@ -8,20 +8,11 @@ from ocpp.exceptions import OccurrenceConstraintViolationError
 from ocpp.v201 import call as call201
 
 from agent.core.device_model.monitoring import FIRST_CUSTOM_ID, Monitoring, MonitorRequest, preconfigured_monitors
-from agent.testcsms.server import CsmsBehaviour, CsmsSimulator
 from agent.errors import StoreError
 from agent.protocol.v201.device_model import DeviceModelHandlers
 from tests.harness import agent_config, running_agent, wait_until
 
 CARD = "04A1B2C3"
-
-
-@pytest.fixture
-async def csms():
-    sim = CsmsSimulator(ocpp_version="2.0.1", behaviour=CsmsBehaviour(heartbeat_interval=300))
-    await sim.start()
-    yield sim
-    await sim.stop()
 
 
 def config(tmp_path, csms, **variables):

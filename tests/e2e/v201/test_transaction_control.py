@@ -7,28 +7,24 @@ import json
 import pytest
 from ocpp.v201 import call as call201
 
-from agent.testcsms.server import CsmsBehaviour, CsmsSimulator
-from tests.e2e.v201.test_core import CARD, charge, config, events, reach_status, statuses
 from tests.harness import agent_config, running_agent, wait_until
+from tests.harness.v201 import CARD, charge, config, events, reach_status, statuses
 
 
 @pytest.fixture
-async def csms():
+async def csms(csms):
     """The simulator, answering NotifyEvent itself (it has no handler for it) and keeping what came."""
-    sim = CsmsSimulator(ocpp_version="2.0.1", behaviour=CsmsBehaviour(heartbeat_interval=300))
-    sim.notify_events = []
+    csms.notify_events = []
 
     def answer_notify_event(station_id, text):
         frame = json.loads(text)
         if frame[0] == 2 and frame[2] == "NotifyEvent":
-            sim.notify_events.append(frame[3])
+            csms.notify_events.append(frame[3])
             return json.dumps([3, frame[1], {}])
         return None
 
-    sim.behaviour.frame_hook = answer_notify_event
-    await sim.start()
-    yield sim
-    await sim.stop()
+    csms.behaviour.frame_hook = answer_notify_event
+    return csms
 
 
 def two_evses(tmp_path, csms, **variables):

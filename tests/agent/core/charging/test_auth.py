@@ -71,17 +71,6 @@ class FakeCsms:
 
 
 @pytest.fixture
-def db_path(tmp_path):
-    return tmp_path / "state.sqlite"
-
-
-@pytest.fixture
-def store(db_path):
-    with StateStore(db_path) as opened:
-        yield opened
-
-
-@pytest.fixture
 def clock():
     return FakeClock()
 

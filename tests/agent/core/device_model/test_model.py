@@ -42,12 +42,6 @@ SCHEMAS = Path(ocpp.__file__).parent / "v201" / "schemas"
 
 
 @pytest.fixture
-def store(tmp_path):
-    with StateStore(tmp_path / "state.sqlite") as store:
-        yield store
-
-
-@pytest.fixture
 def settings(store):
     return Settings(store, catalog=(*SETTINGS, PASSWORD, MODEM))
 

@@ -1,100 +1,23 @@
 """Firmware signature checks of the core (agent.core.management.firmware): the signing certificate's chain to
 the manufacturer roots, and the image signature (SHA-256, RSA PKCS#1 v1.5 and ECDSA).
 
-The signing PKI helpers here are shared with the end-to-end tests (test_firmware16/201).
+The signing PKI comes from tests.harness.certificates, shared with the end-to-end firmware tests.
 """
 
-import base64
-import datetime
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-from cryptography.hazmat.primitives.serialization import Encoding
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives.asymmetric import ec
 
-from agent.core.management.certificates import CSMS_ROOT, MANUFACTURER_ROOT, CertificateStore
+from agent.core.management.certificates import CSMS_ROOT, CertificateStore
 from agent.core.management.firmware_signature import (
     manufacturer_roots,
     signature_valid,
     signing_certificate_problem,
 )
-
-NOW = datetime.datetime.now(datetime.timezone.utc)
-DAY = datetime.timedelta(days=1)
-
-
-# ------------------------------------------------------------------ a code-signing PKI
-
-
-@dataclass(frozen=True)
-class Signer:
-    """A firmware signing certificate (``pem`` may include intermediates) and its key."""
-
-    key: object
-    cert: x509.Certificate
-    pem: str
-
-    def sign(self, data: bytes) -> str:
-        """The base64 signature of ``data`` as a manufacturer's build server makes it."""
-        if isinstance(self.key, rsa.RSAPrivateKey):
-            raw = self.key.sign(data, padding.PKCS1v15(), hashes.SHA256())
-        else:
-            raw = self.key.sign(data, ec.ECDSA(hashes.SHA256()))
-        return base64.b64encode(raw).decode()
-
-
-def _cert(name, key, *, issuer=None, ca, expired=False, key_usage=None):
-    """A certificate for ``key``; self-signed unless ``issuer`` = (key, certificate)."""
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    signer_key, signer = issuer or (key, None)
-    builder = (x509.CertificateBuilder().subject_name(subject)
-               .issuer_name(signer.subject if signer else subject)
-               .public_key(key.public_key()).serial_number(x509.random_serial_number())
-               .not_valid_before(NOW - 2 * DAY).not_valid_after(NOW - DAY if expired else NOW + 30 * DAY)
-               .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
-    if key_usage is not None:
-        builder = builder.add_extension(x509.KeyUsage(
-            digital_signature=key_usage, content_commitment=False, key_encipherment=not key_usage,
-            data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
-            encipher_only=False, decipher_only=False), critical=True)
-    return builder.sign(signer_key, hashes.SHA256())
-
-
-def pem(*certs) -> str:
-    """PEM text of ``certs``, in order."""
-    return "".join(cert.public_bytes(Encoding.PEM).decode() for cert in certs)
-
-
-def make_root(name="Acme Manufacturer Root", *, expired=False):
-    """(key, certificate) of a self-signed CA."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    return key, _cert(name, key, ca=True, expired=expired)
-
-
-def make_signer(root, *, use_rsa=False, expired=False, key_usage=None, via_intermediate=False,
-                intermediate_ca=True) -> Signer:
-    """A signing certificate issued by ``root`` (directly or through an intermediate in the PEM)."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048) if use_rsa \
-        else ec.generate_private_key(ec.SECP256R1())
-    chain = []
-    issuer = root
-    if via_intermediate:
-        middle_key = ec.generate_private_key(ec.SECP256R1())
-        middle = _cert("Acme Firmware CA", middle_key, issuer=root, ca=intermediate_ca)
-        issuer, chain = (middle_key, middle), [middle]
-    cert = _cert("Acme Firmware Signing", key, issuer=issuer, ca=False, expired=expired, key_usage=key_usage)
-    return Signer(key, cert, pem(cert, *chain))
-
-
-def install_root(store: CertificateStore, root) -> None:
-    """Install ``root`` as a ManufacturerRootCertificate, as InstallCertificate does."""
-    assert store.install(pem(root[1]), MANUFACTURER_ROOT) == "Accepted"
+from tests.harness.certificates import install_root, make_root, make_signer, pem
 
 
 @pytest.fixture(scope="module")

@@ -10,17 +10,9 @@ from ocpp.v201 import call as call201
 from agent.runtime import store as store_module
 from agent.core.management import security_events
 from agent.core.management.security_events import SECURITY_EVENT, read_security_log, record_security_event
-from agent.testcsms.server import CsmsBehaviour, CsmsSimulator
 from agent.errors import StoreError
 from agent.runtime.store import MIGRATIONS, StateStore
-from tests.e2e.transfer_servers import http_server, no_proxy  # noqa: F401
 from tests.harness import agent_config, running_agent
-
-
-@pytest.fixture
-def store(tmp_path):
-    with StateStore(tmp_path / "state.sqlite") as opened:
-        yield opened
 
 
 def kept(store, **window):
@@ -78,14 +70,7 @@ def test_security_log_migration_upgrades_an_existing_store(tmp_path, monkeypatch
 # ------------------------------------------------------------------ end to end
 
 
-@pytest.fixture
-async def csms():
-    sim = CsmsSimulator(ocpp_version="2.0.1", behaviour=CsmsBehaviour(heartbeat_interval=300))
-    await sim.start()
-    yield sim
-    await sim.stop()
-
-
+@pytest.mark.parametrize("csms", ["2.0.1"], indirect=True)
 async def test_security_log_survives_an_agent_restart_and_stays_bounded(tmp_path, csms, http_server, monkeypatch):
     monkeypatch.setattr(security_events, "SECURITY_LOG_LIMIT", 4)
     config = agent_config(tmp_path, csms.url, ocpp_version="2.0.1")

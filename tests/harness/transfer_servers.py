@@ -2,8 +2,8 @@
 
 Every server binds 127.0.0.1 on a free port: a ThreadingHTTPServer (GET a file,
 PUT/POST an upload) and a tiny FTP server (USER/PASS/TYPE/PASV/RETR/STOR/QUIT).
-Import the fixtures into a test module with
-``from tests.e2e.transfer_servers import ftp_server, http_server, no_proxy  # noqa: F401``.
+The fixtures are offered to every test by tests/conftest.py; each server also clears the proxy
+variables (``no_proxy``), which tests/e2e/conftest.py does for every end-to-end test.
 """
 
 import socket
@@ -108,7 +108,8 @@ def _serve(server):
 
 
 @pytest.fixture
-def http_server():
+def http_server(no_proxy):
+    """A loopback HTTP server offering the firmware image; ``server.uploads`` keeps what was PUT or POSTed."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), _HttpHandler)
     server.files, server.uploads = {"/fw/image-2.0.bin": IMAGE}, {}
     server.url = f"http://127.0.0.1:{server.server_address[1]}"
@@ -118,7 +119,8 @@ def http_server():
 
 
 @pytest.fixture
-def ftp_server():
+def ftp_server(no_proxy):
+    """A loopback FTP server offering the firmware image; ``server.files`` keeps the uploads."""
     socketserver.ThreadingTCPServer.daemon_threads = True
     server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _FtpHandler)
     server.files, server.logins = {"/pub/image-2.0.bin": IMAGE}, []
@@ -128,7 +130,7 @@ def ftp_server():
     server.server_close()
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def no_proxy(monkeypatch):
     """A developer's proxy variables must not route 127.0.0.1 traffic elsewhere."""
     for name in ("http_proxy", "https_proxy", "ftp_proxy", "HTTP_PROXY", "HTTPS_PROXY", "FTP_PROXY"):
@@ -136,7 +138,7 @@ def no_proxy(monkeypatch):
 
 
 @pytest.fixture
-def tls_pki(tmp_path_factory, monkeypatch):
+def tls_pki(tmp_path_factory, monkeypatch, no_proxy):
     """A test CA the agent trusts through SSL_CERT_FILE (as a board trusts its system store)."""
     from tests.certs import make_pki
 

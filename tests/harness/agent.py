@@ -1,4 +1,4 @@
-"""Shared test harness: an in-process agent on the mock HAL against the CSMS simulator."""
+"""An in-process agent on the mock HAL, configured for a test and pointed at a simulated CSMS."""
 
 from __future__ import annotations
 

@@ -1,0 +1,16 @@
+"""Helpers the tests share; no test module imports another, they all import from here.
+
+- ``tests.harness`` (this package): an in-process agent on the mock HAL (``agent_config``,
+  ``running_agent``) and ``wait_until``, from :mod:`tests.harness.agent`;
+- :mod:`tests.harness.v16`, :mod:`tests.harness.v201`: driving a station and reading what the simulated
+  CSMS received, in the words of each OCPP version (the same helper names in both);
+- :mod:`tests.harness.firmware`: a firmware job wired with a test's install command, signed FirmwareType;
+- :mod:`tests.harness.certificates`: certificates made on the fly, and a firmware-signing PKI;
+- :mod:`tests.harness.install`: the install scripts run into a DESTDIR behind stub system commands.
+
+Fixtures (a started CSMS simulator, a state store...) live in the conftest.py files.
+"""
+
+from tests.harness.agent import FAST_RETRY, agent_config, running_agent, wait_until
+
+__all__ = ["FAST_RETRY", "agent_config", "running_agent", "wait_until"]
