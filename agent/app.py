@@ -69,7 +69,8 @@ class Agent:
         from agent.runtime.settings import Settings
         from agent.runtime.store import StateStore
 
-        self.store = StateStore(data_dir / "state.sqlite")
+        self.store = StateStore(data_dir / "state.sqlite", stamp_mark=self.clock.unsynced_mark)
+        self.clock.add_listener(self._clock_corrected)
         from agent.core.management.network import NetworkProfiles
 
         # Before the settings load: an edited csms.security_profile replaces the CSMS's earlier raise.
@@ -199,6 +200,18 @@ class Agent:
 
         bundle = self.core.certificates.ca_bundle([CSMS_ROOT], extra=ca_file or None)
         return str(bundle) if bundle is not None else ca_file
+
+    def _clock_corrected(self, correction) -> None:
+        """First synchronisation: what was recorded on the board clock gets the CSMS's time, before it is sent."""
+        from agent.core.charging import transactions
+        from agent.core.management import security_events
+
+        with self.store.transaction():  # all or nothing; on failure the clock retries at the next sync
+            records = transactions.correct_stamps(self.store, correction)
+            events = security_events.correct_stamps(self.store, correction)
+        if records or events:
+            log.info("clock error %+.1f s: corrected %d transaction records and %d security events recorded before",
+                     correction.error_s, records, events)
 
     def _record_startup(self) -> None:
         """Security event: a power-up, or a restart the agent did itself (reset, graceful stop)."""

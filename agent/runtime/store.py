@@ -18,7 +18,7 @@ import os
 import sqlite3
 import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,6 +116,11 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX security_log_timestamp ON security_log (timestamp);
     """,
+    # 7: the security log keeps the unsynced mark of a timestamp made before the station clock was
+    # synchronised (agent.runtime.clock), so the first synchronisation can correct it.
+    """
+    ALTER TABLE security_log ADD COLUMN unsynced TEXT;  -- JSON {"boot", "mono"}, NULL once in CSMS time
+    """,
 )
 
 
@@ -165,8 +170,11 @@ class StateStore:
     :meth:`transaction`: another task's write would join the open transaction.
     """
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, *, stamp_mark: Callable[[float], dict | None] | None = None) -> None:
         self.path = Path(path)
+        #: How writers mark a timestamp made before the station clock was synchronised
+        #: (agent.runtime.clock.Clock.unsynced_mark); None from it: nothing to mark.
+        self.stamp_mark: Callable[[float], dict | None] = stamp_mark or (lambda timestamp: None)
         self._depth = 0  # nesting level of transaction()
         self._conn: sqlite3.Connection | None = None
         try:

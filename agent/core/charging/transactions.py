@@ -7,6 +7,11 @@ or neither does. The outbox holds version-neutral records (``TransactionStarted`
 them into 1.6 or 2.0.1 messages when it sends them, which is also when the
 CSMS's transactionId (known only after StartTransaction is confirmed) is filled
 in - never a placeholder on the wire.
+
+Stamps made before the station clock was first synchronised carry an
+``unsynced`` mark (:meth:`agent.runtime.clock.Clock.unsynced_mark`, through the
+store's ``stamp_mark``); :func:`correct_stamps` turns them into CSMS time once
+the clock is synchronised, before any of them is sent.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from dataclasses import asdict, dataclass
 from typing import Callable
 
 from agent.core.charging.model import MeterSample, Sample, StopReason
+from agent.runtime.clock import UNSYNCED, ClockCorrection
 
 STARTED = "TransactionStarted"
 METER_VALUES = "TransactionMeterValues"
@@ -74,6 +80,15 @@ class TransactionJournal:
         #: Whether the CSMS is unreachable right now (2.0.1 marks events that happened offline).
         self.offline: Callable[[], bool] = lambda: False
 
+    def _marked(self, record: dict) -> dict:
+        """``record`` with the unsynced mark of its ``timestamp`` while the clock is not synchronised."""
+        mark = self._store.stamp_mark(record["timestamp"])
+        return {**record, UNSYNCED: mark} if mark else record
+
+    def _sample(self, sample: MeterSample | None) -> dict | None:
+        """A sample as outbox data, marked like any stamp (it may be sent long after it was taken)."""
+        return self._marked(sample_to_dict(sample)) if sample is not None else None
+
     def _row(self, ref: str) -> Transaction | None:
         row = self._db.execute(f"SELECT {_COLUMNS} FROM transactions WHERE ref = ?", (ref,)).fetchone()
         return Transaction(*row) if row else None
@@ -97,8 +112,8 @@ class TransactionJournal:
         """Queue a record for ``ref`` with its seqNo: numbered when created, so a resend keeps its number."""
         seq_no = db.execute("SELECT seq_no FROM transactions WHERE ref = ?", (ref,)).fetchone()[0]
         db.execute("UPDATE transactions SET seq_no = seq_no + 1 WHERE ref = ?", (ref,))
-        self._store.outbox.append(kind, {**payload, "ref": ref, "seq_no": seq_no, "offline": self.offline()},
-                                  group=ref)
+        record = {**payload, "ref": ref, "seq_no": seq_no, "offline": self.offline()}
+        self._store.outbox.append(kind, self._marked(record) if "timestamp" in record else record, group=ref)
 
     def begin(self, *, evse_id: int, id_token: str | None, group_id: str | None, meter_start_Wh: float,
               started_at: float, remote_start_id: int | None = None, reservation_id: int | None = None,
@@ -121,11 +136,11 @@ class TransactionJournal:
                 "evse_id": evse_id, "id_token": id_token, "token_type": token_type, "timestamp": started_at,
                 "meter_start_Wh": meter_start_Wh, "reservation_id": reservation_id,
                 "remote_start_id": remote_start_id, "trigger": trigger, "ev_connected": ev_connected,
-                "sample": sample_to_dict(begin_sample) if begin_sample else None,
+                "sample": self._sample(begin_sample),
             })
             if begin_sample is not None:
                 db.execute("INSERT INTO transaction_data (ref, sample) VALUES (?, ?)",
-                           (ref, json.dumps(sample_to_dict(begin_sample))))
+                           (ref, json.dumps(self._sample(begin_sample))))
         return self._row(ref)
 
     def add_meter_values(self, ref: str, sample: MeterSample, *, energy_Wh: float | None) -> None:
@@ -137,7 +152,7 @@ class TransactionJournal:
             tx = self._row(ref)
             if tx is None:
                 return
-            self._append(db, METER_VALUES, ref, {"evse_id": tx.evse_id, "sample": sample_to_dict(sample)})
+            self._append(db, METER_VALUES, ref, {"evse_id": tx.evse_id, "sample": self._sample(sample)})
 
     def add_status(self, ref: str, charging_state: str, *, timestamp: float, ev_connected: bool = True,
                    trigger: str = "ChargingStateChanged", sample: MeterSample | None = None,
@@ -154,7 +169,7 @@ class TransactionJournal:
                 self._append(db, STATUS, ref, {
                     "evse_id": tx.evse_id, "charging_state": charging_state, "timestamp": timestamp,
                     "ev_connected": ev_connected, "trigger": trigger,
-                    "sample": sample_to_dict(sample) if sample else None,
+                    "sample": self._sample(sample),
                     **({"deauthorized": deauthorized.value} if deauthorized else {})})
 
     def authorize(self, ref: str, *, id_token: str, token_type: str | None, group_id: str | None,
@@ -178,7 +193,7 @@ class TransactionJournal:
         """Keep a sample for the transactionData of this transaction's stop record."""
         with self._store.transaction() as db:
             db.execute("INSERT INTO transaction_data (ref, sample) VALUES (?, ?)",
-                       (ref, json.dumps(sample_to_dict(sample))))
+                       (ref, json.dumps(self._sample(sample))))
 
     def _transaction_data(self, ref: str) -> list[dict]:
         rows = self._db.execute("SELECT sample FROM transaction_data WHERE ref = ? ORDER BY id", (ref,)).fetchall()
@@ -202,7 +217,7 @@ class TransactionJournal:
             meter_stop = max(meter_stop_Wh, tx.meter_start_Wh)  # a meter swap must not bill negative energy
             db.execute("UPDATE transactions SET stopped_at = ?, meter_stop_Wh = ?, stop_reason = ? WHERE ref = ?",
                        (stopped_at, meter_stop, reason.basic.value, ref))
-            data = self._transaction_data(ref) + ([sample_to_dict(end_sample)] if end_sample else [])
+            data = self._transaction_data(ref) + ([self._sample(end_sample)] if end_sample else [])
             self._append(db, ENDED, ref, {
                 "evse_id": tx.evse_id, "id_token": stop_id_token, "timestamp": stopped_at,
                 "meter_stop_Wh": meter_stop, "reason": reason.basic.value, "transaction_data": data,
@@ -225,3 +240,35 @@ class TransactionJournal:
                 "DELETE FROM transactions WHERE stopped_at IS NOT NULL AND ref NOT IN "
                 "(SELECT grp FROM outbox WHERE grp IS NOT NULL) AND ref NOT IN "
                 "(SELECT ref FROM transactions ORDER BY started_at DESC LIMIT ?)", (keep,))
+
+
+_JOURNAL_RECORDS = (STARTED, METER_VALUES, STATUS, ENDED)
+
+
+def correct_stamps(store, correction: ClockCorrection) -> int:
+    """Rewrite, in one SQLite transaction, the stamps the journal recorded before the clock was synchronised.
+
+    Queued records, kept samples, and the start and stop times of the
+    transactions whose queued records were corrected. Returns the number of
+    queued records rewritten.
+    """
+    corrected = 0
+    with store.transaction() as db:
+        for item in store.outbox.pending():
+            payload = item.payload
+            before = payload.get("timestamp")
+            if item.action not in _JOURNAL_RECORDS or not correction.rewrite(payload):
+                continue
+            store.outbox.update_payload(item.id, payload)
+            corrected += 1
+            column = {STARTED: "started_at", ENDED: "stopped_at"}.get(item.action)
+            if column is not None and before is not None and payload["timestamp"] != before:
+                db.execute(f"UPDATE transactions SET {column} = ? WHERE ref = ? AND {column} = ?",
+                           (payload["timestamp"], payload["ref"], before))
+        rows = db.execute("SELECT id, sample FROM transaction_data WHERE instr(sample, ?) > 0",
+                          (f'"{UNSYNCED}"',)).fetchall()
+        for row_id, text in rows:
+            sample = json.loads(text)
+            if correction.rewrite(sample):
+                db.execute("UPDATE transaction_data SET sample = ? WHERE id = ?", (json.dumps(sample), row_id))
+    return corrected

@@ -5,14 +5,19 @@ happens offline (a reboot, a clock jump) is delivered once the station is back.
 Each event is also kept in the security log (table ``security_log`` of the state
 store): the outbox forgets an event once delivered, the security log keeps the
 last SECURITY_LOG_LIMIT of them for GetLog(SecurityLog) (``agent.core.management.log_upload``).
+An event recorded before the station clock was first synchronised carries the
+``unsynced`` mark of its timestamp in both places; :func:`correct_stamps` puts it
+in CSMS time at the synchronisation.
 """
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from dataclasses import dataclass
 
 from agent.errors import StoreError
+from agent.runtime.clock import UNSYNCED, ClockCorrection
 
 SECURITY_EVENT = "SecurityEvent"
 
@@ -40,15 +45,38 @@ class SecurityLogEntry:
 
 def record_security_event(store, kind: str, *, timestamp: float, tech_info: str | None = None) -> None:
     """Queue a security event (durable, delivered in order with everything else) and keep it in the log."""
+    mark = store.stamp_mark(timestamp)
+    payload = {"type": kind, "timestamp": timestamp, "tech_info": tech_info, **({UNSYNCED: mark} if mark else {})}
     try:
         with store.transaction() as conn:  # both or neither: the log must hold what the CSMS was told
-            store.outbox.append(SECURITY_EVENT, {"type": kind, "timestamp": timestamp, "tech_info": tech_info})
-            seq = conn.execute("INSERT INTO security_log (timestamp, type, tech_info) VALUES (?, ?, ?)",
-                               (timestamp, kind, tech_info)).lastrowid
+            store.outbox.append(SECURITY_EVENT, payload)
+            seq = conn.execute("INSERT INTO security_log (timestamp, type, tech_info, unsynced) VALUES (?, ?, ?, ?)",
+                               (timestamp, kind, tech_info, json.dumps(mark) if mark else None)).lastrowid
             # Bounded by count, pruned by seq (never reused): a jump of the clock cannot evict the newest.
             conn.execute("DELETE FROM security_log WHERE seq <= ?", (seq - max(1, SECURITY_LOG_LIMIT),))
     except sqlite3.Error as exc:
         raise StoreError(f"state store {store.path}: security event not recorded: {exc}") from exc
+
+
+def correct_stamps(store, correction: ClockCorrection) -> int:
+    """Put the events recorded before the clock was synchronised in CSMS time, queued and logged alike.
+
+    One SQLite transaction; returns the number of queued events rewritten.
+    """
+    corrected = 0
+    try:
+        with store.transaction() as conn:
+            for item in store.outbox.pending():
+                if item.action == SECURITY_EVENT and correction.rewrite(item.payload):
+                    store.outbox.update_payload(item.id, item.payload)
+                    corrected += 1
+            rows = conn.execute("SELECT seq, timestamp, unsynced FROM security_log WHERE unsynced IS NOT NULL")
+            for seq, timestamp, mark in rows.fetchall():
+                conn.execute("UPDATE security_log SET timestamp = ?, unsynced = NULL WHERE seq = ?",
+                             (correction.corrected(timestamp, json.loads(mark)), seq))
+    except sqlite3.Error as exc:
+        raise StoreError(f"state store {store.path}: security event times not corrected: {exc}") from exc
+    return corrected
 
 
 def read_security_log(store, *, since: float | None = None, until: float | None = None) -> list[SecurityLogEntry]:
