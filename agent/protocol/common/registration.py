@@ -70,6 +70,7 @@ class Registration:
         if abs(delta) > CLOCK_JUMP_S and self.core is not None:
             record_security_event(self.core.store, SETTING_SYSTEM_TIME, timestamp=self.clock.time(),
                                   tech_info=f"clock corrected by {delta:+.0f} s from the CSMS")
+            self.outbox_changed()  # a Heartbeat's correction is sent now, not with the next transaction record
 
     def _retry_delays(self):
         return backoff_delays(

@@ -178,7 +178,7 @@ class Ocpp16Adapter(CertificateHandlers16, FirmwareHandlers16, DiagnosticsHandle
         except (CallTimeout, CallErrorReceived, InvalidResponse) as exc:
             log.warning("triggered BootNotification failed: %s", exc)
             return
-        self.clock.sync(response.current_time)
+        self._clock_synced(response.current_time)
         if response.status == "Accepted" and response.interval > 0:
             self.settings.set("heartbeat_interval_s", response.interval)
 
