@@ -2,8 +2,9 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-# Debian packages the tests need: socat (pty pairs for Modbus/RFID), systemd (systemd-analyze).
-TEST_DEBS := socat systemd
+# Debian packages the tests need: socat (pty pairs for Modbus/RFID), systemd (systemd-analyze),
+# faketime (libfaketime: a wrong, then stepped, board clock for the daemon alone).
+TEST_DEBS := socat systemd faketime
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: demo test test-slow reliability bench docs venv test-venv system-deps clean install uninstall
@@ -25,6 +26,7 @@ system-deps:
 	@missing=""; \
 	command -v socat >/dev/null || missing="$$missing socat"; \
 	command -v systemd-analyze >/dev/null || missing="$$missing systemd"; \
+	command -v faketime >/dev/null || missing="$$missing faketime"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages:$$missing"; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
