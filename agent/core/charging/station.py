@@ -2,8 +2,9 @@
 
 It turns hardware events into EVSE inputs (which EVSE a card tap is for),
 carries out the CSMS's commands in version-neutral form, and ends transactions a
-crash left open. Two mixins complete it: :mod:`.reporting` (what the station
-tells the protocol adapter, the ``port``, and what adapters may read) and
+crash left open. Three mixins complete it: :mod:`.reporting` (what the station
+tells the protocol adapter, the ``port``, and what adapters may read),
+:mod:`.station_reservations` (ReserveNow, CancelReservation, expiry) and
 :mod:`.charging_limits` (profiles and the external limit -> offered current).
 The adapters' view of it is declared in :mod:`.api`.
 """
@@ -19,9 +20,10 @@ from agent.core.charging.auth import Authorizer
 from agent.core.charging import evse_inputs
 from agent.core.charging.evse import PLUGGED, EvseMachine
 from agent.core.charging.model import ConnectorStatus, IdTokenInfo, StopReason
-from agent.core.charging.reservations import Reservation, ReservationBook, ReserveResult
+from agent.core.charging.reservations import ReservationBook
 from agent.core.charging.charging_limits import ChargingLimits
 from agent.core.charging.reporting import StationReporting
+from agent.core.charging.station_reservations import StationReservations
 from agent.core.charging.smart_charging import ProfileStore
 from agent.core.charging.transactions import Transaction, TransactionJournal
 from hal.errors import HalError, MeterReadError
@@ -33,7 +35,7 @@ _RESTART_REASON_KEY = "station:restart_reason"
 _AVAILABILITY_KEY = "station:inoperative"  # list of inoperative EVSE ids (0 = the whole station)
 
 
-class ChargingStation(StationReporting, ChargingLimits):
+class ChargingStation(StationReporting, StationReservations, ChargingLimits):
     """All EVSEs of the station and the logic between them; what the protocol adapters may use of it
     is declared in :class:`agent.core.charging.api.StationApi`."""
 
@@ -88,10 +90,7 @@ class ChargingStation(StationReporting, ChargingLimits):
     async def start(self) -> None:
         """End what a crash left open, then start every EVSE loop."""
         await self._recover()
-        for reservation in self.reservations:
-            if reservation.evse_id in self.evses:
-                self.evses[reservation.evse_id].reservation = reservation
-            self._arm_expiry(reservation)
+        self._restore_reservations()
         for machine in self.evses.values():
             await machine.start()
         self.apply_limits()
@@ -382,69 +381,6 @@ class ChargingStation(StationReporting, ChargingLimits):
         else:
             (inoperative.discard if operative else inoperative.add)(evse_id)
         self.store.put(_AVAILABILITY_KEY, sorted(inoperative))
-
-    async def reserve(self, reservation: Reservation, *, zero_supported: bool = True) -> ReserveResult:
-        """ReserveNow for one EVSE, or any (evse_id 0): Accepted, Faulted, Occupied, Unavailable or Rejected."""
-        if reservation.expiry <= self.clock.time():
-            return ReserveResult.REJECTED
-        previous = self.reservations.get(reservation.reservation_id)
-        if previous is not None:  # same id: the new one replaces it
-            await self._drop_reservation(previous, status=None)
-        verdict = self._reservable(reservation, zero_supported=zero_supported)
-        if verdict is not ReserveResult.ACCEPTED:
-            return verdict
-        self.reservations.add(reservation)
-        if reservation.evse_id:
-            await self.evses[reservation.evse_id].submit(evse_inputs.Reserve(reservation=reservation))
-        self._arm_expiry(reservation)
-        return ReserveResult.ACCEPTED
-
-    def _reservable(self, reservation: Reservation, *, zero_supported: bool) -> ReserveResult:
-        if reservation.evse_id == 0:
-            if not zero_supported:
-                return ReserveResult.REJECTED
-            return ReserveResult.ACCEPTED if self._free_beyond_reservations() else ReserveResult.OCCUPIED
-        machine = self.evses.get(reservation.evse_id)
-        if machine is None:
-            return ReserveResult.REJECTED
-        if machine.status is ConnectorStatus.FAULTED:
-            return ReserveResult.FAULTED
-        if not machine.operative:
-            return ReserveResult.UNAVAILABLE
-        busy = machine.transaction or machine.authorization or machine.reservation or machine.pilot in PLUGGED
-        return ReserveResult.OCCUPIED if busy else ReserveResult.ACCEPTED
-
-    async def cancel_reservation(self, reservation_id: int) -> bool:
-        """CancelReservation: True if it existed."""
-        reservation = self.reservations.get(reservation_id)
-        if reservation is None:
-            return False
-        await self._drop_reservation(reservation, status=None)
-        return True
-
-    async def _drop_reservation(self, reservation: Reservation, *, status: str | None) -> None:
-        self.reservations.remove(reservation.reservation_id)
-        timer = self._expiry_timers.pop(reservation.reservation_id, None)
-        if timer is not None:
-            timer.cancel()
-        if reservation.evse_id in self.evses:
-            await self.evses[reservation.evse_id].submit(
-                evse_inputs.Unreserve(reservation_id=reservation.reservation_id))
-        if status and self.port is not None:
-            self.port.reservation_ended(reservation.reservation_id, status)
-
-    def _arm_expiry(self, reservation: Reservation) -> None:
-        delay = max(0.0, reservation.expiry - self.clock.time())
-        loop = asyncio.get_running_loop()
-        self._expiry_timers[reservation.reservation_id] = loop.call_later(
-            delay, lambda: self._spawn(self._drop_reservation(reservation, status="Expired"), name="expiry"))
-
-    def _reservation_used(self, reservation_id: int) -> None:
-        """A transaction started on the reservation: it is fulfilled, not expired."""
-        self.reservations.remove(reservation_id)
-        timer = self._expiry_timers.pop(reservation_id, None)
-        if timer is not None:
-            timer.cancel()
 
     async def unlock(self, evse_id: int) -> str:
         """UnlockConnector: Unlocked or UnlockFailed (a running transaction is stopped first)."""
