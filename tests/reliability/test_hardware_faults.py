@@ -27,8 +27,8 @@ CARD = "04A1B2C3"
 @dataclass(frozen=True)
 class FaultSpec:
     """What a fault must do: whether it stops charging, its 1.6 errorCode, whether it is station-wide,
-    and whether it can only show when the session ends (a weld or a jammed lock under way is
-    indistinguishable from a closed contactor or a locked cable until they are told to open)."""
+    and whether it can only show when the session ends (a weld under way is indistinguishable from a
+    closed contactor until it is told to open; a lock that lets go is seen at once by supervision)."""
 
     stops_charging: bool
     error_code_16: str
@@ -38,7 +38,7 @@ class FaultSpec:
 
 FAULTS = {
     "contactor-welded": FaultSpec(True, "PowerSwitchFailure", shows_at_stop=True),
-    "lock-failure": FaultSpec(True, "ConnectorLockFailure", shows_at_stop=True),
+    "lock-failure": FaultSpec(True, "ConnectorLockFailure"),
     "meter-offline": FaultSpec(False, "PowerMeterFailure"),
     "rcd-trip": FaultSpec(True, "GroundFailure"),
     "reader-offline": FaultSpec(False, "ReaderFailure", station_wide=True),
