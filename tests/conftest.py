@@ -21,14 +21,7 @@ pytest.register_assert_rewrite("tests.harness")  # a helper's failed assert show
 
 from agent.runtime.store import StateStore  # noqa: E402  (after the assert rewrite is registered)
 from agent.testcsms.server import CsmsBehaviour, CsmsSimulator  # noqa: E402
-from tests.harness.transfer_servers import (  # noqa: E402,F401  (fixtures, offered to every test)
-    ftp_server,
-    ftps_server,
-    http_server,
-    https_server,
-    no_proxy,
-    tls_pki,
-)
+from tests.harness import transfer_servers  # noqa: E402
 
 #: The simulator's heartbeat interval unless a test asks otherwise: long enough to stay out of the way.
 QUIET_HEARTBEAT_S = 300
@@ -98,3 +91,55 @@ def store(db_path):
     """An open :class:`StateStore` at ``db_path``, closed at teardown."""
     with StateStore(db_path) as opened:
         yield opened
+
+
+# ------------------------------------------------------------------ loopback file-transfer servers
+
+
+@pytest.fixture
+def no_proxy(monkeypatch):
+    """A developer's proxy variables must not route 127.0.0.1 traffic elsewhere."""
+    for name in ("http_proxy", "https_proxy", "ftp_proxy", "HTTP_PROXY", "HTTPS_PROXY", "FTP_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def http_server(no_proxy):
+    """A loopback HTTP server offering the firmware image at /fw/image-2.0.bin, keeping uploads."""
+    with transfer_servers.http_server() as server:
+        yield server
+
+
+@pytest.fixture
+def ftp_server(no_proxy):
+    """A loopback FTP server offering the firmware image at /pub/image-2.0.bin, keeping uploads."""
+    with transfer_servers.ftp_server() as server:
+        yield server
+
+
+@pytest.fixture
+def tls_pki(tmp_path_factory, monkeypatch, no_proxy):
+    """A test CA the agent trusts through SSL_CERT_FILE (as a board trusts its system store)."""
+    from tests.certs import make_pki  # cryptography loads only for the tests that need it
+
+    pki = make_pki(tmp_path_factory.mktemp("pki"))
+    monkeypatch.setenv("SSL_CERT_FILE", str(pki.ca.cert))
+    return pki
+
+
+@pytest.fixture
+def https_server(tls_pki):
+    """The HTTP server behind TLS, with a certificate for 127.0.0.1 from ``tls_pki``'s CA."""
+    from tests.certs import server_ssl_context
+
+    with transfer_servers.http_server(tls=server_ssl_context(tls_pki.server)) as server:
+        yield server
+
+
+@pytest.fixture
+def ftps_server(tls_pki):
+    """Explicit FTPS (AUTH TLS, PROT P) with a certificate for 127.0.0.1 from ``tls_pki``'s CA."""
+    from tests.certs import server_ssl_context
+
+    with transfer_servers.ftp_server(tls=server_ssl_context(tls_pki.server)) as server:
+        yield server

@@ -6,7 +6,8 @@
   CSMS received, in the words of each OCPP version (the same helper names in both);
 - :mod:`tests.harness.firmware`: a firmware job wired with a test's install command, signed FirmwareType;
 - :mod:`tests.harness.certificates`: certificates made on the fly, and a firmware-signing PKI;
-- :mod:`tests.harness.install`: the install scripts run into a DESTDIR behind stub system commands.
+- :mod:`tests.harness.install`: the install scripts run into a DESTDIR behind stub system commands;
+- :mod:`tests.harness.transfer_servers`: loopback HTTP(S) and FTP(S) servers with the firmware image.
 
 Fixtures (a started CSMS simulator, a state store...) live in the conftest.py files.
 """

@@ -1,18 +1,17 @@
 """Loopback file-transfer servers for firmware, diagnostics and log tests.
 
 Every server binds 127.0.0.1 on a free port: a ThreadingHTTPServer (GET a file,
-PUT/POST an upload) and a tiny FTP server (USER/PASS/TYPE/PASV/RETR/STOR/QUIT).
-The fixtures are offered to every test by tests/conftest.py; each server also clears the proxy
-variables (``no_proxy``), which tests/e2e/conftest.py does for every end-to-end test.
+PUT/POST an upload) and a tiny FTP server (USER/PASS/TYPE/PASV/RETR/STOR/QUIT), each optionally
+behind TLS (HTTPS, explicit FTPS). tests/conftest.py offers them as the fixtures ``http_server``,
+``ftp_server``, ``https_server`` and ``ftps_server``.
 """
 
+import contextlib
 import socket
 import socketserver
 import ssl
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-import pytest
 
 IMAGE = b"\x7fFIRMWARE v2.0\n" * 1000
 CLOSED_PORT_URL = "http://127.0.0.1:1/"  # nothing listens on port 1: connection refused at once
@@ -101,76 +100,36 @@ class _FtpHandler(socketserver.StreamRequestHandler):
                 self.reply("502 not implemented")
 
 
-def _serve(server):
+@contextlib.contextmanager
+def _serving(server, url: str):
+    """``server`` answering on a thread, with its ``url``; shut down and closed on exit."""
+    server.url = url
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    return server
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
-@pytest.fixture
-def http_server(no_proxy):
-    """A loopback HTTP server offering the firmware image; ``server.uploads`` keeps what was PUT or POSTed."""
+def http_server(*, tls: ssl.SSLContext | None = None):
+    """A loopback HTTP(S) server offering the firmware image; ``server.uploads`` keeps what was PUT or POSTed."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), _HttpHandler)
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
     server.files, server.uploads = {"/fw/image-2.0.bin": IMAGE}, {}
-    server.url = f"http://127.0.0.1:{server.server_address[1]}"
-    yield _serve(server)
-    server.shutdown()
-    server.server_close()
+    scheme = "https" if tls is not None else "http"
+    return _serving(server, f"{scheme}://127.0.0.1:{server.server_address[1]}")
 
 
-@pytest.fixture
-def ftp_server(no_proxy):
-    """A loopback FTP server offering the firmware image; ``server.files`` keeps the uploads."""
+def ftp_server(*, tls: ssl.SSLContext | None = None):
+    """A loopback FTP server (explicit FTPS with ``tls``) offering the firmware image; ``server.files`` keeps
+    the uploads and ``server.logins`` the passwords it was given."""
     socketserver.ThreadingTCPServer.daemon_threads = True
     server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _FtpHandler)
+    if tls is not None:
+        server.tls = tls
     server.files, server.logins = {"/pub/image-2.0.bin": IMAGE}, []
-    server.url = f"ftp://agent:pa%40ss@127.0.0.1:{server.server_address[1]}"
-    yield _serve(server)
-    server.shutdown()
-    server.server_close()
-
-
-@pytest.fixture
-def no_proxy(monkeypatch):
-    """A developer's proxy variables must not route 127.0.0.1 traffic elsewhere."""
-    for name in ("http_proxy", "https_proxy", "ftp_proxy", "HTTP_PROXY", "HTTPS_PROXY", "FTP_PROXY"):
-        monkeypatch.delenv(name, raising=False)
-
-
-@pytest.fixture
-def tls_pki(tmp_path_factory, monkeypatch, no_proxy):
-    """A test CA the agent trusts through SSL_CERT_FILE (as a board trusts its system store)."""
-    from tests.certs import make_pki
-
-    pki = make_pki(tmp_path_factory.mktemp("pki"))
-    monkeypatch.setenv("SSL_CERT_FILE", str(pki.ca.cert))
-    return pki
-
-
-@pytest.fixture
-def https_server(tls_pki):
-    """The HTTP server behind TLS, with a certificate for 127.0.0.1 from ``tls_pki``'s CA."""
-    from tests.certs import server_ssl_context
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _HttpHandler)
-    server.socket = server_ssl_context(tls_pki.server).wrap_socket(server.socket, server_side=True)
-    server.files, server.uploads = {"/fw/image-2.0.bin": IMAGE}, {}
-    server.url = f"https://127.0.0.1:{server.server_address[1]}"
-    yield _serve(server)
-    server.shutdown()
-    server.server_close()
-
-
-@pytest.fixture
-def ftps_server(tls_pki):
-    """Explicit FTPS (AUTH TLS, PROT P) with a certificate for 127.0.0.1 from ``tls_pki``'s CA."""
-    from tests.certs import server_ssl_context
-
-    socketserver.ThreadingTCPServer.daemon_threads = True
-    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _FtpHandler)
-    server.tls = server_ssl_context(tls_pki.server)
-    server.files, server.logins = {"/pub/image-2.0.bin": IMAGE}, []
-    server.url = f"ftps://agent:pa%40ss@127.0.0.1:{server.server_address[1]}"
-    yield _serve(server)
-    server.shutdown()
-    server.server_close()
+    scheme = "ftps" if tls is not None else "ftp"
+    return _serving(server, f"{scheme}://agent:pa%40ss@127.0.0.1:{server.server_address[1]}")
