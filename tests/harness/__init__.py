@@ -7,7 +7,8 @@
 - :mod:`tests.harness.firmware`: a firmware job wired with a test's install command, signed FirmwareType;
 - :mod:`tests.harness.certificates`: certificates made on the fly, and a firmware-signing PKI;
 - :mod:`tests.harness.install`: the install scripts run into a DESTDIR behind stub system commands;
-- :mod:`tests.harness.transfer_servers`: loopback HTTP(S) and FTP(S) servers with the firmware image.
+- :mod:`tests.harness.transfer_servers`: loopback HTTP(S) and FTP(S) servers with the firmware image;
+- :mod:`tests.harness.fakes`: small stand-ins for the agent's parts (``MemoryStore``).
 
 Fixtures (a started CSMS simulator, a state store...) live in the conftest.py files.
 """

@@ -19,6 +19,7 @@ from agent.runtime.settings import (
     render_setting,
 )
 from agent.runtime.store import StateStore
+from tests.harness.fakes import MemoryStore
 
 # OCPP 1.6 section 9.1: every Core profile key and whether it is read-only here.
 CORE_KEYS = {
@@ -65,13 +66,6 @@ LEGACY_NAMES = (
     "clock_aligned_data_interval_s", "transaction_message_attempts", "transaction_message_retry_interval_s",
     "connection_timeout_s",
 )
-
-
-class MemoryStore(dict):
-    """The two state-store methods Settings uses."""
-
-    def put(self, key, value):
-        self[key] = value
 
 
 def defn(name):

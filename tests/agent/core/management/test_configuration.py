@@ -10,13 +10,7 @@ import agent.core.management.configuration as configuration_module
 from agent.core.management.configuration import ChangeResult, ConfigurationService, KeyValue, TooManyKeysError
 from agent.runtime.settings import SETTINGS, CSL, SettingDef, Settings
 from agent.runtime.store import StateStore
-
-
-class MemoryStore(dict):
-    """The two state-store methods Settings uses."""
-
-    def put(self, key, value):
-        self[key] = value
+from tests.harness.fakes import MemoryStore
 
 
 @pytest.fixture
