@@ -260,13 +260,15 @@ class EnergyMeter(Device, abc.ABC):
         self._stale_told = False
         self._faults.clear_fault(METER_OFFLINE)
         if self._polling:
+            # Moved on every good poll: a cancelled timer never wakes the loop, so a healthy
+            # meter costs no wake-up beyond its polls.
+            self._cancel_stale_timer()
             self._arm_stale_timer()
         self._tell(reading)
 
     # -- staleness -------------------------------------------------------------
 
     def _arm_stale_timer(self) -> None:
-        # One timer per meter, re-armed only when it fires: no timer churn on every poll.
         if self._stale_timer is None:
             delay = self._fresh_since + self.stale_after_s - time.monotonic()
             self._stale_timer = asyncio.get_running_loop().call_later(max(0.0, delay), self._stale_check)
