@@ -415,3 +415,33 @@ async def test_sampler_with_mock_hal_meters_energy_and_skips_offline_meter(tmp_p
     finally:
         await sampler.stop()
         await hal.close()
+
+
+# -- with live (polled) meters -------------------------------------------------------
+
+async def test_sampler_takes_the_polled_reading_and_never_reads_the_bus_itself():
+    meter = FakeMeter(1)
+    meter.poll_interval_s = 0.02  # polled well within half the sampling period
+    settings = FakeSettings(meter_value_sample_interval_s=PERIOD_S)
+    received, heard = [], []
+    sampler = MeterSampler(meters={1: meter}, clock=Clock(), settings=settings,
+                           sink=lambda *args: received.append(args), transaction_of={1: "tx-1"}.get)
+    sampler.add_reading_listener(lambda evse_id, reading: heard.append(reading))
+    await meter.start()
+    try:
+        await sampler.start()
+        sampler.transaction_started(1)
+        async with asyncio.timeout(2):
+            while len(received) < 3:
+                await asyncio.sleep(0.01)
+        polls = meter.poller.polls
+        assert polls <= meter.reads <= polls + 1  # every read was the poller's
+        assert len(heard) >= polls - 1 > len(received)  # listeners hear every poll, not every sample
+        meter.failing = True  # dead: once its reading is stale (3 polls), samples stop
+        await asyncio.sleep(3 * meter.poll_interval_s + 0.05)
+        count = len(received)
+        await asyncio.sleep(2.5 * PERIOD_S)
+        assert len(received) == count and meter.offline
+    finally:
+        await sampler.stop()
+        await meter.stop()
