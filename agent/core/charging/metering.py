@@ -183,7 +183,6 @@ class MeterSampler:
         self._reading_listeners: list[Callable[[int, MeterReading], None]] = []
         self._running = False
         self._subscribed = False
-        self._watching = False  # listening to the meters' polls
 
     @property
     def running(self) -> bool:
@@ -197,10 +196,6 @@ class MeterSampler:
         if not self._subscribed:  # the settings store has no unsubscribe: subscribe once
             self._settings.subscribe(self._setting_changed)
             self._subscribed = True
-        if not self._watching:
-            for meter in self._meters.values():
-                _add_listener(meter, self._polled)
-            self._watching = True
         self._running = True
         self._restart_aligned()
         for evse_id in sorted(self._in_transaction):
@@ -209,10 +204,6 @@ class MeterSampler:
     async def stop(self) -> None:
         """Cancel every sampling task and wait until they have finished; idempotent."""
         self._running = False
-        if self._watching:
-            for meter in self._meters.values():
-                _remove_listener(meter, self._polled)
-            self._watching = False
         self._periodic.clear()
         self._aligned = None
         tasks = list(self._tasks)
@@ -238,18 +229,19 @@ class MeterSampler:
                          context: str) -> MeterSample | None:
         """A sample of ``evse_id``'s meter now (Transaction.Begin/End, Trigger samples).
 
-        It holds the meter's latest published reading. None if that is stale
-        (or the read failed) or none of ``measurands`` could be produced.
+        "Now" is a reading taken after the call: a poll the meter's poller runs
+        at once (the bus keeps its one owner), since the value asked for may
+        have changed since the last scheduled poll. None if the read failed or
+        none of ``measurands`` could be produced.
         """
         self._check_evse(evse_id)
-        return await self._take(evse_id, measurands, context)
+        return await self._take(evse_id, measurands, context, max_age_s=0.0)
 
     def add_reading_listener(self, listener: Callable[[int, MeterReading], None]) -> None:
-        """Call ``listener(evse_id, reading)`` after every good meter read (live values, monitoring).
+        """Call ``listener(evse_id, reading)`` with the reading of every sample taken (monitoring).
 
-        While the sampler runs, that is every poll of a polled meter (so a
-        monitor is evaluated within one poll interval), and every sample of a
-        meter that is not polled.
+        To hear every poll of a live meter instead, listen to the meter itself
+        (``EnergyMeter.add_listener``).
         """
         self._reading_listeners.append(listener)
 
@@ -265,31 +257,26 @@ class MeterSampler:
         return tuple(wanted + [m for m in more if m not in wanted])
 
     async def _take(self, evse_id: int, measurands: Iterable[str], context: str, *,
-                    interval_s: float | None = None) -> MeterSample | None:
-        """A sample of ``evse_id``; one of a stream (``interval_s``) holds a reading younger than half its period."""
+                    max_age_s: float | None = None) -> MeterSample | None:
+        """A sample of ``evse_id`` holding the meter's published reading, if younger than ``max_age_s``.
+
+        An older one makes the meter's poller take a reading for it.
+        """
         wanted = tuple(m for m in _as_list(measurands) if m in _EXTRACTORS)
         if not wanted:
             return None  # no read for nothing
         meter = self._meters[evse_id]
         try:
-            # Sampling faster than the meter is polled must not repeat one reading: the
-            # meter's poller then takes one for the sample (the bus keeps its one owner).
-            reading = await meter.current(max_age_s=None if interval_s is None else interval_s / 2)
+            reading = await meter.current(max_age_s=max_age_s)
         except MeterReadError as exc:
             self._read_failed(evse_id, exc)
             return None
         self._read_succeeded(evse_id)
-        if not getattr(meter, "polling", False):  # a polled meter told the listeners at its poll
-            self._tell(evse_id, reading)
+        self._tell(evse_id, reading)
         offered = None if self._offered_A is None else self._offered_A(evse_id)
         sample = sample_reading(reading, wanted, context=context, timestamp=self._clock.time(),
                                 offered_A=offered)
         return sample if sample.values else None
-
-    def _polled(self, evse_id: int, reading: MeterReading | None) -> None:
-        """A meter published a poll (None: its reading went stale, nothing to evaluate)."""
-        if reading is not None and self._running:
-            self._tell(evse_id, reading)
 
     def _tell(self, evse_id: int, reading: MeterReading) -> None:
         for listener in list(self._reading_listeners):
@@ -326,7 +313,7 @@ class MeterSampler:
             ref = self._transaction_of(evse_id)
             if ref is not None:  # no transaction (any more) means nothing to attribute it to
                 sample = await self._take(evse_id, self._union(SAMPLED_DATA, STOP_SAMPLED_DATA), PERIODIC,
-                                          interval_s=interval_s)
+                                          max_age_s=_stream_max_age(interval_s))
                 if sample is not None:
                     self._deliver(evse_id, sample, ref)
             due = _next_period(due, interval_s, loop.time())
@@ -348,7 +335,7 @@ class MeterSampler:
         measurands = self._union(ALIGNED_DATA, STOP_ALIGNED_DATA)
         evse_ids = sorted(self._meters)
         # Concurrently, so one meter timing out does not push the others off the boundary.
-        samples = await asyncio.gather(*(self._take(i, measurands, CLOCK, interval_s=interval_s)
+        samples = await asyncio.gather(*(self._take(i, measurands, CLOCK, max_age_s=_stream_max_age(interval_s))
                                          for i in evse_ids))
         for evse_id, sample in zip(evse_ids, samples):
             if sample is not None:
@@ -425,17 +412,13 @@ class MeterSampler:
                 f" periodic={sorted(self._periodic)} aligned={aligned}>")
 
 
-def _add_listener(meter, listener) -> None:
-    # Duck-typed meters without live polling (test doubles) have nothing to listen to.
-    add = getattr(meter, "add_listener", None)
-    if add is not None:
-        add(listener)
+def _stream_max_age(interval_s: float) -> float:
+    """How old a reading a stream's sample may hold: half its period.
 
-
-def _remove_listener(meter, listener) -> None:
-    remove = getattr(meter, "remove_listener", None)
-    if remove is not None:
-        remove(listener)
+    A stream sampling faster than the meter is polled would otherwise repeat
+    one reading; its sample then gets a reading of its own from the poller.
+    """
+    return interval_s / 2
 
 
 def _as_list(measurands) -> tuple[str, ...]:
