@@ -427,6 +427,9 @@ async def test_sampler_takes_the_polled_reading_and_never_reads_the_bus_itself()
     sampler = MeterSampler(meters={1: meter}, clock=Clock(), settings=settings,
                            sink=lambda *args: received.append(args), transaction_of={1: "tx-1"}.get)
     sampler.add_reading_listener(lambda evse_id, reading: heard.append(reading))
+    on_demand = []
+    read = meter.read
+    meter.read = lambda: on_demand.append(1) or read()  # a read of its own, instead of the published one
     await meter.start()
     try:
         await sampler.start()
@@ -436,6 +439,7 @@ async def test_sampler_takes_the_polled_reading_and_never_reads_the_bus_itself()
                 await asyncio.sleep(0.01)
         polls = meter.poller.polls
         assert polls <= meter.reads <= polls + 1  # every read was the poller's
+        assert on_demand == [] and len({s.values[0].value for _, s, _ in received}) == len(received)
         assert len(heard) == len(received)  # the sampler's listeners hear its samples
         meter.failing = True  # dead: once its reading is stale (3 polls), samples stop
         await asyncio.sleep(3 * meter.poll_interval_s + 0.05)
