@@ -12,17 +12,27 @@ Stamps made before the station clock was first synchronised carry an
 ``unsynced`` mark (:meth:`agent.runtime.clock.Clock.unsynced_mark`, through the
 store's ``stamp_mark``); :func:`correct_stamps` turns them into CSMS time once
 the clock is synchronised, before any of them is sent.
+
+While the state store cannot be written (``StateStore.writes_held``: disk full,
+read-only, I/O error) no transaction begins (:class:`StorageFault`), and every
+other change of a running one is held in memory, in order, with reads seeing
+the transactions as those changes leave them; the store's retry writes them
+(:meth:`TransactionJournal.flush`), each change still in one SQLite transaction.
 """
 
 from __future__ import annotations
 
 import json
+import sqlite3
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Callable
 
 from agent.core.charging.model import MeterSample, Sample, StopReason
 from agent.runtime.clock import UNSYNCED, ClockCorrection
+from agent.runtime.storage_health import StorageFault
+
+Write = Callable[[sqlite3.Connection], None]
 
 STARTED = "TransactionStarted"
 METER_VALUES = "TransactionMeterValues"
@@ -79,6 +89,19 @@ class TransactionJournal:
         self._db = store.connection
         #: Whether the CSMS is unreachable right now (2.0.1 marks events that happened offline).
         self.offline: Callable[[], bool] = lambda: False
+        # Changes the disk refused, oldest first, each with what to do once it is written; the
+        # transactions as those changes leave them; and the kept samples not written yet.
+        self._held: list[tuple[Write, Callable[[], None] | None]] = []
+        self._shadow: dict[str, Transaction] = {}
+        self._held_data: dict[str, list[dict]] = {}
+        add_held_writer = getattr(store, "add_held_writer", None)
+        if add_held_writer is not None:
+            add_held_writer(self.flush)
+
+    @property
+    def held(self) -> int:
+        """How many changes wait in memory for the store to be writable again."""
+        return len(self._held)
 
     def _marked(self, record: dict) -> dict:
         """``record`` with the unsynced mark of its ``timestamp`` while the clock is not synchronised."""
@@ -90,6 +113,8 @@ class TransactionJournal:
         return self._marked(sample_to_dict(sample)) if sample is not None else None
 
     def _row(self, ref: str) -> Transaction | None:
+        if ref in self._shadow:
+            return self._shadow[ref]
         row = self._db.execute(f"SELECT {_COLUMNS} FROM transactions WHERE ref = ?", (ref,)).fetchone()
         return Transaction(*row) if row else None
 
@@ -99,60 +124,107 @@ class TransactionJournal:
 
     def by_remote_id(self, remote_id: str) -> Transaction | None:
         """The transaction the CSMS knows as ``remote_id``."""
+        held = [tx for tx in self._shadow.values() if tx.remote_id == str(remote_id)]
+        if held:
+            return held[0]
         row = self._db.execute(f"SELECT {_COLUMNS} FROM transactions WHERE remote_id = ?", (str(remote_id),)).fetchone()
-        return Transaction(*row) if row else None
+        return Transaction(*row) if row and row[0] not in self._shadow else None
 
     def open_transactions(self) -> list[Transaction]:
         """Transactions that have not ended (after a crash: the ones to end now)."""
         rows = self._db.execute(
             f"SELECT {_COLUMNS} FROM transactions WHERE stopped_at IS NULL ORDER BY started_at").fetchall()
-        return [Transaction(*row) for row in rows]
+        found = {row[0]: Transaction(*row) for row in rows} | self._shadow
+        return sorted((tx for tx in found.values() if tx.active), key=lambda tx: tx.started_at)
 
-    def _append(self, db, kind: str, ref: str, payload: dict) -> None:
-        """Queue a record for ``ref`` with its seqNo: numbered when created, so a resend keeps its number."""
-        seq_no = db.execute("SELECT seq_no FROM transactions WHERE ref = ?", (ref,)).fetchone()[0]
-        db.execute("UPDATE transactions SET seq_no = seq_no + 1 WHERE ref = ?", (ref,))
-        record = {**payload, "ref": ref, "seq_no": seq_no, "offline": self.offline()}
-        self._store.outbox.append(kind, self._marked(record) if "timestamp" in record else record, group=ref)
+    def _write(self, write: Write, *, after: Transaction | None = None,
+               written: Callable[[], None] | None = None) -> None:
+        """Run ``write`` in one SQLite transaction; if the disk refuses it, hold it behind those held
+        before (so order is kept), reads seeing ``after``; ``written`` runs once a held write is on disk."""
+        if not self._held and not getattr(self._store, "writes_held", False):
+            try:
+                with self._store.transaction() as db:
+                    write(db)
+                return
+            except StorageFault:
+                pass  # the store told its health, whose retry flushes what is held here
+        self._held.append((write, written))
+        if after is not None:
+            self._shadow[after.ref] = after
+
+    def flush(self) -> None:
+        """Write the held changes, oldest first, each in its own SQLite transaction; on StorageFault the
+        rest stay held (the store's retry calls this again)."""
+        while self._held:
+            write, written = self._held[0]
+            with self._store.transaction() as db:
+                write(db)
+            self._held.pop(0)
+            if written is not None:
+                written()
+        self._shadow.clear()
+        self._held_data.clear()
+
+    def _record(self, tx: Transaction, payload: dict) -> tuple[dict, Transaction]:
+        """The outbox record of a change of ``tx`` numbered with its seqNo (numbered when created, so a
+        resend keeps its number), and the transaction after it."""
+        record = {**payload, "ref": tx.ref, "seq_no": tx.seq_no, "offline": self.offline()}
+        return (self._marked(record) if "timestamp" in record else record), replace(tx, seq_no=tx.seq_no + 1)
+
+    def _queue(self, db, kind: str, record: dict, after: Transaction) -> None:
+        """Write the record's seqNo to its transaction and queue the record, in the caller's SQLite transaction."""
+        db.execute("UPDATE transactions SET seq_no = ? WHERE ref = ?", (after.seq_no, after.ref))
+        self._store.outbox.append(kind, record, group=after.ref)
 
     def begin(self, *, evse_id: int, id_token: str | None, group_id: str | None, meter_start_Wh: float,
               started_at: float, remote_start_id: int | None = None, reservation_id: int | None = None,
-              begin_sample: MeterSample | None = None, token_type: str | None = "ISO14443",
-              trigger: str = "Authorized", ev_connected: bool = True) -> Transaction:
+              begin_sample: MeterSample | None = None, kept_sample: MeterSample | None = None,
+              token_type: str | None = "ISO14443", trigger: str = "Authorized",
+              ev_connected: bool = True) -> Transaction:
         """Record a new transaction and its TransactionStarted outbox record, atomically.
 
         ``id_token`` is None for a transaction that starts before authorization (at plug-in);
         :meth:`authorize` adds it later. ``ev_connected`` False: started before the cable.
+        ``begin_sample`` goes with the start record, ``kept_sample`` is kept for the stop record's data.
+        Raises StorageFault, recording nothing, while the store cannot be written: a transaction
+        that could not be recorded must not start.
         """
-        ref = str(uuid.uuid4())
+        if self._held or getattr(self._store, "writes_held", False):
+            raise StorageFault("the state store cannot be written: no transaction may start")
+        tx = Transaction(str(uuid.uuid4()), evse_id, id_token or "", group_id, started_at, meter_start_Wh,
+                         None, meter_start_Wh, remote_start_id=remote_start_id)
+        record, after = self._record(tx, {
+            "evse_id": evse_id, "id_token": id_token, "token_type": token_type, "timestamp": started_at,
+            "meter_start_Wh": meter_start_Wh, "reservation_id": reservation_id,
+            "remote_start_id": remote_start_id, "trigger": trigger, "ev_connected": ev_connected,
+            "sample": self._sample(begin_sample),
+        })
         with self._store.transaction() as db:
             db.execute(
                 "INSERT INTO transactions (ref, evse_id, id_token, group_id, started_at, meter_start_Wh, "
                 "last_meter_Wh, remote_start_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (ref, evse_id, id_token or "", group_id, started_at, meter_start_Wh, meter_start_Wh,
+                (tx.ref, evse_id, id_token or "", group_id, started_at, meter_start_Wh, meter_start_Wh,
                  remote_start_id),
             )
-            self._append(db, STARTED, ref, {
-                "evse_id": evse_id, "id_token": id_token, "token_type": token_type, "timestamp": started_at,
-                "meter_start_Wh": meter_start_Wh, "reservation_id": reservation_id,
-                "remote_start_id": remote_start_id, "trigger": trigger, "ev_connected": ev_connected,
-                "sample": self._sample(begin_sample),
-            })
-            if begin_sample is not None:
+            self._queue(db, STARTED, record, after)
+            if kept_sample is not None:
                 db.execute("INSERT INTO transaction_data (ref, sample) VALUES (?, ?)",
-                           (ref, json.dumps(self._sample(begin_sample))))
-        return self._row(ref)
+                           (tx.ref, json.dumps(self._sample(kept_sample))))
+        return self._row(tx.ref)
 
     def add_meter_values(self, ref: str, sample: MeterSample, *, energy_Wh: float | None) -> None:
         """Record a sampled meter value of a running transaction and queue it for the CSMS."""
-        with self._store.transaction() as db:
-            if energy_Wh is not None:
-                db.execute("UPDATE transactions SET last_meter_Wh = MAX(last_meter_Wh, ?) WHERE ref = ?",
-                           (energy_Wh, ref))
-            tx = self._row(ref)
-            if tx is None:
-                return
-            self._append(db, METER_VALUES, ref, {"evse_id": tx.evse_id, "sample": self._sample(sample)})
+        tx = self._row(ref)
+        if tx is None:
+            return
+        last = tx.last_meter_Wh if energy_Wh is None else max(tx.last_meter_Wh, energy_Wh)
+        record, after = self._record(replace(tx, last_meter_Wh=last),
+                                     {"evse_id": tx.evse_id, "sample": self._sample(sample)})
+
+        def write(db):
+            db.execute("UPDATE transactions SET last_meter_Wh = MAX(last_meter_Wh, ?) WHERE ref = ?", (last, ref))
+            self._queue(db, METER_VALUES, record, after)
+        self._write(write, after=after)
 
     def add_status(self, ref: str, charging_state: str, *, timestamp: float, ev_connected: bool = True,
                    trigger: str = "ChargingStateChanged", sample: MeterSample | None = None,
@@ -163,83 +235,108 @@ class TransactionJournal:
         CablePluggedIn, Trigger, ...); ``deauthorized``: its authorization ended for
         this reason while the transaction goes on.
         """
-        with self._store.transaction() as db:
-            tx = self._row(ref)
-            if tx is not None and tx.active:
-                self._append(db, STATUS, ref, {
-                    "evse_id": tx.evse_id, "charging_state": charging_state, "timestamp": timestamp,
-                    "ev_connected": ev_connected, "trigger": trigger,
-                    "sample": self._sample(sample),
-                    **({"deauthorized": deauthorized.value} if deauthorized else {})})
+        tx = self._row(ref)
+        if tx is None or not tx.active:
+            return
+        record, after = self._record(tx, {
+            "evse_id": tx.evse_id, "charging_state": charging_state, "timestamp": timestamp,
+            "ev_connected": ev_connected, "trigger": trigger, "sample": self._sample(sample),
+            **({"deauthorized": deauthorized.value} if deauthorized else {})})
+        self._write(lambda db: self._queue(db, STATUS, record, after), after=after)
 
     def authorize(self, ref: str, *, id_token: str, token_type: str | None, group_id: str | None,
                   timestamp: float, charging_state: str, ev_connected: bool, trigger: str,
                   remote_start_id: int | None = None, reservation_id: int | None = None) -> Transaction | None:
         """Give a transaction that started without one its idToken, and queue the report, atomically."""
-        with self._store.transaction() as db:
-            tx = self._row(ref)
-            if tx is None or not tx.active:
-                return None
-            db.execute("UPDATE transactions SET id_token = ?, group_id = ?, "
-                       "remote_start_id = coalesce(?, remote_start_id) WHERE ref = ?",
-                       (id_token, group_id, remote_start_id, ref))
-            self._append(db, STATUS, ref, {
-                "evse_id": tx.evse_id, "charging_state": charging_state, "timestamp": timestamp,
-                "ev_connected": ev_connected, "trigger": trigger, "id_token": id_token, "token_type": token_type,
-                "remote_start_id": remote_start_id, "reservation_id": reservation_id})
+        tx = self._row(ref)
+        if tx is None or not tx.active:
+            return None
+        given = replace(tx, id_token=id_token, group_id=group_id,
+                        remote_start_id=tx.remote_start_id if remote_start_id is None else remote_start_id)
+        record, after = self._record(given, {
+            "evse_id": tx.evse_id, "charging_state": charging_state, "timestamp": timestamp,
+            "ev_connected": ev_connected, "trigger": trigger, "id_token": id_token, "token_type": token_type,
+            "remote_start_id": remote_start_id, "reservation_id": reservation_id})
+
+        def write(db):
+            db.execute("UPDATE transactions SET id_token = ?, group_id = ?, remote_start_id = ? WHERE ref = ?",
+                       (id_token, group_id, after.remote_start_id, ref))
+            self._queue(db, STATUS, record, after)
+        self._write(write, after=after)
         return self._row(ref)
 
     def add_transaction_data(self, ref: str, sample: MeterSample) -> None:
         """Keep a sample for the transactionData of this transaction's stop record."""
-        with self._store.transaction() as db:
-            db.execute("INSERT INTO transaction_data (ref, sample) VALUES (?, ?)",
-                       (ref, json.dumps(self._sample(sample))))
+        data = self._sample(sample)
+        held = self._held_data.setdefault(ref, [])
+
+        def written() -> None:  # on disk now: the table has it (unless the stop record took it already)
+            held[:] = [d for d in held if d is not data]
+        self._write(lambda db: db.execute("INSERT INTO transaction_data (ref, sample) VALUES (?, ?)",
+                                          (ref, json.dumps(data))), written=written)
+        if self._held and self._held[-1][1] is written:
+            held.append(data)  # not on disk yet: the stop record must still see it
 
     def _transaction_data(self, ref: str) -> list[dict]:
         rows = self._db.execute("SELECT sample FROM transaction_data WHERE ref = ? ORDER BY id", (ref,)).fetchall()
-        return [json.loads(row[0]) for row in rows]
+        return [json.loads(row[0]) for row in rows] + self._held_data.get(ref, [])
 
     def end(self, ref: str, *, meter_stop_Wh: float, stopped_at: float, reason: StopReason,
             stop_id_token: str | None = None, end_sample: MeterSample | None = None,
-            stop_token_type: str | None = None, ended_by: StopReason | None = None) -> Transaction | None:
+            stop_token_type: str | None = None, ended_by: StopReason | None = None,
+            ev_connected: bool = True) -> Transaction | None:
         """End a transaction once: record the stop and its TransactionEnded outbox record, atomically.
 
         Returns None (and writes nothing) if it had already ended, so a retry
         after a crash can never report a second stop. The record's ``reason`` is
         one every version knows (``reason.basic``); a finer 2.0.1 reason goes in
         ``detail``. ``ended_by`` is what ended it when that is not the reason
-        itself (the unplug that ends a transaction stopped by a tap before).
+        itself (the unplug that ends a transaction stopped by a tap before); ``ev_connected``: whether
+        the cable is still plugged in.
         """
-        with self._store.transaction() as db:
-            tx = self._row(ref)
-            if tx is None or not tx.active:
-                return None
-            meter_stop = max(meter_stop_Wh, tx.meter_start_Wh)  # a meter swap must not bill negative energy
+        tx = self._row(ref)
+        if tx is None or not tx.active:
+            return None
+        meter_stop = max(meter_stop_Wh, tx.meter_start_Wh)  # a meter swap must not bill negative energy
+        data = self._transaction_data(ref) + ([self._sample(end_sample)] if end_sample else [])
+        self._held_data.pop(ref, None)  # they go with the stop record now
+        stopped = replace(tx, stopped_at=stopped_at, meter_stop_Wh=meter_stop, stop_reason=reason.basic.value)
+        record, after = self._record(stopped, {
+            "evse_id": tx.evse_id, "id_token": stop_id_token, "timestamp": stopped_at,
+            "meter_stop_Wh": meter_stop, "reason": reason.basic.value, "transaction_data": data,
+            "ev_connected": ev_connected,
+            **({"detail": reason.value} if reason.basic is not reason else {}),
+            **({"token_type": stop_token_type} if stop_id_token and stop_token_type else {}),
+            **({"ended_by": ended_by.value} if ended_by else {}),
+        })
+
+        def write(db):
             db.execute("UPDATE transactions SET stopped_at = ?, meter_stop_Wh = ?, stop_reason = ? WHERE ref = ?",
                        (stopped_at, meter_stop, reason.basic.value, ref))
-            data = self._transaction_data(ref) + ([self._sample(end_sample)] if end_sample else [])
-            self._append(db, ENDED, ref, {
-                "evse_id": tx.evse_id, "id_token": stop_id_token, "timestamp": stopped_at,
-                "meter_stop_Wh": meter_stop, "reason": reason.basic.value, "transaction_data": data,
-                **({"detail": reason.value} if reason.basic is not reason else {}),
-                **({"token_type": stop_token_type} if stop_id_token and stop_token_type else {}),
-                **({"ended_by": ended_by.value} if ended_by else {}),
-            })
+            self._queue(db, ENDED, record, after)
             db.execute("DELETE FROM transaction_data WHERE ref = ?", (ref,))
+        self._write(write, after=after)
         return self._row(ref)
 
     def set_remote_id(self, ref: str, remote_id: str) -> None:
         """Remember the transactionId the CSMS assigned (1.6 StartTransaction.conf)."""
-        with self._store.transaction() as db:
-            db.execute("UPDATE transactions SET remote_id = ? WHERE ref = ?", (str(remote_id), ref))
+        tx = self._row(ref)
+        self._write(lambda db: db.execute("UPDATE transactions SET remote_id = ? WHERE ref = ?", (str(remote_id), ref)),
+                    after=replace(tx, remote_id=str(remote_id)) if tx else None)
 
     def prune(self, *, keep: int = 1000) -> None:
-        """Forget the oldest ended transactions whose records have all been delivered."""
-        with self._store.transaction() as db:
-            db.execute(
-                "DELETE FROM transactions WHERE stopped_at IS NOT NULL AND ref NOT IN "
-                "(SELECT grp FROM outbox WHERE grp IS NOT NULL) AND ref NOT IN "
-                "(SELECT ref FROM transactions ORDER BY started_at DESC LIMIT ?)", (keep,))
+        """Forget the oldest ended transactions whose records have all been delivered (not while the
+        store cannot be written: it is housekeeping)."""
+        if self._held or getattr(self._store, "writes_held", False):
+            return
+        try:
+            with self._store.transaction() as db:
+                db.execute(
+                    "DELETE FROM transactions WHERE stopped_at IS NOT NULL AND ref NOT IN "
+                    "(SELECT grp FROM outbox WHERE grp IS NOT NULL) AND ref NOT IN "
+                    "(SELECT ref FROM transactions ORDER BY started_at DESC LIMIT ?)", (keep,))
+        except StorageFault:
+            pass  # tried again at the next start
 
 
 _JOURNAL_RECORDS = (STARTED, METER_VALUES, STATUS, ENDED)

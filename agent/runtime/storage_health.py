@@ -1,0 +1,178 @@
+"""Storage supervision: whether ``data_dir`` can be written, and getting back to writing when it can.
+
+The state store and the message log report every write that failed because the disk refused it
+(full, read-only, I/O error) to one :class:`StorageHealth`. While a part is failing:
+
+- the station has a station-level fault, :data:`STORAGE_FAULT` (1.6 StatusNotification InternalError on
+  connector 0, 2.0.1 NotifyEvent), reported without writing anything to disk;
+- no transaction starts (one could not be recorded); a running one keeps charging and the journal
+  keeps its records in memory, in order;
+- the message log drops frames (it gives way first: it is bounded and expendable, transaction records
+  are not), and stays quiet while the state store fails, so freed space goes to the store first;
+- :meth:`StorageHealth.run` retries every ``retry_interval_s``: the state store writes what it holds,
+  then the message log writes a probe; each part that succeeds is healthy again, and when none fails the
+  fault clears by itself.
+
+Reports may come from any thread (the transport logs frames from its own); listeners are called on
+the event loop, once per change of the overall state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import threading
+from typing import Callable
+
+from agent.errors import StoreError
+
+log = logging.getLogger("agent.storage")
+
+#: The station-level fault raised while data_dir cannot be written (an agent-side code beside the HAL's).
+STORAGE_FAULT = "storage-failure"
+STATE_STORE = "state store"
+MESSAGE_LOG = "message log"
+
+# SQLite primary result codes meaning "the disk refused the write" (extended codes keep them in the low byte).
+_WRITE_FAILURES = {8: "READONLY", 10: "IOERR", 13: "FULL", 14: "CANTOPEN"}
+_WRITE_FAILURE_WORDS = ("disk is full", "readonly database", "disk i/o error", "read-only file system",
+                        "no space left")
+
+
+class StorageFault(StoreError):
+    """data_dir cannot be written now (disk full, read-only file system, I/O error); nothing was written."""
+
+
+def is_write_failure(exc: BaseException) -> bool:
+    """True if ``exc`` says the disk refused a write (as opposed to a bug in a statement)."""
+    if isinstance(exc, StorageFault):
+        return True
+    code = getattr(exc, "sqlite_errorcode", None)
+    if isinstance(exc, sqlite3.Error) and code is not None:
+        return code & 0xFF in _WRITE_FAILURES
+    if isinstance(exc, OSError):
+        return True
+    text = str(exc).lower()
+    return any(word in text for word in _WRITE_FAILURE_WORDS)
+
+
+class StorageHealth:
+    """The one owner of "can data_dir be written": parts report failures, the retry loop reports recoveries.
+
+    ``retry_interval_s``: how long after a failure (and between attempts) the parts' retries run.
+    """
+
+    def __init__(self, *, retry_interval_s: float = 2.0) -> None:
+        self.retry_interval_s = retry_interval_s
+        self._lock = threading.Lock()
+        self._failing: dict[str, str] = {}  # part -> what went wrong
+        self._retries: list[tuple[str, Callable[[], None]]] = []
+        self._listeners: list[Callable[[bool, str], None]] = []
+        self._announced: tuple[bool, str] = (False, "")
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+
+    def __repr__(self) -> str:
+        return f"<StorageHealth failing={sorted(self._failing)}>"
+
+    # ------------------------------------------------------------ reports (any thread)
+
+    def failed(self, part: str, exc: BaseException) -> None:
+        """A write of ``part`` failed because the disk refused it."""
+        with self._lock:
+            first = part not in self._failing
+            self._failing[part] = f"{part} cannot be written: {exc}"
+        if first:
+            log.error("%s cannot be written (%s): holding its writes until data_dir is writable again", part, exc)
+        self._changed()
+
+    def recovered(self, part: str) -> None:
+        """``part`` wrote again (its retry succeeded)."""
+        with self._lock:
+            was = self._failing.pop(part, None)
+        if was is not None:
+            log.warning("%s can be written again", part)
+            self._changed()
+
+    def failing(self, part: str | None = None) -> bool:
+        """Whether ``part`` (None: any part) cannot be written now."""
+        with self._lock:
+            return bool(self._failing) if part is None else part in self._failing
+
+    def describe(self) -> str:
+        """What fails now, one clause per part ("" when everything can be written)."""
+        with self._lock:
+            return "; ".join(self._failing[part] for part in sorted(self._failing))
+
+    # ------------------------------------------------------------ who listens, who retries
+
+    def add_listener(self, changed: Callable[[bool, str], None]) -> None:
+        """Call ``changed(failing, description)`` on the event loop whenever the overall state changes."""
+        self._listeners.append(changed)
+
+    def add_retry(self, part: str, retry: Callable[[], None]) -> None:
+        """While ``part`` fails, ``retry()`` is called every retry interval; returning means it wrote again."""
+        self._retries.append((part, retry))
+
+    def retry_now(self) -> bool:
+        """Run the retries of the failing parts in registration order; True if none fails afterwards."""
+        for part, retry in list(self._retries):
+            if not self.failing(part):
+                continue
+            try:
+                retry()
+            except (StoreError, sqlite3.Error, OSError) as exc:
+                log.debug("%s still cannot be written: %s", part, exc)
+                if not is_write_failure(exc):
+                    log.error("%s: retry failed: %s", part, exc)
+            else:
+                self.recovered(part)
+        return not self.failing()
+
+    # ------------------------------------------------------------ the loop side
+
+    async def run(self) -> None:
+        """Retry while anything fails, and tell the listeners of every change; runs until cancelled."""
+        self._loop = asyncio.get_running_loop()
+        self._wake = asyncio.Event()
+        self._announce()  # a failure reported before the loop ran
+        while True:
+            await self._wake.wait()
+            await asyncio.sleep(self.retry_interval_s)
+            if self.retry_now():
+                self._wake.clear()
+
+    def _changed(self) -> None:
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return  # run() announces the state when it starts
+        try:
+            if _running_loop() is loop:
+                loop.call_soon(self._announce)
+            else:
+                loop.call_soon_threadsafe(self._announce)
+        except RuntimeError:
+            pass  # the loop is closing: nobody is left to tell
+
+    def _announce(self) -> None:
+        failing = self.failing()
+        if failing and self._wake is not None:
+            self._wake.set()
+        state = (failing, self.describe())
+        if state[0] == self._announced[0]:
+            self._announced = state
+            return  # the fault stays raised (or cleared): one report per change
+        self._announced = state
+        for changed in list(self._listeners):
+            try:
+                changed(*state)
+            except Exception:  # a listener's bug must not stop supervision
+                log.exception("storage listener %r failed", changed)
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
