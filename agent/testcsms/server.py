@@ -32,6 +32,23 @@ class Received:
     message_id: str
 
 
+@dataclass(frozen=True)
+class WireFrame:
+    """One frame on a station's connection, in the order the CSMS wrote or read it."""
+
+    station_id: str
+    direction: str  # "in" (from the station) or "out" (to the station)
+    text: str
+
+    def parsed(self) -> list | None:
+        """The OCPP-J array, or None for a frame that is not one."""
+        try:
+            frame = json.loads(self.text)
+        except ValueError:
+            return None
+        return frame if isinstance(frame, list) and len(frame) >= 3 and frame[0] in (2, 3, 4) else None
+
+
 @dataclass
 class CsmsBehaviour:
     """How the simulator answers; tests change these between steps."""
@@ -71,6 +88,8 @@ class CsmsSimulator:
         #: on_frame(station_id, direction, text), direction "in" (from the station) or "out"
         self.on_frame = on_frame
         self.received: list[Received] = []
+        #: Every frame of every connection, in order (see ``calls_before_answers``).
+        self.frames: list[WireFrame] = []
         self.stations: dict[str, _Station] = {}
         self.connections = 0
         self._changed = asyncio.Condition()
@@ -109,6 +128,24 @@ class CsmsSimulator:
         """Close every station's connection (the CSMS restarting, as a station sees it)."""
         for station in list(self.stations.values()):
             await station.websocket.close()
+
+    def calls_before_answers(self) -> list[str]:
+        """Each CALL a station sent while a request of this CSMS to it was unanswered, as
+        ``"<station's action> before the answer to <request>"``: the use cases answer first."""
+        waiting: dict[str, dict[str, str]] = defaultdict(dict)  # station -> request id -> action
+        found = []
+        for frame in self.frames:
+            parsed = frame.parsed()
+            if parsed is None:
+                continue
+            requests = waiting[frame.station_id]
+            if frame.direction == "out" and parsed[0] == 2:
+                requests[parsed[1]] = parsed[2]
+            elif frame.direction == "in" and parsed[0] in (3, 4):
+                requests.pop(parsed[1], None)
+            elif frame.direction == "in" and parsed[0] == 2 and requests:
+                found += [f"{parsed[2]} before the answer to {action}" for action in requests.values()]
+        return found
 
     def _select_subprotocol(self, connection, subprotocols):
         if self.behaviour.select_subprotocol and self.subprotocol in subprotocols:
@@ -212,6 +249,7 @@ class _HookedConnection:
         await self._ws.send(text)
 
     def _observe(self, direction: str, text: str) -> None:
+        self._sim.frames.append(WireFrame(self._station_id, direction, text))
         if self._sim.on_frame is not None:
             self._sim.on_frame(self._station_id, direction, text)
 
@@ -225,4 +263,4 @@ def message_id_of(text: str) -> str | None:
         return None
 
 
-__all__ = ["CsmsSimulator", "CsmsBehaviour", "Received", "message_id_of"]
+__all__ = ["CsmsSimulator", "CsmsBehaviour", "Received", "WireFrame", "message_id_of"]

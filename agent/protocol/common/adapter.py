@@ -28,6 +28,7 @@ from agent.protocol.common.case_keys import to_camel, to_snake
 from agent.protocol.common.handlers import SharedHandlers
 from agent.protocol.common.outbox import OutboxSender
 from agent.protocol.common.registration import Registration
+from agent.protocol.common.reply_gate import ReplyGate
 
 log = logging.getLogger("agent.ocpp")
 
@@ -86,6 +87,7 @@ class AdapterBase(Registration, SharedHandlers):
         self._tasks: set[asyncio.Task] = set()
         self._ticker = ticker
         self._closed = asyncio.Event()
+        self._gate = ReplyGate()  # the station's CALLs wait while a CSMS request is answered
         self.core = core  # agent.core.services.CoreServices, or None for a bare protocol session
 
     # ----------------------------------------------------------- reading
@@ -123,6 +125,7 @@ class AdapterBase(Registration, SharedHandlers):
             log.warning("registration Rejected: not answering %.60s", frame.action)
             return
         self._after_reply = []
+        self._gate.close()  # follow-ups of this request (and anything else) go out after its answer
         try:
             try:
                 reply = await self._handle_call(frame)
@@ -133,6 +136,7 @@ class AdapterBase(Registration, SharedHandlers):
                 reply = exc.to_callerror()
             await self._send(reply)
         finally:
+            self._gate.open()
             waiting, self._after_reply = self._after_reply, None
             for callback in waiting:
                 callback()
@@ -193,10 +197,13 @@ class AdapterBase(Registration, SharedHandlers):
         return CallResult(frame.message_id, body).to_json()
 
     def _schedule_after(self, handlers: dict, kwargs: dict) -> None:
-        """Run the @after hook as a task: it may send CALLs, which must not block the reader."""
+        """Run the @after hook once the answer is on its way, as a task: it may send CALLs, which must not
+        block the reader."""
         after = handlers.get("_after_action")
-        if after is None:
-            return
+        if after is not None:
+            self.after_reply(lambda: self._run_after(after, kwargs))
+
+    def _run_after(self, after: Callable, kwargs: dict) -> None:
         result = after(**kwargs)
         if inspect.isawaitable(result):
             self.spawn(result, name="after-hook")
@@ -234,6 +241,7 @@ class AdapterBase(Registration, SharedHandlers):
         return self._typed_result(action, frame)
 
     async def _exchange(self, message_id: str, action: str, body: dict) -> Frame:
+        await self._gate.passage(action)  # nothing may await between this and the write below
         if self._lost:
             raise CallAborted(f"{action}: not connected")
         future = asyncio.get_running_loop().create_future()
@@ -266,6 +274,7 @@ class AdapterBase(Registration, SharedHandlers):
         self._lost = True
         self.on_disconnected()
         self._closed.set()
+        self._gate.open()  # CALLs held back fail below (not connected) instead of waiting
         for future in self._pending.values():
             if not future.done():
                 future.set_exception(CallAborted("connection to the CSMS lost"))
