@@ -49,6 +49,9 @@ class _Queued:
 
 # Faults that stop charging with a reason of their own (2.0.1; 1.6 says Other for all of them).
 _FAULT_STOP_REASON = {"rcd-trip": StopReason.GROUND_FAULT}
+# Faults that let a running transaction go on but forbid a new one: a session on a dead meter could not be
+# metered (nor billed), while cutting one already under way for lost metering only would strand the driver.
+_BLOCKS_NEW_SESSIONS = frozenset({"meter-offline"})
 
 
 class EvseMachine(TransactionSteps):
@@ -104,6 +107,11 @@ class EvseMachine(TransactionSteps):
     def awaiting_token(self) -> bool:
         """A transaction runs that started before authorization (at plug-in) and still has no idToken."""
         return self.transaction is not None and not self.tx_authorized and self._auth_ended is None
+
+    @property
+    def sessions_blocked(self) -> bool:
+        """A fault forbids a new session here (a dead meter) although a running one may go on."""
+        return not self.faults.isdisjoint(_BLOCKS_NEW_SESSIONS)
 
     # ------------------------------------------------------------ public API
 
@@ -233,7 +241,7 @@ class EvseMachine(TransactionSteps):
         It waits for the cable (or starts the transaction), or completes a transaction
         that started at plug-in without one.
         """
-        if not self.operative or self._stops_charging():
+        if not self.operative or self._stops_charging() or self.sessions_blocked:
             return False
         if self.transaction is not None and not self.awaiting_token:
             return False
@@ -325,6 +333,10 @@ class EvseMachine(TransactionSteps):
         (self.faults.add if item.active else self.faults.discard)(code)
         if item.active and fault_spec(code).stops_charging and self.transaction is not None:
             await self._stop_transaction(_FAULT_STOP_REASON.get(code, StopReason.OTHER))
+        elif item.active and code in _BLOCKS_NEW_SESSIONS and self.transaction is None and self.authorization:
+            # The session it was for could not be metered: the driver taps again once the fault clears.
+            log.info("EVSE %d: %s; authorization of %s dropped", self.evse_id, code, self.authorization.id_token)
+            self.authorization = None
 
     async def _on_unlock(self, _: Unlock) -> bool:
         """UnlockConnector: stop a running transaction first, then release the cable."""
@@ -387,7 +399,7 @@ class EvseMachine(TransactionSteps):
 
     def _start_due(self) -> bool:
         """Whether a listed TxStartPoint holds, so a transaction starts now."""
-        if not self.operative or self._stops_charging():
+        if not self.operative or self._stops_charging() or self.sessions_blocked:
             return False
         points, plugged, authorized = self._start_points(), self.pilot in PLUGGED, self.authorization is not None
         # After a transaction the cable must go and come back before it starts another by itself.
@@ -400,7 +412,9 @@ class EvseMachine(TransactionSteps):
         if self._stops_charging():
             return ConnectorStatus.FAULTED
         if self.transaction is not None:
-            return self._charging_status()
+            return self._charging_status()  # a running one goes on; the error code tells of a meter fault
+        if self.sessions_blocked:
+            return ConnectorStatus.FAULTED  # 1.6: "not available for energy delivery" because of an error
         if not self.operative:
             return ConnectorStatus.UNAVAILABLE
         if self.reservation is not None and self.authorization is None:

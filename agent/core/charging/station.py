@@ -197,6 +197,8 @@ class ChargingStation(StationReporting, StationReservations, ChargingLimits):
             await group_session.submit(evse_inputs.Stop(reason=StopReason.LOCAL, id_token=id_token,
                                                          token_type=token_type))
             return "stopped"
+        if self._meter_refuses(f"card {id_token}", evse_id):
+            return "refused"
         return await self._grant(id_token, decision.info, evse_id=evse_id, token_type=token_type)
 
     def _master_pass(self, info: IdTokenInfo) -> bool:
@@ -290,7 +292,7 @@ class ChargingStation(StationReporting, StationReservations, ChargingLimits):
 
     def _takes_token(self, machine: EvseMachine) -> bool:
         """Free, or running a transaction that started at plug-in and waits for its idToken."""
-        return self._free(machine) or (machine.awaiting_token and machine.operative
+        return self._free(machine) or (machine.awaiting_token and machine.operative and not machine.sessions_blocked
                                        and machine.status is not ConnectorStatus.FAULTED)
 
     # ------------------------------------------------------------ CSMS commands
@@ -309,6 +311,8 @@ class ChargingStation(StationReporting, StationReservations, ChargingLimits):
         ``token_type`` is the type the CSMS gave (2.0.1), kept for every message
         about this token; None for a 1.6 idTag, which has none.
         """
+        if self._meter_refuses(f"remote start for {id_token}", evse_id):
+            return False
         if evse_id is not None and (evse_id not in self.evses or not self._takes_token(self.evses[evse_id])):
             return False
         if evse_id is None and self._target_evse(None, id_token=id_token) is None:
