@@ -79,7 +79,7 @@ class Agent:
         self.settings = Settings(self.store, initial=self.config.initial_settings, computed={
             "number_of_connectors": lambda: len(self.config.evse),
             "supported_feature_profiles": lambda: profiles,
-        })
+        }, ocpp_version=self.config.csms.ocpp_version)
         max_bytes = int(self.config.logging.message_log_max_MiB * 1024 * 1024)
         self.message_log = MessageLog(data_dir / "messages.sqlite", max_bytes=max_bytes)
 

@@ -6,7 +6,8 @@ translate names and never keep a second copy of a value. Precedence: a value the
 CSMS set (persisted in the state store) wins over the config file, which wins
 over the built-in default. Read-only settings are capabilities of this firmware
 or of the station (e.g. NumberOfConnectors): neither the CSMS nor the config
-file sets them.
+file sets them. The station's OCPP version picks the defaults where 2.0.1's differ
+(``default_201``) and the 2.0.1-only settings 1.6 ties to another key (``follows_16``).
 """
 
 from __future__ import annotations
@@ -63,6 +64,8 @@ FEATURE_PROFILES_MAX_ITEMS = len(FEATURE_PROFILES)
 # Room for every 1.6 key of all profiles (about 55), so a CSMS that names them all is served.
 GET_CONFIGURATION_MAX_KEYS = 100
 
+_SAME = object()  # SettingDef.default_201 when 2.0.1's default is 1.6's
+
 
 @dataclass(frozen=True)
 class SettingDef:
@@ -89,6 +92,13 @@ class SettingDef:
     phase_suffix: bool = False
     item_check: Callable[[str], None] | None = None
     secret: bool = False
+    default_201: Any = _SAME
+    # Under 1.6 (or no version), until set, the value of this setting (whose listeners hear the changes).
+    follows_16: str | None = None
+
+    def default_for(self, ocpp_version: str | None) -> Any:
+        """The default under ``ocpp_version`` (None: 1.6's)."""
+        return self.default if ocpp_version != "2.0.1" or self.default_201 is _SAME else self.default_201
 
 
 def _check_phase_rotation(item: str) -> None:
@@ -122,7 +132,7 @@ def _limit(name: str, ocpp16: str, value: int) -> SettingDef:
     return SettingDef(name, int, value, ocpp16, readonly=True)
 
 
-def _measurands(name: str, ocpp16: str, ocpp201: str | None, default: tuple[str, ...], **extra: Any) -> SettingDef:
+def _measurands(name: str, ocpp16: str | None, ocpp201: str | None, default: tuple, **extra: Any) -> SettingDef:
     """A read-write list of measurands, limited to MEASURAND_LIST_MAX_ITEMS."""
     return SettingDef(name, CSL, default, ocpp16, ocpp201, max_items=MEASURAND_LIST_MAX_ITEMS,
                       allowed=MEASURANDS, **extra)
@@ -164,7 +174,9 @@ SETTINGS: tuple[SettingDef, ...] = (
     _flag("stop_transaction_on_invalid_id", "StopTransactionOnInvalidId", "TxCtrlr.StopTxOnInvalidId", True),
     _measurands("stop_txn_aligned_data", "StopTxnAlignedData", "AlignedDataCtrlr.TxEndedMeasurands", ()),
     _limit("stop_txn_aligned_data_max_length", "StopTxnAlignedDataMaxLength", MEASURAND_LIST_MAX_ITEMS),
-    _measurands("stop_txn_sampled_data", "StopTxnSampledData", "SampledDataCtrlr.TxEndedMeasurands", ()),
+    # 2.0.1 bills from the energy register in its Started and Ended events; 1.6 has meterStart/meterStop.
+    _measurands("stop_txn_sampled_data", "StopTxnSampledData", "SampledDataCtrlr.TxEndedMeasurands", (),
+                default_201=_ENERGY),
     _limit("stop_txn_sampled_data_max_length", "StopTxnSampledDataMaxLength", MEASURAND_LIST_MAX_ITEMS),
     SettingDef("supported_feature_profiles", CSL, ("Core",), "SupportedFeatureProfiles", readonly=True,
                max_items=FEATURE_PROFILES_MAX_ITEMS, allowed=FEATURE_PROFILES),
@@ -179,6 +191,11 @@ SETTINGS: tuple[SettingDef, ...] = (
     SettingDef("retry_backoff_wait_minimum_s", int, 3, None, "OCPPCommCtrlr.RetryBackOffWaitMinimum", minimum=0),
     SettingDef("retry_backoff_random_range_s", int, 10, None, "OCPPCommCtrlr.RetryBackOffRandomRange", minimum=0),
     SettingDef("retry_backoff_repeat_times", int, 5, None, "OCPPCommCtrlr.RetryBackOffRepeatTimes", minimum=0),
+    # OCPP 2.0.1 only: the Started event's meter values (Transaction.Begin), and how often the Ended event's are
+    # sampled (1.6: every MeterValueSampleInterval; 2.0.1 by default only at start and end: a small Ended event).
+    _measurands("tx_started_measurands", None, "SampledDataCtrlr.TxStartedMeasurands", (), default_201=_ENERGY),
+    SettingDef("tx_ended_interval_s", int, 0, None, "SampledDataCtrlr.TxEndedInterval", minimum=0,
+               follows_16="meter_value_sample_interval_s"),
     # OCPP 2.0.1 only: when a transaction starts and ends (agent.core.charging.evse). Any listed start point
     # starts it, losing any listed stop point ends it. ParkingBayOccupancy needs a sensor this station
     # lacks, and EnergyTransfer as a start point would need energy to flow before the transaction.
@@ -369,7 +386,7 @@ class Settings:
 
     ``computed`` maps the names of read-only settings the station knows at run
     time (``number_of_connectors``, ``supported_feature_profiles``) to zero-argument
-    callables; ``catalog`` replaces SETTINGS (tests).
+    callables; ``catalog`` replaces SETTINGS (tests); ``ocpp_version`` picks the defaults.
     """
 
     def __init__(
@@ -379,14 +396,17 @@ class Settings:
         initial: Mapping[str, Any] | None = None,
         computed: Mapping[str, Callable[[], Any]] | None = None,
         catalog: Iterable[SettingDef] = SETTINGS,
+        ocpp_version: str | None = None,
     ):
         self._store = store
         self.catalog: tuple[SettingDef, ...] = tuple(catalog)
         self._by_name = {s.name: s for s in self.catalog}
         self._computed = self._checked_computed(computed or {})
-        self._values = {s.name: s.default for s in self.catalog}
+        self._values = {s.name: s.default_for(ocpp_version) for s in self.catalog}
+        self._following = {s.name: s.follows_16 for s in self.catalog if s.follows_16 and ocpp_version != "2.0.1"}
         for name, value in (initial or {}).items():
             self._values[name] = coerce_setting(self.definition(name), value)
+            self._following.pop(name, None)
         self._load_persisted()
         self._listeners: list[Callable[[str, Any], None]] = []
         self._guards: dict[str, Callable[[Any, Any], None]] = {}
@@ -405,6 +425,7 @@ class Settings:
                 continue
             try:
                 self._values[definition.name] = coerce_setting(definition, persisted)
+                self._following.pop(definition.name, None)
             except ValueError as exc:
                 # Stored by an older firmware whose catalog allowed it: starting on the
                 # file or default value beats refusing to start.
@@ -422,7 +443,8 @@ class Settings:
         supplier = self._computed.get(name)
         if supplier is not None:
             return _convert(self._by_name[name], supplier())
-        return self._values[name]
+        followed = self._following.get(name)
+        return self._values[name] if followed is None else self[followed]
 
     def set(self, name: str, value: Any) -> Any:
         """Validate, persist and apply a new value; return it coerced. ValueError if invalid.
@@ -433,12 +455,13 @@ class Settings:
         coerced = coerce_setting(definition, value)
         guard = self._guards.get(name)
         if guard is not None:
-            guard(self._values[name], coerced)
+            guard(self[name], coerced)
         return self._apply(definition, coerced, "changed")
 
     def _apply(self, definition: SettingDef, coerced: Any, verb: str) -> Any:
         self._store.put(_PREFIX + definition.name, coerced)
         self._values[definition.name] = coerced
+        self._following.pop(definition.name, None)
         shown = "(secret)" if definition.secret else render_setting(definition, coerced)
         log.info("setting %s %s to %s", definition.name, verb, shown)
         self._notify(definition.name, coerced)

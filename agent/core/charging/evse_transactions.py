@@ -16,7 +16,7 @@ import logging
 from dataclasses import dataclass
 
 from agent.core.charging.evse_inputs import PLUGGED, Pilot
-from agent.core.charging.model import ConnectorStatus, IdTokenInfo, StopReason
+from agent.core.charging.model import ConnectorStatus, IdTokenInfo, MeterSample, StopReason
 from hal.errors import HalError, MeterReadError
 
 log = logging.getLogger("agent.evse")
@@ -68,7 +68,7 @@ class TransactionSteps:
         if energy is None:
             log.error("EVSE %d: cannot start without a meter reading", self.evse_id)
             return
-        begin = await self._sample("stop_txn_sampled_data", "Transaction.Begin")
+        started_sample, kept_sample = await self._begin_samples()
         plugged = self.pilot in PLUGGED
         reservation_id = None
         if auth is not None:  # a reservation is used by its holder's token, not by a cable
@@ -77,8 +77,8 @@ class TransactionSteps:
             evse_id=self.evse_id, id_token=auth.id_token if auth else None,
             group_id=auth.info.group_id if auth else None, reservation_id=reservation_id,
             meter_start_Wh=energy, started_at=self.clock.time(), remote_start_id=auth.remote_start_id if auth else None,
-            begin_sample=begin, token_type=auth.token_type if auth else None, trigger=self._start_trigger(auth),
-            ev_connected=plugged)
+            begin_sample=started_sample, kept_sample=kept_sample, token_type=auth.token_type if auth else None,
+            trigger=self._start_trigger(auth), ev_connected=plugged)
         self.authorization = None
         self.suspended_by_csms = False
         self.tx_authorized, self._auth_ended = auth is not None, None
@@ -172,3 +172,20 @@ class TransactionSteps:
         if self._sample_now is None or not self.settings[setting]:
             return None
         return await self._sample_now(self.evse_id, self.settings[setting], context=context)
+
+    async def _begin_samples(self) -> tuple[MeterSample | None, MeterSample | None]:
+        """The Transaction.Begin samples, from one reading: the start record's (2.0.1 TxStartedMeasurands)
+        and the one kept for the stop record (StopTxnSampledData / TxEndedMeasurands)."""
+        started, kept = self.settings["tx_started_measurands"], self.settings["stop_txn_sampled_data"]
+        wanted = tuple(started) + tuple(m for m in kept if m not in started)
+        if self._sample_now is None or not wanted:
+            return None, None
+        sample = await self._sample_now(self.evse_id, wanted, context="Transaction.Begin")
+        return _select(sample, started), _select(sample, kept)
+
+
+def _select(sample: MeterSample | None, measurands) -> MeterSample | None:
+    """The values of ``sample`` with one of ``measurands`` (None when there are none)."""
+    wanted = set(measurands)
+    values = tuple(v for v in sample.values if v.measurand in wanted) if sample is not None else ()
+    return MeterSample(sample.timestamp, values) if values else None

@@ -48,13 +48,21 @@ ALIGNED_DATA = "meter_values_aligned_data"
 # What StopTransaction's transactionData wants at the same moments; sampled in the same read.
 STOP_SAMPLED_DATA = "stop_txn_sampled_data"
 STOP_ALIGNED_DATA = "stop_txn_aligned_data"
+# How often the stop data is sampled (2.0.1 TxEndedInterval; under 1.6 it follows SAMPLE_INTERVAL).
+ENDED_INTERVAL = "tx_ended_interval_s"
+# What a periodic sample serves when the two intervals differ (the sink's ``only``): the transaction's
+# meter values (SAMPLED_DATA), or its stop record's transactionData (STOP_SAMPLED_DATA). Equal intervals
+# share one stream, one read for both, and the sink is called without ``only``.
+FOR_UPDATES = "updates"
+FOR_END = "end"
 
 # The corrected clock may jump when the CSMS corrects it, and Clock has no
 # change notification, so a long aligned sleep is cut into slices of at most
 # this length to notice a jump. One wake-up a minute costs nothing measurable.
 CLOCK_RECHECK_S = 60.0
 
-Sink = Callable[[int, MeterSample, "str | None"], None]
+# sink(evse_id, sample, transaction_ref), with ``only=FOR_UPDATES|FOR_END`` for a sample that serves one use.
+Sink = Callable[..., None]
 _Value = tuple[float, str, "str | None"]  # value, unit, phase
 
 
@@ -151,7 +159,9 @@ class MeterSampler:
       ``transaction_ended(evse_id)``, every ``meter_value_sample_interval_s``
       seconds counted from the start, provided ``transaction_of(evse_id)``
       names a transaction; measurands ``meter_values_sampled_data``, context
-      Sample.Periodic.
+      Sample.Periodic. The stop data (``stop_txn_sampled_data``) every
+      ``tx_ended_interval_s``: in the same read when the intervals are equal,
+      else in a stream of its own.
     - Clock-aligned: every ``clock_aligned_data_interval_s`` seconds on the
       boundaries of the corrected clock counted from midnight UTC, for every
       EVSE; measurands ``meter_values_aligned_data``, context Sample.Clock.
@@ -176,7 +186,7 @@ class MeterSampler:
         self._offered_A = offered_A
         self._in_transaction: set[int] = set()
         # Each stream remembers its interval, so re-setting the same value does not restart it.
-        self._periodic: dict[int, tuple[float, asyncio.Task]] = {}
+        self._periodic: dict[tuple[int, str], tuple[float, asyncio.Task]] = {}  # by (EVSE, FOR_*)
         self._aligned: tuple[float, asyncio.Task] | None = None
         self._tasks: set[asyncio.Task] = set()  # every unfinished task, cancelled ones included
         self._failing: set[int] = set()  # EVSEs whose failure streak has been logged
@@ -297,14 +307,17 @@ class MeterSampler:
             self._failing.discard(evse_id)
             log.info("EVSE %s: meter answers again, meter values resume", evse_id)
 
-    def _deliver(self, evse_id: int, sample: MeterSample, ref: str | None) -> None:
+    def _deliver(self, evse_id: int, sample: MeterSample, ref: str | None, only: str | None = None) -> None:
         # A broken consumer must not end the stream: the next sample may well get through.
         try:
-            self._sink(evse_id, sample, ref)
+            if only is None:
+                self._sink(evse_id, sample, ref)
+            else:
+                self._sink(evse_id, sample, ref, only=only)
         except Exception:
             log.exception("meter value sink failed on EVSE %s", evse_id)
 
-    async def _periodic_loop(self, evse_id: int, interval_s: float) -> None:
+    async def _periodic_loop(self, evse_id: int, interval_s: float, purpose: str = FOR_UPDATES) -> None:
         # Monotonic time: a clock correction must not stretch or squeeze a period.
         loop = asyncio.get_running_loop()
         due = loop.time() + interval_s
@@ -312,11 +325,26 @@ class MeterSampler:
             await asyncio.sleep(due - loop.time())
             ref = self._transaction_of(evse_id)
             if ref is not None:  # no transaction (any more) means nothing to attribute it to
-                sample = await self._take(evse_id, self._union(SAMPLED_DATA, STOP_SAMPLED_DATA), PERIODIC,
-                                          max_age_s=_stream_max_age(interval_s))
+                measurands, only = self._periodic_wants(purpose, interval_s)
+                sample = await self._take(evse_id, measurands, PERIODIC, max_age_s=_stream_max_age(interval_s))
                 if sample is not None:
-                    self._deliver(evse_id, sample, ref)
+                    self._deliver(evse_id, sample, ref, only)
             due = _next_period(due, interval_s, loop.time())
+
+    def _periodic_wants(self, purpose: str, interval_s: float) -> tuple[tuple[str, ...], str | None]:
+        """The measurands a periodic stream samples now, and the one use it serves alone (None: both)."""
+        if purpose == FOR_END:
+            return _as_list(self._settings[STOP_SAMPLED_DATA]), FOR_END
+        if self._ended_interval() == interval_s:
+            return self._union(SAMPLED_DATA, STOP_SAMPLED_DATA), None
+        return _as_list(self._settings[SAMPLED_DATA]), FOR_UPDATES
+
+    def _ended_interval(self) -> float:
+        """The stop data's interval; a settings source without one (a 1.6 double) samples it with the rest."""
+        try:
+            return self._interval(ENDED_INTERVAL)
+        except KeyError:
+            return self._interval(SAMPLE_INTERVAL)
 
     async def _aligned_loop(self, interval_s: float) -> None:
         due = next_boundary(self._clock.time(), interval_s)
@@ -346,27 +374,37 @@ class MeterSampler:
     def _setting_changed(self, name: str, value: Any) -> None:
         if not self._running:
             return  # start() reads the current values anyway
-        if name == SAMPLE_INTERVAL:
+        if name in (SAMPLE_INTERVAL, ENDED_INTERVAL):
             for evse_id in sorted(self._in_transaction):
                 self._start_periodic(evse_id)
         elif name == ALIGNED_INTERVAL:
             self._restart_aligned()
 
     def _start_periodic(self, evse_id: int) -> None:
-        """Run ``evse_id``'s periodic stream at the configured interval, restarting it if that changed."""
-        interval = self._interval(SAMPLE_INTERVAL)
-        current = self._periodic.get(evse_id)
+        """Run ``evse_id``'s periodic streams at the configured intervals, restarting one whose interval changed.
+
+        The stop data has a stream of its own only while its interval differs (see FOR_UPDATES).
+        """
+        interval, ended = self._interval(SAMPLE_INTERVAL), self._ended_interval()
+        self._run_stream(evse_id, FOR_UPDATES, interval, f"meter-periodic-evse{evse_id}")
+        self._run_stream(evse_id, FOR_END, 0.0 if ended == interval else ended, f"meter-ended-evse{evse_id}")
+
+    def _run_stream(self, evse_id: int, purpose: str, interval: float, name: str) -> None:
+        current = self._periodic.get((evse_id, purpose))
         if current is not None and current[0] == interval:
             return
-        self._cancel_periodic(evse_id)
-        if interval > 0:
-            task = self._spawn(self._periodic_loop(evse_id, interval), f"meter-periodic-evse{evse_id}")
-            self._periodic[evse_id] = (interval, task)
-
-    def _cancel_periodic(self, evse_id: int) -> None:
-        stream = self._periodic.pop(evse_id, None)
+        stream = self._periodic.pop((evse_id, purpose), None)
         if stream is not None:
             stream[1].cancel()
+        if interval > 0:
+            task = self._spawn(self._periodic_loop(evse_id, interval, purpose), name)
+            self._periodic[(evse_id, purpose)] = (interval, task)
+
+    def _cancel_periodic(self, evse_id: int) -> None:
+        for purpose in (FOR_UPDATES, FOR_END):
+            stream = self._periodic.pop((evse_id, purpose), None)
+            if stream is not None:
+                stream[1].cancel()
 
     def _restart_aligned(self) -> None:
         interval = self._interval(ALIGNED_INTERVAL)

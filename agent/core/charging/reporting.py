@@ -8,14 +8,12 @@ the decisions (which EVSE a card is for, what a CSMS command does) and this modu
   limits re-applied, and whoever waits for the station to be idle woken (no polling);
 - the meter sampler's sink: transaction samples are journaled (durable), others sent as they are;
 - listeners (display, monitoring), called after every status or transaction change;
-- what the driver is told when a new session is refused because its EVSE's meter is down;
 - the queries of :class:`agent.core.charging.api.StationApi`: EVSE snapshots, statuses, faults,
   busy, queued transaction messages, and attaching the CSMS port.
 
 It uses the station's ``evses``, ``statuses``, ``station_faults``, ``port``, ``settings``, ``journal``,
-``store``, ``sampler``, ``profiles``, ``apply_limits``, ``show_text``, ``_candidates`` and
-``_install_pending_tx_profile``, and keeps its own state in ``_status_timers``, ``_sampling``,
-``_tx_running``, ``_listeners`` and ``_idle``.
+``store``, ``sampler``, ``profiles``, ``apply_limits`` and ``_install_pending_tx_profile``, and keeps its
+own state in ``_status_timers``, ``_sampling``, ``_tx_running``, ``_listeners`` and ``_idle``.
 """
 
 from __future__ import annotations
@@ -25,12 +23,11 @@ import logging
 from typing import Callable, Iterable
 
 from agent.core.charging.api import CsmsPort, EvseView
+from agent.core.charging.metering import FOR_END, FOR_UPDATES
 from agent.core.charging.model import ConnectorStatus, MeterSample
 from agent.core.charging.transactions import Transaction
 
 log = logging.getLogger("agent.station")
-
-METER_REFUSED_TEXT = "Meter fault: cannot start"  # shown when a tap or remote start is refused for a dead meter
 
 
 class StationReporting:
@@ -115,19 +112,6 @@ class StationReporting:
         tx = self.evses[evse_id].transaction
         return tx.ref if tx else None
 
-    # ------------------------------------------------------------ refusals
-
-    def _meter_refuses(self, what: str, evse_id: int | None) -> bool:
-        """True (said in the log and on the display) when every EVSE a new session could use has its meter
-        down: it could not be metered. A running transaction is not affected (``EvseMachine.sessions_blocked``)."""
-        usable = [m for m in self._candidates(evse_id) if m.operative and (m.transaction is None or m.awaiting_token)]
-        if not usable or not all(m.sessions_blocked for m in usable):
-            return False
-        log.warning("%s refused: the meter of EVSE %s is down, a session could not be metered",
-                    what, ", ".join(str(m.evse_id) for m in usable))
-        self.show_text(METER_REFUSED_TEXT)
-        return True
-
     # ------------------------------------------------------------ listeners and statuses
 
     def add_listener(self, changed: Callable[[], None]) -> None:
@@ -210,14 +194,16 @@ class StationReporting:
             return None
         return await self.sampler.sample_now(evse_id, measurands, context=context)
 
-    def meter_sample(self, evse_id: int, sample: MeterSample, ref: str | None) -> None:
+    def meter_sample(self, evse_id: int, sample: MeterSample, ref: str | None, *, only: str | None = None) -> None:
         """The sampler's sink: transaction samples are journaled (durable), others sent as they are.
 
         One reading serves both MeterValues (MeterValues*Data) and the stop's
         transactionData (StopTxn*Data); each gets the measurands it asked for.
+        ``only`` (metering.FOR_UPDATES / FOR_END): the sample serves that one.
         """
         periodic = bool(sample.values) and sample.values[0].context == "Sample.Periodic"
-        for_csms = _only(sample, self.settings["meter_values_sampled_data" if periodic else "meter_values_aligned_data"])
+        for_csms = _only(sample, () if only == FOR_END else
+                         self.settings["meter_values_sampled_data" if periodic else "meter_values_aligned_data"])
         if ref is None:
             if self.port is not None and for_csms.values:
                 self.port.meter_values(evse_id, for_csms)
@@ -226,7 +212,8 @@ class StationReporting:
         if for_csms.values:
             self.journal.add_meter_values(ref, for_csms, energy_Wh=energy)
             self._outbox_changed()
-        for_stop = _only(sample, self.settings["stop_txn_sampled_data" if periodic else "stop_txn_aligned_data"])
+        for_stop = _only(sample, () if only == FOR_UPDATES else
+                         self.settings["stop_txn_sampled_data" if periodic else "stop_txn_aligned_data"])
         if for_stop.values:
             self.journal.add_transaction_data(ref, for_stop)
 

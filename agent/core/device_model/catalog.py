@@ -172,8 +172,9 @@ STATION_VARIABLES: tuple[StationVariable, ...] = (
     # Currency are settings.
     _bool("TariffCostCtrlr", "Available", True, instance="Cost", constant=True),
     _bool("SampledDataCtrlr", "Enabled", True, constant=True),
-    # The stop samples are taken in the same meter read as the periodic/aligned ones (as 1.6 defines them).
-    _int("SampledDataCtrlr", "TxEndedInterval", unit="s", low=0, mirrors="meter_value_sample_interval_s"),
+    # The meters' energy register is the total of all phases: no per-phase register values are sent.
+    _bool("SampledDataCtrlr", "RegisterValuesWithoutPhases", True, constant=True),
+    # (TxStartedMeasurands, TxEndedMeasurands, TxEndedInterval, TxUpdated*: settings.)
     _bool("AlignedDataCtrlr", "Enabled", True, constant=True),
     _int("AlignedDataCtrlr", "TxEndedInterval", unit="s", low=0, mirrors="clock_aligned_data_interval_s"),
     _list("ChargingStation", "AvailabilityState", DataType.OPTION_LIST, AVAILABILITY_STATES, monitored=True),

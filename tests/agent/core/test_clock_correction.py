@@ -59,7 +59,7 @@ def test_offline_session_before_the_sync_is_sent_in_csms_time(rig):
     board, clock, store, journal = rig
     record_security_event(store, STARTUP, timestamp=clock.time())
     tx = journal.begin(evse_id=1, id_token="A", group_id=None, meter_start_Wh=0.0, started_at=clock.time(),
-                       begin_sample=sample(clock, 0.0))
+                       begin_sample=sample(clock, 0.0), kept_sample=sample(clock, 0.0))
     board.mono += 60
     journal.add_meter_values(tx.ref, sample(clock, 100.0), energy_Wh=100.0)
     journal.add_transaction_data(tx.ref, sample(clock, 100.0))

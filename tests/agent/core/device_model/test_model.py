@@ -305,7 +305,7 @@ def test_set_transaction_points_and_master_pass(model, settings):
 
 def test_set_read_only_is_rejected(model, settings):
     for component, variable in (("ClockCtrlr", "TimeSource"), ("AuthCacheCtrlr", "Available"),
-                                ("ClockCtrlr", "DateTime"), ("SampledDataCtrlr", "TxEndedInterval")):
+                                ("ClockCtrlr", "DateTime"), ("AlignedDataCtrlr", "TxEndedInterval")):
         result = model.set(component, variable, "PowerPathClosed")
         assert (result.status, result.reason) == (S.REJECTED, "read-only")
     assert model.set("EVSE", "AvailabilityState", "Unavailable", evse_id=1).status is S.REJECTED
