@@ -8,12 +8,14 @@ the decisions (which EVSE a card is for, what a CSMS command does) and this modu
   limits re-applied, and whoever waits for the station to be idle woken (no polling);
 - the meter sampler's sink: transaction samples are journaled (durable), others sent as they are;
 - listeners (display, monitoring), called after every status or transaction change;
+- what the driver is told when a new session is refused because its EVSE's meter is down;
 - the queries of :class:`agent.core.charging.api.StationApi`: EVSE snapshots, statuses, faults,
   busy, queued transaction messages, and attaching the CSMS port.
 
 It uses the station's ``evses``, ``statuses``, ``station_faults``, ``port``, ``settings``, ``journal``,
-``store``, ``sampler``, ``profiles``, ``apply_limits`` and ``_install_pending_tx_profile``, and keeps its
-own state in ``_status_timers``, ``_sampling``, ``_tx_running``, ``_listeners`` and ``_idle``.
+``store``, ``sampler``, ``profiles``, ``apply_limits``, ``show_text``, ``_candidates`` and
+``_install_pending_tx_profile``, and keeps its own state in ``_status_timers``, ``_sampling``,
+``_tx_running``, ``_listeners`` and ``_idle``.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from agent.core.charging.model import ConnectorStatus, MeterSample
 from agent.core.charging.transactions import Transaction
 
 log = logging.getLogger("agent.station")
+
+METER_REFUSED_TEXT = "Meter fault: cannot start"  # shown when a tap or remote start is refused for a dead meter
 
 
 class StationReporting:
@@ -111,6 +115,19 @@ class StationReporting:
         """The running transaction of an EVSE (for the sampler)."""
         tx = self.evses[evse_id].transaction
         return tx.ref if tx else None
+
+    # ------------------------------------------------------------ refusals
+
+    def _meter_refuses(self, what: str, evse_id: int | None) -> bool:
+        """True (said in the log and on the display) when every EVSE a new session could use has its meter
+        down: it could not be metered. A running transaction is not affected (``EvseMachine.sessions_blocked``)."""
+        usable = [m for m in self._candidates(evse_id) if m.operative and (m.transaction is None or m.awaiting_token)]
+        if not usable or not all(m.sessions_blocked for m in usable):
+            return False
+        log.warning("%s refused: the meter of EVSE %s is down, a session could not be metered",
+                    what, ", ".join(str(m.evse_id) for m in usable))
+        self.show_text(METER_REFUSED_TEXT)
+        return True
 
     # ------------------------------------------------------------ listeners and statuses
 
