@@ -156,7 +156,7 @@ class TransactionSteps:
         end = await self._sample("stop_txn_sampled_data", "Transaction.End")
         self.journal.end(tx.ref, meter_stop_Wh=energy if energy is not None else fresh.last_meter_Wh,
                          stopped_at=self.clock.time(), reason=reason, stop_id_token=id_token, end_sample=end,
-                         stop_token_type=token_type, ended_by=ended_by)
+                         stop_token_type=token_type, ended_by=ended_by, ev_connected=self.pilot in PLUGGED)
         log.info("EVSE %d: transaction %s ended (%s)", self.evse_id, tx.ref, reason.value)
         self.transaction = None
         self.suspended_by_csms = self.tx_authorized = False

@@ -112,7 +112,9 @@ class ChargingStation(StationReporting, StationReservations, ChargingLimits):
         for tx in self.journal.open_transactions():
             energy = await self._energy_now(tx.evse_id)
             meter_stop = max(tx.last_meter_Wh, energy) if energy is not None else tx.last_meter_Wh
-            self.journal.end(tx.ref, meter_stop_Wh=meter_stop, stopped_at=self.clock.time(), reason=reason)
+            plugged = tx.evse_id in self.evses and self.hal.evse(tx.evse_id).pilot.state in PLUGGED
+            self.journal.end(tx.ref, meter_stop_Wh=meter_stop, stopped_at=self.clock.time(), reason=reason,
+                             ev_connected=plugged)  # (2.0.1 chargingState: EVConnected or Idle)
             log.warning("transaction %s on EVSE %d was open at start-up: ended (%s, %.1f Wh)",
                         tx.ref, tx.evse_id, reason.value, meter_stop)
         self.store.delete(_RESTART_REASON_KEY)

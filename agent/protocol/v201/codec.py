@@ -147,7 +147,8 @@ class TransactionCodec(CoreCodec):
         return call.TransactionEvent(
             event_type="Ended", timestamp=format_iso(p["timestamp"]), trigger_reason=trigger,
             transaction_info={"transaction_id": p["ref"], "stopped_reason": STOPPED_REASON[reason],
-                              "charging_state": "Idle"},
+                              # Idle only once the cable is out (a remote stop leaves the EV connected).
+                              "charging_state": "EVConnected" if p.get("ev_connected") else "Idle"},
             id_token=_token(p), meter_value=samples or None, **common)
 
     def token_info(self, result) -> IdTokenInfo | None:
