@@ -63,7 +63,7 @@ def profile_from_fields(data: dict, *, profile_id: int, purpose: str, schedule: 
         kind=data["charging_profile_kind"],
         schedule=ChargingSchedule(RATE_UNITS[schedule["charging_rate_unit"]], periods, schedule.get("duration"),
                                   unix_time(schedule.get("start_schedule")),
-                                  float(min_rate) if min_rate else None),
+                                  float(min_rate) if min_rate else None, schedule_id=schedule.get("id")),
         recurrency=data.get("recurrency_kind"), valid_from=unix_time(data.get("valid_from")),
         valid_to=unix_time(data.get("valid_to")), transaction_ref=transaction_ref, evse_id=evse_id)
 

@@ -38,9 +38,11 @@ def profile_from_201(data: dict, *, evse_id: int, transaction_ref: str | None) -
 
 
 def profile_to_201(profile: ChargingProfile) -> dict:
-    """The core's ChargingProfile as a 2.0.1 ChargingProfileType (for ReportChargingProfiles)."""
+    """The core's ChargingProfile as a 2.0.1 ChargingProfileType (for ReportChargingProfiles), as it was set."""
     s = profile.schedule
-    schedule = {"id": profile.profile_id, "charging_rate_unit": rate_unit_word(s.rate_unit),
+    # A profile stored before schedule ids were kept has none: its own id is the best guess.
+    schedule_id = s.schedule_id if s.schedule_id is not None else profile.profile_id
+    schedule = {"id": schedule_id, "charging_rate_unit": rate_unit_word(s.rate_unit),
                 "charging_schedule_period": [
                     {"start_period": p.start_period_s, "limit": p.limit,
                      **({"number_phases": p.number_phases} if p.number_phases else {})} for p in s.periods]}
@@ -48,11 +50,16 @@ def profile_to_201(profile: ChargingProfile) -> dict:
         schedule["start_schedule"] = format_iso(s.start_schedule)
     if s.duration_s is not None:
         schedule["duration"] = s.duration_s
+    if s.min_charging_rate is not None:
+        schedule["min_charging_rate"] = s.min_charging_rate
     out = {"id": profile.profile_id, "stack_level": profile.stack_level,
            "charging_profile_purpose": _PURPOSE_NAMES[profile.purpose], "charging_profile_kind": profile.kind,
            "charging_schedule": [schedule]}
     if profile.recurrency:
         out["recurrency_kind"] = profile.recurrency
+    for field, value in (("valid_from", profile.valid_from), ("valid_to", profile.valid_to)):
+        if value is not None:
+            out[field] = format_iso(value)
     if profile.transaction_ref:
         out["transaction_id"] = profile.transaction_ref
     return out

@@ -54,6 +54,7 @@ class ChargingSchedule:
     duration_s: int | None = None
     start_schedule: float | None = None  # unix time; Absolute and Recurring profiles only
     min_charging_rate: float | None = None  # in rate_unit; below it the EV is better suspended
+    schedule_id: int | None = None  # 2.0.1 chargingSchedule.id as the CSMS set it (1.6 schedules have none)
 
 
 @dataclass(frozen=True)
