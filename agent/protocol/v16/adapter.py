@@ -111,7 +111,15 @@ class Ocpp16Adapter(CertificateHandlers16, FirmwareHandlers16, DiagnosticsHandle
     @on(Action.remote_start_transaction)
     def on_remote_start_transaction(self, id_tag: str, connector_id: int | None = None,
                                     charging_profile: dict | None = None, **_):
-        """RemoteStartTransaction: Accepted when a connector can take it; authorization follows."""
+        """RemoteStartTransaction: Accepted when a connector can take it; authorization follows.
+
+        Rejected while the registration is Pending or Rejected (1.6 §4.2 does not allow it then) and for
+        connectorId 0, which names the charge point, not a connector (it must be > 0).
+        """
+        if self.registration in ("Pending", "Rejected") or connector_id == 0:
+            log.warning("RemoteStartTransaction rejected: %s", "connectorId 0" if connector_id == 0
+                        else f"registration {self.registration}")
+            return call_result.RemoteStartTransaction(status="Rejected")
         try:
             profile = self.remote_start_profile(charging_profile, evse_id=connector_id or 1)
         except ProfileRefused:

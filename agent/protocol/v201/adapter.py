@@ -172,7 +172,15 @@ class Ocpp201Adapter(CertificateHandlers201, DeviceModelHandlers, FirmwareHandle
     @on(Action.request_start_transaction)
     def on_request_start_transaction(self, id_token: dict, remote_start_id: int, evse_id: int | None = None,
                                      charging_profile: dict | None = None, **_):
-        """RequestStartTransaction: Accepted when an EVSE can take it; authorization follows."""
+        """RequestStartTransaction: Accepted when an EVSE can take it; authorization follows.
+
+        Rejected while the registration is Pending or Rejected (B02.FR.05: not while Pending) and for
+        evseId 0, the station itself (an evseId must be > 0).
+        """
+        if self.registration in ("Pending", "Rejected") or evse_id == 0:
+            log.warning("RequestStartTransaction rejected: %s", "evseId 0" if evse_id == 0
+                        else f"registration {self.registration}")
+            return call_result.RequestStartTransaction(status="Rejected")
         try:
             profile = self.remote_start_profile(charging_profile, evse_id=evse_id or 1)
         except ProfileRefused:
