@@ -262,7 +262,7 @@ async def test_local_list201_send_and_get_version(tmp_path, csms201, monkeypatch
         assert (await csms201.call("CP1", full)).status == "Accepted"
         assert (await csms201.call("CP1", call201.GetLocalListVersion())).version_number == 5
         assert local.lookup("CARD-A").group_id == "FLEET"
-        assert local.lookup("CARD-B").status is AuthorizationStatus.INVALID  # Unknown has no core status
+        assert local.lookup("CARD-B").status is AuthorizationStatus.UNKNOWN  # kept as the CSMS said (issue 14)
         remove = call201.SendLocalList(version_number=5, update_type="Differential", local_authorization_list=[
             {"id_token": {"id_token": "CARD-B", "type": "ISO14443"}}])
         assert (await csms201.call("CP1", remove)).status == "VersionMismatch"

@@ -58,13 +58,18 @@ _BASIC = {StopReason.MASTER_PASS: StopReason.LOCAL, StopReason.TIMEOUT: StopReas
 
 
 class AuthorizationStatus(str, enum.Enum):
-    """The verdict on an idToken."""
+    """The verdict on an idToken (the members after CONCURRENT_TX only 2.0.1 gives)."""
 
     ACCEPTED = "Accepted"
     BLOCKED = "Blocked"
     EXPIRED = "Expired"
     INVALID = "Invalid"
     CONCURRENT_TX = "ConcurrentTx"
+    NO_CREDIT = "NoCredit"
+    NOT_ALLOWED_TYPE_EVSE = "NotAllowedTypeEVSE"
+    NOT_AT_THIS_LOCATION = "NotAtThisLocation"
+    NOT_AT_THIS_TIME = "NotAtThisTime"
+    UNKNOWN = "Unknown"
 
 
 class IdToken(str):

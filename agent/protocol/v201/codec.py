@@ -66,7 +66,7 @@ def id_token_info(info: dict | None) -> IdTokenInfo | None:
         return None
     status = info["status"]
     if status not in AuthorizationStatus._value2member_map_:
-        status = "Invalid"  # Unknown, NoCredit, NotAllowedTypeEVSE, NotAtThisLocation, NotAtThisTime
+        status = "Invalid"  # a word from a later OCPP version: refused, as the driver is best told
     expiry = common_codec.expiry_time(info.get("cache_expiry_date_time"))
     group = (info.get("group_id_token") or {}).get("id_token")
     return IdTokenInfo(AuthorizationStatus(status), expiry, group)
