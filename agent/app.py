@@ -80,6 +80,10 @@ class Agent:
             "number_of_connectors": lambda: len(self.config.evse),
             "supported_feature_profiles": lambda: profiles,
         }, ocpp_version=self.config.csms.ocpp_version)
+        if self.config.csms.password and self.settings["basic_auth_password"]:
+            key = "AuthorizationKey" if self.config.csms.ocpp_version == "1.6" else "BasicAuthPassword"
+            log.warning("csms.password in the config is overridden by the password the CSMS set (%s); "
+                        "only the CSMS can change it again", key)
         max_bytes = int(self.config.logging.message_log_max_MiB * 1024 * 1024)
         self.message_log = MessageLog(data_dir / "messages.sqlite", max_bytes=max_bytes)
 
