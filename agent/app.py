@@ -85,7 +85,7 @@ class Agent:
             log.warning("csms.password in the config is overridden by the password the CSMS set (%s); "
                         "only the CSMS can change it again", key)
         max_bytes = int(self.config.logging.message_log_max_MiB * 1024 * 1024)
-        self.message_log = MessageLog(data_dir / "messages.sqlite", max_bytes=max_bytes)
+        self.message_log = MessageLog(data_dir / "messages.sqlite", max_bytes=max_bytes, health=self.store.health)
 
     async def _start_hal(self, data_dir: Path) -> None:
         from hal.registry import build_hal
@@ -384,10 +384,10 @@ class Agent:
     async def shutdown(self) -> None:
         """Safe outputs first, then close the CSMS connection, then release everything."""
         self.notifier.stopping()
-        if self.station is not None:
-            self.station.note_controlled_stop()
         if self.hal is not None:
             await self.hal.safe_state()
+        if self.station is not None:
+            self.station.note_controlled_stop()
         if self.session is not None:
             await self.session.stop()
         if self.sampler is not None:

@@ -9,6 +9,11 @@ Durability is the point of this module, so the database runs in WAL mode with
 disk, so the caller may act on it (send the frame, report success) at once.
 Every SQLite failure surfaces as :class:`~agent.errors.StoreError` naming the
 file, never as a bare ``sqlite3`` exception.
+
+A write the disk refuses (full, read-only, I/O error) is a ``StorageFault`` told to the store's
+``health`` (agent.runtime.storage_health): then key/value writes are held in memory (``get`` sees
+them), the outbox sends nothing (a record answered but not removed would go twice), and the
+health's retry writes what was held once the disk takes it.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import StoreError
+from agent.runtime.storage_health import STATE_STORE, StorageFault, StorageHealth, is_write_failure
 
 DIR_MODE = 0o750
 FILE_MODE = 0o640  # not world-readable: the store may hold tokens and passwords
@@ -170,8 +176,13 @@ class StateStore:
     :meth:`transaction`: another task's write would join the open transaction.
     """
 
-    def __init__(self, path: Path | str, *, stamp_mark: Callable[[float], dict | None] | None = None) -> None:
+    def __init__(self, path: Path | str, *, stamp_mark: Callable[[float], dict | None] | None = None,
+                 health: StorageHealth | None = None) -> None:
         self.path = Path(path)
+        #: Where write failures go; its retry writes what was held (agent.runtime.storage_health).
+        self.health = health or StorageHealth()
+        self._held_kv: dict[str, str | None] = {}  # key -> JSON text (None: deleted), not yet on disk
+        self._held_writers: list[Callable[[], None]] = []
         #: How writers mark a timestamp made before the station clock was synchronised
         #: (agent.runtime.clock.Clock.unsynced_mark); None from it: nothing to mark.
         self.stamp_mark: Callable[[float], dict | None] = stamp_mark or (lambda timestamp: None)
@@ -190,6 +201,7 @@ class StateStore:
             self.close()
             raise
         self.outbox = Outbox(self)
+        self.health.add_retry(STATE_STORE, self.retry_writes)
 
     def _configure(self) -> None:
         """Set the per-connection pragmas; the first read fails on a non-database file."""
@@ -261,14 +273,18 @@ class StateStore:
         """
         conn = self.connection
         savepoint = f"sp{self._depth}" if self._depth else None
-        with self._guard():
+        try:
             conn.execute(f"SAVEPOINT {savepoint}" if savepoint else "BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:  # a read-only file system refuses BEGIN IMMEDIATE already
+            raise self._failure(exc, outer=savepoint is None) from exc
         self._depth += 1
         try:
             yield conn
-        except BaseException:
+        except BaseException as exc:
             self._depth -= 1
             self._undo(savepoint)
+            if savepoint is None and isinstance(exc, sqlite3.Error) and is_write_failure(exc):
+                raise self._failure(exc) from exc
             raise
         self._depth -= 1
         self._finish(savepoint)
@@ -279,7 +295,56 @@ class StateStore:
             self.connection.execute(f"RELEASE {savepoint}" if savepoint else "COMMIT")
         except sqlite3.Error as exc:
             self._undo(savepoint)
-            raise StoreError(f"state store {self.path}: commit failed: {exc}") from exc
+            raise self._failure(exc, outer=savepoint is None, prefix="commit failed: ") from exc
+
+    def _failure(self, exc: sqlite3.Error, *, outer: bool = True, prefix: str = "") -> StoreError:
+        """The error to raise for ``exc``: a StorageFault, told to the health, if the disk refused a write
+        (at the outer level: inside, the owner of the transaction finds out)."""
+        if outer and is_write_failure(exc):
+            self.health.failed(STATE_STORE, exc)
+            return StorageFault(f"state store {self.path}: {exc}")
+        return StoreError(f"state store {self.path}: {prefix}{exc}")
+
+    @property
+    def writes_held(self) -> bool:
+        """True while the store cannot be written: writers that can wait keep their writes in memory."""
+        return self.health.failing(STATE_STORE)
+
+    def add_held_writer(self, flush: Callable[[], None]) -> None:
+        """``flush()`` writes what a writer held (the transaction journal); run by :meth:`retry_writes`."""
+        self._held_writers.append(flush)
+
+    def retry_writes(self) -> None:
+        """Write the held key/value changes (and a probe, so the disk is tried even without them), then
+        each held writer's; StorageFault if the disk still refuses (what is left stays held)."""
+        with self.transaction() as conn:
+            for key, text in self._held_kv.items():
+                self._write_kv(conn, key, text)
+            self._write_kv(conn, "storage:writable_at", _dumps(time.time()))
+        self._held_kv.clear()
+        for flush in list(self._held_writers):
+            flush()
+
+    def _write_kv(self, conn: sqlite3.Connection, key: str, text: str | None) -> None:
+        if text is None:
+            conn.execute("DELETE FROM kv WHERE key = ?", (key,))
+        else:
+            conn.execute("INSERT INTO kv (key, value) VALUES (?, ?)"
+                         " ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, text))
+
+    def _put_text(self, key: str, text: str | None) -> None:
+        """Write (None: delete) one key; held in memory while the store cannot be written.
+
+        Inside another transaction the write is part of it, and its failure the caller's.
+        """
+        if self._depth == 0 and self.writes_held:
+            self._held_kv[key] = text
+            return
+        try:
+            with self.transaction() as conn:
+                self._write_kv(conn, key, text)
+        except StorageFault:
+            self._held_kv[key] = text  # written by the health's retry, in order with the rest held
 
     def _undo(self, savepoint: str | None) -> None:
         """Roll back to the savepoint, or the whole transaction at the outer level."""
@@ -297,27 +362,25 @@ class StateStore:
 
     def get(self, key: str, default: Any = None) -> Any:
         """Return the JSON value stored under ``key``, or ``default``."""
+        if key in self._held_kv:
+            text = self._held_kv[key]
+            return default if text is None else json.loads(text)
         with self._guard():
             row = self.connection.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
         return default if row is None else json.loads(row[0])
 
     def put(self, key: str, value: Any) -> None:
-        """Store a JSON-serializable value; it is on disk when this returns."""
-        text = _dumps(value)
-        with self.transaction() as conn:
-            conn.execute(
-                "INSERT INTO kv (key, value) VALUES (?, ?)"
-                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                (key, text),
-            )
+        """Store a JSON-serializable value; it is on disk when this returns, unless the disk refuses
+        writes: then it is held in memory (``get`` sees it) until the health's retry writes it."""
+        self._put_text(key, _dumps(value))
 
     def delete(self, key: str) -> None:
-        """Forget ``key``; deleting a missing key is not an error."""
-        with self.transaction() as conn:
-            conn.execute("DELETE FROM kv WHERE key = ?", (key,))
+        """Forget ``key``; deleting a missing key is not an error. Held like :meth:`put`."""
+        self._put_text(key, None)
 
     def close(self) -> None:
-        """Close the database; safe to call twice."""
+        """Close the database (and stop the health's retries); safe to call twice."""
+        self.health.close()
         if self._conn is not None:
             self._conn.close()
             self._conn = None
@@ -378,6 +441,8 @@ class Outbox:
 
     def head(self) -> OutboxItem | None:
         """The oldest pending item, the next one to send."""
+        if self._store.writes_held:
+            return None  # nothing goes out that could not be removed once answered (it would go twice)
         with self._store._guard():
             row = self._store.connection.execute(
                 f"SELECT {_ITEM_COLUMNS} FROM outbox ORDER BY id LIMIT 1"

@@ -24,8 +24,10 @@ from agent.core.charging.reservations import ReservationBook
 from agent.core.charging.charging_limits import ChargingLimits
 from agent.core.charging.reporting import StationReporting
 from agent.core.charging.station_reservations import StationReservations
+from agent.core.charging.station_storage import StationStorage
 from agent.core.charging.smart_charging import ProfileStore
 from agent.core.charging.transactions import Transaction, TransactionJournal
+from agent.errors import StoreError
 from hal.errors import HalError, MeterReadError
 from hal.events import ExternalLimitChanged, FaultCleared, FaultRaised, PilotChanged, TokenPresented
 
@@ -35,7 +37,7 @@ _RESTART_REASON_KEY = "station:restart_reason"
 _AVAILABILITY_KEY = "station:inoperative"  # list of inoperative EVSE ids (0 = the whole station)
 
 
-class ChargingStation(StationReporting, StationReservations, ChargingLimits):
+class ChargingStation(StationReporting, StationReservations, StationStorage, ChargingLimits):
     """All EVSEs of the station and the logic between them; what the protocol adapters may use of it
     is declared in :class:`agent.core.charging.api.StationApi`."""
 
@@ -66,6 +68,7 @@ class ChargingStation(StationReporting, StationReservations, ChargingLimits):
         self.evse_phases = evse_phases or {}
         self._limit_timer: asyncio.TimerHandle | None = None
         self._listeners: list[Callable[[], None]] = []
+        self._watch_storage(store)
         self._idle = asyncio.Event()  # set when the last transaction ends (wait_until_idle)
         #: Where the station's own short texts ("Card refused") go; the display-message service may
         #: take this over so that they never cover a message the CSMS put in front of everything.
@@ -199,6 +202,8 @@ class ChargingStation(StationReporting, StationReservations, ChargingLimits):
             await group_session.submit(evse_inputs.Stop(reason=StopReason.LOCAL, id_token=id_token,
                                                          token_type=token_type))
             return "stopped"
+        if self._storage_refuses(f"card {id_token}", display=True):
+            return "refused"
         if self._meter_refuses(f"card {id_token}", evse_id):
             return "refused"
         return await self._grant(id_token, decision.info, evse_id=evse_id, token_type=token_type)
@@ -313,6 +318,8 @@ class ChargingStation(StationReporting, StationReservations, ChargingLimits):
         ``token_type`` is the type the CSMS gave (2.0.1), kept for every message
         about this token; None for a 1.6 idTag, which has none.
         """
+        if self._storage_refuses(f"remote start for {id_token}"):
+            return False
         if self._meter_refuses(f"remote start for {id_token}", evse_id):
             return False
         if evse_id is not None and (evse_id not in self.evses or not self._takes_token(self.evses[evse_id])):
@@ -397,9 +404,14 @@ class ChargingStation(StationReporting, StationReservations, ChargingLimits):
         return "Unlocked" if await self.evses[evse_id].submit(evse_inputs.Unlock()) else "UnlockFailed"
 
     def note_controlled_stop(self) -> None:
-        """The agent is stopping on purpose: transactions left open end with Reboot at the next start."""
-        if self.store.get(_RESTART_REASON_KEY) is None:
-            self.store.put(_RESTART_REASON_KEY, StopReason.REBOOT.value)
+        """The agent is stopping on purpose: transactions left open end with Reboot at the next start
+        (PowerLoss if the store cannot be written: the stop goes on, it is the restart reason that is lost)."""
+        try:
+            if self.store.get(_RESTART_REASON_KEY) is None:
+                self.store.put(_RESTART_REASON_KEY, StopReason.REBOOT.value)
+        except StoreError as exc:
+            log.error("the reason of this stop is not recorded: %s", exc)
+        self._last_write_attempt()
 
     def evse_reset_answer(self, evse_id: int, *, immediate: bool) -> str:
         """The answer to a reset of one EVSE: Rejected (unknown), Scheduled (after its transaction), Accepted."""

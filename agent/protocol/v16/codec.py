@@ -13,6 +13,7 @@ from agent.core.charging.transactions import ENDED, METER_VALUES, STARTED, STATU
 from agent.protocol.common import codec as common_codec
 from agent.protocol.common.outbox import CoreCodec, Undeliverable
 from agent.runtime.store import OutboxItem
+from agent.runtime.storage_health import STORAGE_FAULT
 
 log = logging.getLogger("agent.ocpp16")
 
@@ -25,6 +26,7 @@ ERROR_CODES = {
     "rcd-trip": "GroundFailure",
     "reader-offline": "ReaderFailure",
     "pilot-offline": "EVCommunicationError",
+    STORAGE_FAULT: "InternalError",  # agent-side: data_dir cannot be written (agent.runtime.storage_health)
 }
 
 
