@@ -5,6 +5,12 @@ Operators diagnose chargers from this log, so it keeps each frame as sent
 id. It lives in its own SQLite file, apart from the state store, because its
 trade-off is the opposite one: ``synchronous=NORMAL`` may lose the last rows
 on a power cut, but never makes the agent wait for a disk flush.
+
+It is also the first to give way when ``data_dir`` cannot be written: a write
+the disk refuses is reported to the storage health, and from then on, while
+any part of ``data_dir`` fails, frames are dropped (counted), never raised
+into the transport; the health's retry writes the count once the state store
+is writable again, and logging resumes.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from agent.errors import StoreError
+from agent.runtime.storage_health import MESSAGE_LOG, STATE_STORE, StorageFault, StorageHealth, is_write_failure
 from agent.runtime.store import BUSY_TIMEOUT_MS, prepare_db_path
 
 log = logging.getLogger(__name__)
@@ -46,6 +53,7 @@ CREATE TABLE IF NOT EXISTS frames (
 );
 CREATE INDEX IF NOT EXISTS frames_ts ON frames (ts);
 CREATE INDEX IF NOT EXISTS frames_action ON frames (action COLLATE NOCASE);
+CREATE TABLE IF NOT EXISTS notes (key TEXT PRIMARY KEY, value) WITHOUT ROWID;  -- frames_dropped
 """
 
 # Names of configuration keys, variables and JSON fields whose values are secret.
@@ -232,12 +240,14 @@ class MessageLog:
     """Append-only, size-bounded SQLite log of OCPP frames, redacted before writing.
 
     Thread-safe (the transport thread may log directly). A failed write is
-    reported through ``logging`` and dropped: losing a log row must never
-    stop charging. ``readonly=True`` opens an existing log for queries only.
+    reported through ``logging`` (and to ``health`` when the disk refused it)
+    and dropped: losing a log row must never stop charging. ``readonly=True``
+    opens an existing log for queries only.
     """
 
     def __init__(
-        self, path: Path | str, *, max_bytes: int = 16 * 1024 * 1024, readonly: bool = False
+        self, path: Path | str, *, max_bytes: int = 16 * 1024 * 1024, readonly: bool = False,
+        health: StorageHealth | None = None,
     ) -> None:
         if max_bytes <= 0:
             raise ValueError(f"max_bytes must be positive, not {max_bytes}")
@@ -246,6 +256,9 @@ class MessageLog:
         self._lock = threading.Lock()
         self._calls: OrderedDict[tuple[str, str], str] = OrderedDict()
         self._failing = False
+        self.health = health or StorageHealth()
+        #: Frames not logged because data_dir could not be written (since start; ``_run_dropped``: lately).
+        self.dropped = self._run_dropped = 0
         self._conn: sqlite3.Connection | None = None
         try:
             self._conn = self._open_readonly() if readonly else self._open_writable()
@@ -257,6 +270,8 @@ class MessageLog:
         except StoreError:
             self.close()
             raise
+        if not readonly:
+            self.health.add_retry(MESSAGE_LOG, self.retry)
 
     def _open_writable(self) -> sqlite3.Connection:
         """Create or open the log for appending."""
@@ -297,12 +312,18 @@ class MessageLog:
         ts = time.time() if timestamp is None else timestamp
         with self._lock:
             row = (ts, direction, *self._describe(direction, text))
+            if self.health.failing():  # data_dir refuses writes: the log gives way until the retry
+                self.dropped, self._run_dropped = self.dropped + 1, self._run_dropped + 1
+                return
             try:
                 self._insert(row)
-            except (sqlite3.Error, UnicodeError) as exc:
+            except (sqlite3.Error, UnicodeError, StoreError) as exc:
                 self._report_failure(exc)
-            else:
-                self._failing = False
+                return
+            self._failing = False
+            if self._run_dropped:
+                log.warning("message log %s: logging again; %d frames were not logged", self.path, self._run_dropped)
+                self._run_dropped = 0
 
     def _describe(self, direction: str, text: str) -> tuple:
         """Return (action, message id, message type, redacted frame) of a frame."""
@@ -355,9 +376,24 @@ class MessageLog:
 
     def _report_failure(self, exc: Exception) -> None:
         """Warn once per run of failures, so a full disk does not flood the journal."""
+        self.dropped, self._run_dropped = self.dropped + 1, self._run_dropped + 1
+        if isinstance(exc, sqlite3.Error) and is_write_failure(exc):
+            self.health.failed(MESSAGE_LOG, exc)  # frames are dropped until its retry succeeds
         if not self._failing:
             log.warning("message log %s: cannot write a frame: %s", self.path, exc)
         self._failing = True
+
+    def retry(self) -> None:
+        """Storage supervision's retry: once the state store writes again, write the count of dropped
+        frames (a real write); StorageFault while the disk still refuses (frames keep being dropped)."""
+        if self.health.failing(STATE_STORE):
+            raise StorageFault("the message log waits until the state store can be written")
+        with self._lock:
+            try:
+                self._connection().execute("INSERT INTO notes (key, value) VALUES ('frames_dropped', ?)"
+                                           " ON CONFLICT (key) DO UPDATE SET value = excluded.value", (self.dropped,))
+            except sqlite3.Error as exc:
+                raise StorageFault(f"message log {self.path}: {exc}") from exc
 
     def query(
         self,

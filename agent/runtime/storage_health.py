@@ -9,12 +9,13 @@ The state store and the message log report every write that failed because the d
   keeps its records in memory, in order;
 - the message log drops frames (it gives way first: it is bounded and expendable, transaction records
   are not), and stays quiet while the state store fails, so freed space goes to the store first;
-- :meth:`StorageHealth.run` retries every ``retry_interval_s``: the state store writes what it holds,
-  then the message log writes a probe; each part that succeeds is healthy again, and when none fails the
-  fault clears by itself.
+- while anything fails, the health retries every ``retry_interval_s``: the state store writes what it
+  holds, then the message log writes a probe; each part that succeeds is healthy again, and when none
+  fails the fault clears by itself.
 
 Reports may come from any thread (the transport logs frames from its own); listeners are called on
-the event loop, once per change of the overall state.
+the event loop of the first listener, once per change of the overall state, and the retries run there
+as a task that exists only while something fails (:meth:`StorageHealth.close` ends it).
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ class StorageHealth:
         self._listeners: list[Callable[[bool, str], None]] = []
         self._announced: tuple[bool, str] = (False, "")
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._wake: asyncio.Event | None = None
+        self._task: asyncio.Task | None = None
 
     def __repr__(self) -> str:
         return f"<StorageHealth failing={sorted(self._failing)}>"
@@ -108,8 +109,12 @@ class StorageHealth:
     # ------------------------------------------------------------ who listens, who retries
 
     def add_listener(self, changed: Callable[[bool, str], None]) -> None:
-        """Call ``changed(failing, description)`` on the event loop whenever the overall state changes."""
+        """Call ``changed(failing, description)`` whenever the overall state changes, on the event loop
+        running now (added from outside a loop: called when a loop has been given by another listener)."""
         self._listeners.append(changed)
+        self._loop = self._loop or _running_loop()
+        if self._loop is not None and self.failing():
+            self._changed()  # a failure reported before anyone listened
 
     def add_retry(self, part: str, retry: Callable[[], None]) -> None:
         """While ``part`` fails, ``retry()`` is called every retry interval; returning means it wrote again."""
@@ -132,21 +137,24 @@ class StorageHealth:
 
     # ------------------------------------------------------------ the loop side
 
-    async def run(self) -> None:
-        """Retry while anything fails, and tell the listeners of every change; runs until cancelled."""
-        self._loop = asyncio.get_running_loop()
-        self._wake = asyncio.Event()
-        self._announce()  # a failure reported before the loop ran
-        while True:
-            await self._wake.wait()
+    def close(self) -> None:
+        """Stop retrying (the store is closing)."""
+        task, self._task = self._task, None
+        if task is not None and not task.done():
+            try:
+                task.cancel()
+            except RuntimeError:
+                pass  # its loop is closed already
+
+    async def _retry(self) -> None:
+        while self.failing():
             await asyncio.sleep(self.retry_interval_s)
-            if self.retry_now():
-                self._wake.clear()
+            self.retry_now()
 
     def _changed(self) -> None:
         loop = self._loop
         if loop is None or loop.is_closed():
-            return  # run() announces the state when it starts
+            return  # the first listener added on a loop announces it
         try:
             if _running_loop() is loop:
                 loop.call_soon(self._announce)
@@ -157,8 +165,8 @@ class StorageHealth:
 
     def _announce(self) -> None:
         failing = self.failing()
-        if failing and self._wake is not None:
-            self._wake.set()
+        if failing and (self._task is None or self._task.done()):
+            self._task = asyncio.get_running_loop().create_task(self._retry(), name="storage-retry")
         state = (failing, self.describe())
         if state[0] == self._announced[0]:
             self._announced = state

@@ -64,6 +64,10 @@ class TransactionSteps:
     async def _start_transaction(self) -> None:
         """Begin a transaction for the waiting authorization (None: started at plug-in, TxStartPoint EVConnected)."""
         auth = self.authorization
+        if not self.journal.can_begin():  # storage fault: it could not be recorded, so it does not start
+            log.error("EVSE %d: no transaction starts while the state store cannot be written", self.evse_id)
+            self.authorization = None
+            return
         energy = await self._read_energy_Wh()
         if energy is None:
             log.error("EVSE %d: cannot start without a meter reading", self.evse_id)

@@ -176,6 +176,10 @@ class TransactionJournal:
         db.execute("UPDATE transactions SET seq_no = ? WHERE ref = ?", (after.seq_no, after.ref))
         self._store.outbox.append(kind, record, group=after.ref)
 
+    def can_begin(self) -> bool:
+        """False while the store cannot be written: a transaction that could not be recorded must not start."""
+        return not self._held and not getattr(self._store, "writes_held", False)
+
     def begin(self, *, evse_id: int, id_token: str | None, group_id: str | None, meter_start_Wh: float,
               started_at: float, remote_start_id: int | None = None, reservation_id: int | None = None,
               begin_sample: MeterSample | None = None, kept_sample: MeterSample | None = None,
@@ -189,7 +193,7 @@ class TransactionJournal:
         Raises StorageFault, recording nothing, while the store cannot be written: a transaction
         that could not be recorded must not start.
         """
-        if self._held or getattr(self._store, "writes_held", False):
+        if not self.can_begin():
             raise StorageFault("the state store cannot be written: no transaction may start")
         tx = Transaction(str(uuid.uuid4()), evse_id, id_token or "", group_id, started_at, meter_start_Wh,
                          None, meter_start_Wh, remote_start_id=remote_start_id)
@@ -327,7 +331,7 @@ class TransactionJournal:
     def prune(self, *, keep: int = 1000) -> None:
         """Forget the oldest ended transactions whose records have all been delivered (not while the
         store cannot be written: it is housekeeping)."""
-        if self._held or getattr(self._store, "writes_held", False):
+        if not self.can_begin():
             return
         try:
             with self._store.transaction() as db:
