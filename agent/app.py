@@ -158,7 +158,7 @@ class Agent:
             self.core.monitoring.start()
 
     def _monitoring_and_customer_info(self, local_list) -> None:
-        """2.0.1 monitoring, told of every station change and meter reading (never polled), and
+        """2.0.1 monitoring, told of every station change and every poll of a meter (it never polls), and
         customer information over the cache, the local list and the message log."""
         from agent.core.charging.auth import AuthorizationCache
         from agent.core.device_model.customer_info import CustomerInformation
@@ -173,7 +173,8 @@ class Agent:
             transaction_of=self.station.transaction_ref,
             presets=preconfigured_monitors({e.id: e.phases for e in self.config.evse}))
         self.station.add_listener(monitoring.check)
-        self.sampler.add_reading_listener(lambda evse_id, reading: monitoring.check())
+        for hw in self.hal.evses.values():  # live values: evaluated on every poll, not only on samples
+            hw.meter.add_listener(lambda evse_id, reading: monitoring.check(evse_id=evse_id))
 
     def _network_profiles(self, certificates):
         """The connection profiles: the config file's [csms] as slot 0, and what the CSMS added."""
@@ -251,7 +252,7 @@ class Agent:
             **display_messages.variables(),
             **monitoring_variables(self.store),
             **meter_suppliers({i: hw.meter for i, hw in self.hal.evses.items()},
-                              phases={e.id: e.phases for e in config.evse}, settings=self.settings),
+                              phases={e.id: e.phases for e in config.evse}),
         }
         for evse in config.evse:
             computed[variable_key("EVSE", "SupplyPhases", evse_id=evse.id)] = lambda p=evse.phases: p

@@ -12,8 +12,12 @@ A monitor watches one variable of the device model:
 Nothing polls. Thresholds and deltas are evaluated by :meth:`Monitoring.check`,
 which the composition root calls whenever a watched value can have changed:
 after each station status or transaction change (AvailabilityState, Problem)
-and after each meter reading (Power, Voltage). Periodic monitors run on loop
-timers. Preconfigured monitors come with the firmware (:func:`preconfigured_monitors`)
+and after every poll of an EVSE's meter (Power, Voltage: ``check(evse_id=)``,
+that EVSE's monitors only), so a threshold crossed on a live value is reported
+within one poll interval, whether a transaction samples the meter or not.
+Periodic monitors run on loop timers.
+
+Preconfigured monitors come with the firmware (:func:`preconfigured_monitors`)
 and SetMonitoringBase chooses which are active; custom monitors come from the
 CSMS. The monitors, the active base and level and which thresholds are tripped
 persist in the state store; a delta's reference value does not (it restarts
@@ -271,14 +275,19 @@ class Monitoring:
 
     # ------------------------------------------------------------ evaluation
 
-    def check(self) -> None:
-        """Evaluate every threshold and delta monitor against the variable's value now; report what fired."""
+    def check(self, *, evse_id: int | None = None) -> None:
+        """Evaluate every threshold and delta monitor against the variable's value now; report what fired.
+
+        ``evse_id``: only the monitors of that EVSE's components (a poll of its meter changed nothing else).
+        """
         if not self._settings["monitoring_enabled"]:
             return
         tripped_before = set(self._tripped)
         events = []
         for monitor in self.active.values():
             if monitor.type in PERIODIC_TYPES or not self._in_scope(monitor):
+                continue
+            if evse_id is not None and monitor.component.evse_id != evse_id:
                 continue
             value = self._value(monitor)
             if value is None:

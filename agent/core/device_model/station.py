@@ -1,9 +1,8 @@
 """Live values of the station for the device model: availability and problems read from the core, and
-power and supply voltage from the meters' last readings."""
+power and supply voltage from the meters' published readings."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
@@ -47,24 +46,17 @@ def station_suppliers(station) -> dict[str, Callable[[], Any]]:
     return out
 
 
-# A reading is current for twice the longest sampling interval, and at least this long: the
-# station reads a meter only when it samples it, so an idle station's values age.
-READING_FRESH_S = 60.0
-_SAMPLING_INTERVALS = ("meter_value_sample_interval_s", "clock_aligned_data_interval_s")
-
-
-def meter_suppliers(meters: Mapping[int, Any], *, phases: Mapping[int, int], settings,
-                    now: Callable[[], float] = time.time) -> dict[str, Callable[[], Any]]:
+def meter_suppliers(meters: Mapping[int, Any], *, phases: Mapping[int, int]) -> dict[str, Callable[[], Any]]:
     """``computed`` entries for EVSE.Power and EVSE.Voltage[L1-N..] (one per phase in ``phases``).
 
-    Values come from each meter's ``last_reading`` (hal EnergyMeter); a reading
-    older than twice the longest sampling interval (at least READING_FRESH_S)
-    is unknown rather than passed off as the present value. ``now`` is the
-    clock of the readings' timestamps (Unix time).
+    Values come from each meter's published reading (hal EnergyMeter ``latest``:
+    the meter is polled live, so it is at most a poll interval old); a meter
+    whose reading went stale (fault meter-offline) gives unknown values, never
+    an old reading passed off as the present value.
     """
     out: dict[str, Callable[[], Any]] = {}
     for evse_id, meter in meters.items():
-        reading = partial(_fresh_reading, meter, settings, now)
+        reading = partial(_fresh_reading, meter)
         out[variable_key("EVSE", "Power", evse_id=evse_id)] = partial(_power, reading)
         for index, phase in enumerate(VOLTAGE_PHASES[:phases.get(evse_id, 1)]):
             key = variable_key("EVSE", "Voltage", evse_id=evse_id, variable_instance=phase)
@@ -72,12 +64,8 @@ def meter_suppliers(meters: Mapping[int, Any], *, phases: Mapping[int, int], set
     return out
 
 
-def _fresh_reading(meter, settings, now: Callable[[], float]):
-    reading = meter.last_reading
-    if reading is None:
-        return None
-    fresh_for = max(READING_FRESH_S, 2 * max(settings[name] for name in _SAMPLING_INTERVALS))
-    return reading if now() - reading.timestamp <= fresh_for else None
+def _fresh_reading(meter):
+    return meter.latest  # None when stale: the meter decides, by its own poll interval
 
 
 def _power(reading: Callable[[], Any]) -> float | None:

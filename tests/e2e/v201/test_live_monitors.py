@@ -1,0 +1,79 @@
+"""OCPP 2.0.1 monitors on live values: evaluated on every poll of the meter, not only when a sample is taken.
+
+An in-process agent on the mock HAL against the CSMS simulator. The meter is polled every POLL_S and
+TxUpdatedInterval is an hour, so no transaction sample reads the meter in between: a threshold crossed on
+EVSE.Power is reported within one poll interval all the same.
+"""
+
+from __future__ import annotations
+
+import time
+
+from ocpp.v201 import call as call201
+
+from agent.config import parse_config
+from tests.harness import FAST_RETRY, running_agent, wait_until
+from tests.harness import v201
+
+POLL_S = 0.5  # [evse.meter] poll_interval_s
+MARGIN_S = 0.5  # the event's way out to the CSMS on a loaded machine
+HOUR_S = 3600
+
+
+def config(tmp_path, csms):
+    """One EVSE whose mock meter is polled every POLL_S; transaction samples once an hour only."""
+    return parse_config({
+        "station": {"id": "CP1", "data_dir": str(tmp_path / "data")},
+        "csms": {"url": csms.url, "ocpp_version": "2.0.1", "response_timeout_s": 5.0},
+        "evse": [{"id": 1, "meter": {"poll_interval_s": POLL_S}}],
+        "hal": {"backend": "mock"},
+        "ocpp201": {"variables": {**FAST_RETRY, "SampledDataCtrlr.TxUpdatedInterval": HOUR_S,
+                                  "AlignedDataCtrlr.Interval": 0}},
+    })
+
+
+async def set_monitor(csms, variable: str, value: float, *, severity: int, instance: str | None = None) -> int:
+    """SetVariableMonitoring UpperThreshold on EVSE 1's ``variable``; returns the monitor id."""
+    data = {"component": {"name": "EVSE", "evse": {"id": 1}},
+            "variable": {"name": variable} if instance is None else {"name": variable, "instance": instance},
+            "type": "UpperThreshold", "value": value, "severity": severity}
+    [result] = (await csms.call("CP1", call201.SetVariableMonitoring(set_monitoring_data=[data]))).set_monitoring_result
+    assert result["status"] == "Accepted", result
+    return result["id"]
+
+
+def of_monitor(csms, monitor_id: int) -> list[dict]:
+    """The NotifyEvent items of one monitor, oldest first."""
+    return [d for r in csms.calls("NotifyEvent") for d in r.payload["eventData"]
+            if d.get("variableMonitoringId") == monitor_id]
+
+
+def meter_values_sent(csms) -> int:
+    """How many messages carried meter values so far (TransactionEvent meterValue, MeterValues)."""
+    return (sum(1 for e in v201.events(csms) if e.get("meterValue")) + len(csms.calls("MeterValues")))
+
+
+async def test_live_monitors_power_threshold_fires_within_one_poll(tmp_path, csms):
+    async with running_agent(config(tmp_path, csms)) as agent:
+        await csms.wait_for_call("StatusNotification")
+        agent.hal.plug(1)
+        agent.hal.tap(v201.CARD)
+        await csms.wait_for(lambda: any(e["eventType"] == "Started" for e in v201.events(csms)))
+        agent.hal.ev_charge(1, True)
+        agent.hal.set_power(1, 3000)
+        meter = agent.hal.evse(1).meter
+        await wait_until(lambda: meter.latest is not None and meter.latest.power_W == 3000, timeout=3)
+        monitor = await set_monitor(csms, "Power", 5000, severity=5)
+        samples = meter_values_sent(csms)
+        assert not of_monitor(csms, monitor)  # 3 kW is below the threshold
+
+        raised = time.monotonic()
+        agent.hal.set_power(1, 9000)  # the EV takes more: nothing samples the meter for an hour
+        await wait_until(lambda: of_monitor(csms, monitor), timeout=POLL_S + MARGIN_S + 2, interval=0.005)
+        took = time.monotonic() - raised
+        [alert] = of_monitor(csms, monitor)
+        assert meter_values_sent(csms) == samples  # the poll found it, not a transaction sample
+    assert took <= POLL_S + MARGIN_S, took
+    assert alert["trigger"] == "Alerting" and alert["actualValue"] == "9000" and "cleared" not in alert
+    assert alert["transactionId"] == v201.events(csms)[0]["transactionInfo"]["transactionId"]
+
