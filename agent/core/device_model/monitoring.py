@@ -17,10 +17,23 @@ that EVSE's monitors only), so a threshold crossed on a live value is reported
 within one poll interval, whether a transaction samples the meter or not.
 Periodic monitors run on loop timers.
 
+A trip the CSMS holds is cleared only where the CSMS can hear it. Once a
+threshold monitor's trip was handed to a connected CSMS (or queued for the
+next connection), the CSMS holds that state until it hears the monitor
+cleared; a cleared event lost offline would leave it holding a problem that
+is gone. So while no CSMS is attached such a monitor keeps its tripped state
+even if the value came back, and the first evaluation at the next connection
+(``attach``) clears it and reports it, whatever its severity and
+OfflineQueuingSeverity, and across restarts (the tripped and told sets
+persist). The cleared event then carries the time of that evaluation. A trip
+the CSMS never heard of (above the active level, or dropped offline) clears
+whenever its value comes back, and its clearing follows the same rules as
+any event.
+
 Preconfigured monitors come with the firmware (:func:`preconfigured_monitors`)
 and SetMonitoringBase chooses which are active; custom monitors come from the
-CSMS. The monitors, the active base and level and which thresholds are tripped
-persist in the state store; a delta's reference value does not (it restarts
+CSMS. The monitors, the active base and level, which thresholds are tripped and
+which trips the CSMS was told of persist in the state store; a delta's reference value does not (it restarts
 from the value at start-up).
 
 What a monitor is (types, requests, events, the preconfigured ones) lives in
@@ -67,7 +80,7 @@ class Monitoring:
     events' transactionId). Events go to the attached sink (the connected
     adapter); while none is attached, those of a severity up to
     OfflineQueuingSeverity are kept (at most OFFLINE_QUEUE_MAX) and the rest
-    dropped. Only monitors with a severity number up to the active level report.
+    dropped, and trips the CSMS holds are not cleared (module docstring). Only monitors with a severity number up to the active level report.
     Call ``start()`` on the event loop (periodic timers) and ``close()`` at shutdown.
     """
 
@@ -91,6 +104,7 @@ class Monitoring:
         self._custom = {m.id: m for m in map(Monitor.from_dict, state["custom"]) if self._entry(m) is not None}
         self._removed = set(state["removed"])  # preconfigured monitors cleared by the CSMS
         self._tripped = set(state["tripped"]) & set(self.active)
+        self._told = set(state["reported"]) & self._tripped  # trips the CSMS holds: it heard of them
         self._references: dict[int, str] = {}  # a delta monitor's value when it last reported
         self._timers: dict[int, asyncio.TimerHandle] = {}
         self._sink: _Sink | None = None
@@ -119,12 +133,14 @@ class Monitoring:
         self._sink = None
 
     def attach(self, sink: _Sink) -> None:
-        """Send events to ``sink`` from now on, starting with those queued while nobody listened."""
+        """Send events to ``sink`` from now on, starting with those queued while nobody listened; then
+        evaluate, so that a trip the CSMS holds whose value came back offline is cleared now."""
         self._sink = sink
         if self._queue:
             queued = list(self._queue)
             self._queue.clear()
             self._deliver(queued)
+        self.check()
 
     def detach(self, sink: _Sink) -> None:
         """Stop sending to ``sink`` if it is still the one attached (its connection ended)."""
@@ -201,16 +217,17 @@ class Monitoring:
         """Remove one monitor (N06): NotFound if no such monitor is active; Rejected if the store fails."""
         if monitor_id not in self.active:
             return ClearMonitorStatus.NOT_FOUND
-        custom, removed, tripped = dict(self._custom), set(self._removed), set(self._tripped)
+        custom, removed, tripped, told = dict(self._custom), set(self._removed), set(self._tripped), set(self._told)
         self._custom.pop(monitor_id, None)
         if monitor_id in self._presets:
             self._removed.add(monitor_id)
         self._tripped.discard(monitor_id)  # no cleared event for a removed monitor (N07.FR.12)
+        self._told.discard(monitor_id)
         try:
             self._persist()
         except StoreError as exc:
             log.warning("monitor %s not cleared: %s", monitor_id, exc)
-            self._custom, self._removed, self._tripped = custom, removed, tripped
+            self._custom, self._removed, self._tripped, self._told = custom, removed, tripped, told
             return ClearMonitorStatus.REJECTED
         self._references.pop(monitor_id, None)
         self._disarm(monitor_id)
@@ -225,6 +242,7 @@ class Monitoring:
             self._custom.clear()
         active = self.active
         self._tripped &= set(active)
+        self._told &= self._tripped
         self._references = {i: v for i, v in self._references.items() if i in active}
         self._persist()
         for monitor_id in list(self._timers):
@@ -282,13 +300,15 @@ class Monitoring:
         """
         if not self._settings["monitoring_enabled"]:
             return
-        tripped_before = set(self._tripped)
+        tripped_before, told_before = set(self._tripped), set(self._told)
         events = []
         for monitor in self.active.values():
             if monitor.type in PERIODIC_TYPES or not self._in_scope(monitor):
                 continue
             if evse_id is not None and monitor.component.evse_id != evse_id:
                 continue
+            if self._sink is None and monitor.id in self._told:
+                continue  # the CSMS holds this trip: it is cleared when a CSMS can hear it (module docstring)
             value = self._value(monitor)
             if value is None:
                 continue  # unknown now (e.g. no recent meter reading): nothing to compare
@@ -296,9 +316,9 @@ class Monitoring:
             event = judge(monitor, value)
             if event is not None:
                 events.append(event)
-        if self._tripped != tripped_before:
-            self._persist_quietly()
         self._emit(events)
+        if self._tripped != tripped_before or self._told != told_before:
+            self._persist_quietly()
 
     def _threshold(self, monitor: Monitor, value: str) -> MonitorEvent | None:
         number = as_number(value)
@@ -332,14 +352,25 @@ class Monitoring:
 
     def _emit(self, events: list[MonitorEvent]) -> None:
         reported = [e for e in events if e.monitor.severity <= self.level]  # N05.FR.03
-        if not reported:
-            return
-        if self._sink is not None:
+        if self._sink is None:
+            # Offline: queue what is severe enough (N07.FR.04, N08.FR.03), drop the rest.
+            queued = self._settings["offline_queuing_severity"]
+            reported = [e for e in reported if e.monitor.severity <= queued]
+            self._queue.extend(reported)
+        elif reported:
             self._deliver(reported)
-            return
-        # Offline: queue what is severe enough (N07.FR.04, N08.FR.03), drop the rest.
-        queued = self._settings["offline_queuing_severity"]
-        self._queue.extend(e for e in reported if e.monitor.severity <= queued)
+        self._note_told(events, reported)
+
+    def _note_told(self, events: list[MonitorEvent], reported: list[MonitorEvent]) -> None:
+        """Trips the CSMS holds: those whose event it got (or gets with the queue), until their clearing."""
+        sent = {id(e) for e in reported}
+        for event in events:
+            if event.monitor.type not in THRESHOLDS:
+                continue
+            if event.cleared:
+                self._told.discard(event.monitor.id)
+            elif id(event) in sent:
+                self._told.add(event.monitor.id)
 
     def _deliver(self, events: list[MonitorEvent]) -> None:
         try:
@@ -442,7 +473,7 @@ class Monitoring:
         self._store.put(STATE_KEY, {
             "base": self.base.value, "level": self.level, "next_id": self._next_id,
             "custom": [m.to_dict() for m in self._custom.values()], "removed": sorted(self._removed),
-            "tripped": sorted(self._tripped)})
+            "tripped": sorted(self._tripped), "reported": sorted(self._told)})
 
     def _persist_quietly(self) -> None:
         try:

@@ -195,7 +195,10 @@ def read_state(store) -> dict[str, Any]:
     state = store.get(STATE_KEY) or {}
     return {"base": state.get("base", DEFAULT_BASE), "level": state.get("level", DEFAULT_LEVEL),
             "next_id": state.get("next_id", FIRST_CUSTOM_ID), "custom": state.get("custom", []),
-            "removed": state.get("removed", []), "tripped": state.get("tripped", [])}
+            "removed": state.get("removed", []), "tripped": state.get("tripped", []),
+            # Trips the CSMS was told of. Stored before this key existed: all of them (a cleared event
+            # too many is harmless; one too few leaves the CSMS holding a problem that is gone).
+            "reported": state.get("reported", state.get("tripped", []))}
 
 
 def monitoring_variables(store) -> dict[str, Callable[[], Any]]:

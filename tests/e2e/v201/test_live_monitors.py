@@ -2,7 +2,8 @@
 
 An in-process agent on the mock HAL against the CSMS simulator. The meter is polled every POLL_S and
 TxUpdatedInterval is an hour, so no transaction sample reads the meter in between: a threshold crossed on
-EVSE.Power is reported within one poll interval all the same.
+EVSE.Power is reported within one poll interval all the same. A trip the CSMS was told of and whose value
+comes back while the CSMS is away is cleared once it can hear it, whatever OfflineQueuingSeverity says.
 """
 
 from __future__ import annotations
@@ -77,3 +78,22 @@ async def test_live_monitors_power_threshold_fires_within_one_poll(tmp_path, csm
     assert alert["trigger"] == "Alerting" and alert["actualValue"] == "9000" and "cleared" not in alert
     assert alert["transactionId"] == v201.events(csms)[0]["transactionInfo"]["transactionId"]
 
+
+async def test_live_monitors_trip_held_by_the_csms_clears_once_it_can_hear(tmp_path, csms):
+    async with running_agent(config(tmp_path, csms)) as agent:
+        await csms.wait_for_call("StatusNotification")
+        # Severity 5: above OfflineQueuingSeverity (4), so an ordinary event made offline is dropped.
+        monitor = await set_monitor(csms, "Voltage", 240, severity=5, instance="L1-N")
+        agent.hal.set_voltage(1, 250)
+        await wait_until(lambda: of_monitor(csms, monitor), timeout=POLL_S + 2)
+        port = csms.port
+        await csms.stop()  # the CSMS goes away, holding the trip
+        await wait_until(lambda: agent.station.port is None, timeout=3)
+        agent.hal.set_voltage(1, 230)  # back to normal while nobody can hear it
+        meter = agent.hal.evse(1).meter
+        polled = meter.latest_at
+        await wait_until(lambda: meter.latest_at != polled and meter.latest.voltage_V[0] == 230, timeout=2)
+        await csms.start(port=port)
+        await wait_until(lambda: len(of_monitor(csms, monitor)) == 2, timeout=10)
+    cleared = of_monitor(csms, monitor)[1]
+    assert cleared["cleared"] is True and cleared["actualValue"] == "230"
