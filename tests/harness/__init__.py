@@ -9,6 +9,8 @@
 - :mod:`tests.harness.install`: the install scripts run into a DESTDIR behind stub system commands;
 - :mod:`tests.harness.transfer_servers`: loopback HTTP(S) and FTP(S) servers with the firmware image;
 - :mod:`tests.harness.fakes`: small stand-ins for the agent's parts (``MemoryStore``).
+- :mod:`tests.harness.storage`: a full data_dir (a tmpfs mounted by the test, filled), one storage fault
+  measured against a charging agent, and what reached the CSMS.
 
 Fixtures (a started CSMS simulator, a state store...) live in the conftest.py files.
 """
