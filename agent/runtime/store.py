@@ -23,7 +23,7 @@ import os
 import sqlite3
 import stat
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -439,14 +439,19 @@ class Outbox:
             )
         return OutboxItem(cursor.lastrowid, action, json.loads(text), created_at, 0, group)
 
-    def head(self) -> OutboxItem | None:
-        """The oldest pending item, the next one to send."""
+    def head(self, *, grouped: bool | None = None, skip: Collection[int] = ()) -> OutboxItem | None:
+        """The oldest pending item: of any kind, or only those with a group (``grouped`` True: the
+        transaction records) or without one (False); items whose id is in ``skip`` are passed over."""
         if self._store.writes_held:
             return None  # nothing goes out that could not be removed once answered (it would go twice)
+        sql = f"SELECT {_ITEM_COLUMNS} FROM outbox"
+        where = {None: [], True: ["grp IS NOT NULL"], False: ["grp IS NULL"]}[grouped]
+        if skip:
+            where.append(f"id NOT IN ({','.join('?' * len(skip))})")
+        if where:
+            sql += " WHERE " + " AND ".join(where)
         with self._store._guard():
-            row = self._store.connection.execute(
-                f"SELECT {_ITEM_COLUMNS} FROM outbox ORDER BY id LIMIT 1"
-            ).fetchone()
+            row = self._store.connection.execute(sql + " ORDER BY id LIMIT 1", tuple(skip)).fetchone()
         return None if row is None else _item(row)
 
     def pending(self, *, group: str | None = None) -> list[OutboxItem]:

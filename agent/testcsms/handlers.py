@@ -35,6 +35,13 @@ class _Recording:
             frame = None
         if isinstance(frame, list) and len(frame) == 4 and frame[0] == 2:
             await self.sim.record(self.id, frame[2], frame[3], frame[1])
+            behaviour = self.sim.behaviour
+            if frame[2] in behaviour.unanswered:
+                return
+            code = behaviour.call_errors.get(frame[2])
+            if code is not None:
+                await self._connection.send(json.dumps([4, frame[1], code, "refused by the test CSMS", {}]))
+                return
         await super().route_message(raw_msg)
         await self.sim.notify()  # the handler changed the simulator's state: wake waiters again
 

@@ -14,7 +14,7 @@ import json
 import logging
 import ssl
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from agent.testcsms.handlers import Csms16ChargePoint, Csms201ChargePoint
@@ -65,6 +65,10 @@ class CsmsBehaviour:
     personal_message: str | None = None
     #: 2.0.1: the totalCost every TransactionEvent answer carries (a tariff's running cost).
     total_cost: float | None = None
+    #: action -> the CALLERROR code the CSMS answers it with (the CALL is recorded as any other).
+    call_errors: dict[str, str] = field(default_factory=dict)
+    #: actions the CSMS records and never answers.
+    unanswered: set[str] = field(default_factory=set)
 
 
 @dataclass

@@ -1,11 +1,27 @@
-"""Delivers the durable outbox over the current connection: in order, one at a time, exactly as queued.
+"""Delivers the durable outbox over the current connection, in two lanes, one CALL at a time.
 
-A record leaves the outbox only in the same SQLite transaction that applies
-the CSMS's answer (e.g. the transactionId of a StartTransaction), so a crash at
-any point either replays the record or has fully applied it. A CALLERROR
-counts as a failed attempt (TransactionMessageAttempts, with the retry interval
-growing per attempt); timeouts and lost connections do not: the record was not
-delivered and simply goes again.
+The transaction lane holds the records of transactions (outbox records with a group: 1.6
+StartTransaction, MeterValues of a transaction, StopTransaction; 2.0.1 TransactionEvent). It is
+strictly FIFO: its head goes first whenever it is due, and nothing queued after it overtakes it.
+A CALLERROR (or an invalid answer) counts as a failed attempt: the head waits
+TransactionMessageRetryInterval x attempts and is discarded after TransactionMessageAttempts;
+a timeout or a lost connection does not count: the record was not delivered and simply goes again.
+
+The other lane holds everything else (security events, hardware-fault NotifyEvents). Its records
+go only while no transaction record is due, so they are never sent ahead of one, and each failure
+only reschedules that record, so none of them can hold the transactions back. The drop rule:
+
+- a CALLERROR that says the message can never be taken as worded (NotImplemented, NotSupported,
+  FormationViolation/FormatViolation, ProtocolError, PropertyConstraintViolation,
+  OccurenceConstraintViolation, TypeConstraintViolation, SecurityError) drops it at once;
+- any other failure (InternalError, GenericError or another CALLERROR, no answer, an invalid
+  answer) is a failed attempt: the record is tried again after TransactionMessageRetryInterval x
+  attempts, while the transaction lane goes on, and dropped after TransactionMessageAttempts.
+
+Retry times live in this sender (one per connection): a new connection tries every record at
+once; the attempt counts are durable. A record leaves the outbox only in the same SQLite
+transaction that applies the CSMS's answer (e.g. the transactionId of a StartTransaction), so a
+crash at any point either replays the record or has fully applied it.
 """
 
 from __future__ import annotations
@@ -25,6 +41,11 @@ log = logging.getLogger("agent.outbox")
 
 #: CALLERROR codes saying the CSMS does not handle the action at all (1.6 spells one "NotImplemented").
 UNSUPPORTED_CODES = frozenset({"NotImplemented", "NotSupported"})
+#: CALLERROR codes saying a message can never be taken as it is worded: sending it again cannot help.
+PERMANENT_CODES = UNSUPPORTED_CODES | frozenset({
+    "FormationViolation", "FormatViolation", "ProtocolError", "PropertyConstraintViolation",
+    "OccurenceConstraintViolation", "OccurrenceConstraintViolation", "TypeConstraintViolation", "SecurityError",
+})
 
 
 class Undeliverable(Exception):
@@ -85,7 +106,7 @@ class CoreCodec:
 
 
 class OutboxSender:
-    """Sends outbox records while a connection is up; woken when records are added."""
+    """Sends outbox records while a connection is up, transaction lane first; woken when records are added."""
 
     def __init__(self, store, *, settings, codec: OutboxCodec, call):
         self._store = store
@@ -93,6 +114,7 @@ class OutboxSender:
         self._codec = codec
         self._call = call
         self._wake = asyncio.Event()
+        self._not_before: dict[int, float] = {}  # record id -> loop time of its next attempt, after a failure
 
     def wake(self) -> None:
         """New records were queued."""
@@ -101,54 +123,97 @@ class OutboxSender:
     async def run(self) -> None:
         """Deliver until the connection drops (CallAborted/ConnectionLost end the loop)."""
         while True:
-            item = self._store.outbox.head()
+            item, wait = self._next()
             if item is None:
                 self._wake.clear()
-                await self._wake.wait()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), wait)
+                except asyncio.TimeoutError:
+                    pass  # a record's retry time came
                 continue
             try:
                 await self._deliver(item)
             except (CallAborted, ConnectionLost):
                 return
 
+    def _next(self) -> tuple[OutboxItem | None, float | None]:
+        """The record to send now, or None and how long until one is due (None: until woken)."""
+        now = asyncio.get_running_loop().time()
+        waiting = [i for i, due in self._not_before.items() if due > now]
+        head = self._store.outbox.head(grouped=True)
+        if head is not None and head.id not in waiting:
+            return head, None
+        other = self._store.outbox.head(grouped=False, skip=waiting)
+        if other is not None:
+            return other, None
+        return None, (min(self._not_before[i] for i in waiting) - now) if waiting else None
+
     async def _deliver(self, item: OutboxItem) -> None:
         try:
             payload = self._codec.encode(item)
         except Undeliverable as exc:
             log.error("discarding %s #%d: %s", item.action, item.id, exc)
-            self._store.outbox.remove(item.id)
+            self._discard(item)
             return
         if payload is None:  # a record this OCPP version does not report
-            self._store.outbox.remove(item.id)
+            self._discard(item)
             return
+        transaction = item.group is not None
         try:
             result = await self._call(payload)
-        except CallTimeout:
-            log.warning("%s #%d: no answer; sending it again", item.action, item.id)
+        except CallTimeout as exc:
+            if transaction:
+                log.warning("%s #%d: no answer; sending it again", item.action, item.id)
+            else:
+                self._failed_other(item, exc)
             return
         except (CallErrorReceived, InvalidResponse) as exc:
-            await self._failed(item, exc)
+            (self._failed_transaction if transaction else self._failed_other)(item, exc)
             return
         with self._store.transaction():
             self._codec.apply(item, result)
             self._store.outbox.remove(item.id)
+        self._not_before.pop(item.id, None)
         self._codec.after_commit(item, result)
 
-    async def _failed(self, item: OutboxItem, exc: Exception) -> None:
-        if item.group is None and getattr(exc, "code", None) in UNSUPPORTED_CODES:
-            # A 1.6 CSMS without the security extension: retrying a security event would only
-            # hold back the transaction messages queued behind it.
-            log.info("%s #%d: the CSMS does not support it (%s); discarded", item.action, item.id, exc.code)
-            self._store.outbox.remove(item.id)
-            return
+    def _discard(self, item: OutboxItem) -> None:
+        self._store.outbox.remove(item.id)
+        self._not_before.pop(item.id, None)
+
+    def _failed_transaction(self, item: OutboxItem, exc: Exception) -> None:
+        """A transaction record was refused: the lane waits for its retry (order is kept), or drops it."""
         attempts = self._store.outbox.record_attempt(item.id)
         allowed = max(1, self._settings["transaction_message_attempts"])
         if attempts >= allowed:
             log.error("%s #%d failed %d times (%s); discarded as TransactionMessageAttempts says",
                       item.action, item.id, attempts, exc)
-            self._store.outbox.remove(item.id)
+            self._discard(item)
             return
-        delay = self._settings["transaction_message_retry_interval_s"] * attempts
+        delay = self._retry_later(item, attempts)
         log.warning("%s #%d failed (%s); attempt %d of %d in %d s", item.action, item.id, exc,
                     attempts + 1, allowed, delay)
-        await asyncio.sleep(delay)
+
+    def _failed_other(self, item: OutboxItem, exc: Exception) -> None:
+        """A record of the other lane failed: dropped if it never can succeed or has had its attempts,
+        else tried again later, on its own, while the transaction lane goes on."""
+        code = getattr(exc, "code", None)
+        if code in PERMANENT_CODES:
+            # e.g. a 1.6 CSMS without the security extension: retrying could never succeed.
+            log.info("%s #%d: the CSMS refuses it for good (%s); discarded", item.action, item.id, code)
+            self._discard(item)
+            return
+        attempts = self._store.outbox.record_attempt(item.id)
+        allowed = max(1, self._settings["transaction_message_attempts"])
+        if attempts >= allowed:
+            log.error("%s #%d failed %d times (%s); discarded", item.action, item.id, attempts, exc)
+            self._discard(item)
+            return
+        delay = self._retry_later(item, attempts)
+        log.warning("%s #%d failed (%s); attempt %d of %d in %d s, transaction messages go meanwhile",
+                    item.action, item.id, exc, attempts + 1, allowed, delay)
+
+    def _retry_later(self, item: OutboxItem, attempts: int) -> float:
+        """Hold ``item`` back for TransactionMessageRetryInterval x ``attempts``; returns the delay."""
+        delay = self._settings["transaction_message_retry_interval_s"] * attempts
+        self._not_before[item.id] = asyncio.get_running_loop().time() + delay
+        return delay
