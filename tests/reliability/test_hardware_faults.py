@@ -28,18 +28,21 @@ CARD = "04A1B2C3"
 class FaultSpec:
     """What a fault must do: whether it stops charging, its 1.6 errorCode, whether it is station-wide,
     and whether it can only show when the session ends (a weld under way is indistinguishable from a
-    closed contactor until it is told to open; a lock that lets go is seen at once by supervision)."""
+    closed contactor until it is told to open; a lock that lets go is seen at once by supervision), and
+    whether an idle EVSE with it reports Faulted although a running session goes on (no new session may
+    start on a dead meter)."""
 
     stops_charging: bool
     error_code_16: str
     station_wide: bool = False
     shows_at_stop: bool = False
+    blocks_sessions: bool = False
 
 
 FAULTS = {
     "contactor-welded": FaultSpec(True, "PowerSwitchFailure", shows_at_stop=True),
     "lock-failure": FaultSpec(True, "ConnectorLockFailure"),
-    "meter-offline": FaultSpec(False, "PowerMeterFailure"),
+    "meter-offline": FaultSpec(False, "PowerMeterFailure", blocks_sessions=True),
     "rcd-trip": FaultSpec(True, "GroundFailure"),
     "reader-offline": FaultSpec(False, "ReaderFailure", station_wide=True),
 }
@@ -153,7 +156,8 @@ class HardwareBench:
             for command in ({"cmd": "plug", "evse": 1}, {"cmd": "ev", "evse": 1, "charge": True},
                             {"cmd": "tap", "id_token": CARD}):
                 await self.control(**command)
-        status = "Faulted" if spec.stops_charging else ("Available" if connector == 1 or self.version == "1.6" else None)
+        status = ("Faulted" if spec.stops_charging or spec.blocks_sessions
+                  else ("Available" if connector == 1 or self.version == "1.6" else None))
         await self._report_of(status, spec, connector)
         at_fault = self._last(connector)
         await self.notified(name, cleared=False)
