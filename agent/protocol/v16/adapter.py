@@ -22,6 +22,7 @@ from agent.core.charging.model import ConnectorStatus, IdTokenInfo, MeterSample,
 from agent.errors import CallTimeout
 from agent.errors import CallErrorReceived, InvalidResponse
 from agent.protocol.common.adapter import AdapterBase
+from agent.protocol.common.status_reports import StatusReporting
 from agent.protocol.v16.certificates import CertificateHandlers16
 from agent.protocol.v16.diagnostics import DiagnosticsHandlers16
 from agent.protocol.v16.firmware import FirmwareHandlers16
@@ -34,7 +35,7 @@ log = logging.getLogger("agent.ocpp16")
 
 
 class Ocpp16Adapter(CertificateHandlers16, FirmwareHandlers16, DiagnosticsHandlers16, LocalListHandlers16,
-                    SmartChargingHandlers16, AdapterBase, _LibraryChargePoint):
+                    SmartChargingHandlers16, StatusReporting, AdapterBase, _LibraryChargePoint):
     """The Charge Point side of OCPP 1.6J."""
 
     ocpp_version = "1.6"
@@ -72,10 +73,10 @@ class Ocpp16Adapter(CertificateHandlers16, FirmwareHandlers16, DiagnosticsHandle
 
     # ------------------------------------------------------------ CsmsPort
 
-    def status_changed(self, evse_id: int, status: ConnectorStatus, error: str | None) -> None:
-        """Send StatusNotification (fire and forget: a lost one is re-sent after reconnecting)."""
-        request = status_notification(evse_id, status, error, timestamp=self.clock.time())
-        self.spawn(self._send_quietly(request), name="status")
+    def status_request(self, evse_id: int, status: ConnectorStatus, error: str | None,
+                       *, timestamp: float) -> call.StatusNotification:
+        """StatusNotification of a connector, or of the charge point (0); sent as state (StatusReporting)."""
+        return status_notification(evse_id, status, error, timestamp=timestamp)
 
     def meter_values(self, evse_id: int, sample: MeterSample) -> None:
         """Meter values outside a transaction (clock-aligned): sent once, not queued."""
@@ -193,7 +194,7 @@ class Ocpp16Adapter(CertificateHandlers16, FirmwareHandlers16, DiagnosticsHandle
     async def _trigger_StatusNotification(self, connector_id: int | None) -> None:  # noqa: N802
         for evse_id, (status, error) in sorted(self.core.station.current_statuses().items()):
             if connector_id in (None, evse_id):
-                self.status_changed(evse_id, status, error)
+                self.report_status(evse_id, status, error, force=True)  # sent even if unchanged
 
     async def _trigger_MeterValues(self, connector_id: int | None) -> None:  # noqa: N802
         station = self.core.station

@@ -16,8 +16,8 @@ from ocpp.v201.enums import Action, BootReasonEnumType
 from agent.core.charging.reservations import Reservation
 from agent.runtime.clock import unix_time
 from agent.core.charging.model import ConnectorStatus, IdTokenInfo, MeterSample, StopReason
-from agent.protocol.common.status import status_word
 from agent.protocol.common.adapter import AdapterBase
+from agent.protocol.common.status_reports import StatusReporting
 from agent.protocol.v201.certificates import CertificateHandlers201
 from agent.protocol.v201.device_model import DeviceModelHandlers
 from agent.protocol.v201.diagnostics import DiagnosticsHandlers201
@@ -45,7 +45,7 @@ EVENT_ID_KEY = "ocpp201:last_event_id"  # NotifyEvent eventIds stay unique acros
 
 class Ocpp201Adapter(CertificateHandlers201, DeviceModelHandlers, FirmwareHandlers201, DiagnosticsHandlers201,
                      DisplayHandlers201, LocalListHandlers201, MonitoringHandlers201, NetworkHandlers201,
-                     SmartChargingHandlers201, AdapterBase, _LibraryChargePoint):
+                     SmartChargingHandlers201, StatusReporting, AdapterBase, _LibraryChargePoint):
     """The Charging Station side of OCPP 2.0.1."""
 
     ocpp_version = "2.0.1"
@@ -66,10 +66,6 @@ class Ocpp201Adapter(CertificateHandlers201, DeviceModelHandlers, FirmwareHandle
         "PublishFirmware": "a local controller's", "UnpublishFirmware": "a local controller's",
         "PublishFirmwareStatusNotification": "a local controller's",
     }
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._reported: dict[int, str] = {}  # connector status last sent on this connection
 
     # ------------------------------------------------------------ registration
 
@@ -115,16 +111,13 @@ class Ocpp201Adapter(CertificateHandlers201, DeviceModelHandlers, FirmwareHandle
 
     # ------------------------------------------------------------ CsmsPort
 
-    def status_changed(self, evse_id: int, status: ConnectorStatus, error: str | None) -> None:
-        """StatusNotification per connector (2.0.1 reports the station's own state elsewhere)."""
+    def status_request(self, evse_id: int, status: ConnectorStatus, error: str | None,
+                       *, timestamp: float) -> call.StatusNotification | None:
+        """StatusNotification per connector, sent as state (StatusReporting: Preparing -> Charging -> Finishing
+        are all "Occupied", so sent once); None for the station's own (2.0.1 reports it elsewhere)."""
         if evse_id == 0:
-            return
-        word = status_word("2.0.1", status)
-        if self._reported.get(evse_id) == word:
-            return  # Preparing -> Charging -> Finishing are all "Occupied" in 2.0.1
-        self._reported[evse_id] = word
-        self.spawn(self._send_quietly(status_notification(evse_id, status, timestamp=self.clock.time())),
-                   name="status")
+            return None
+        return status_notification(evse_id, status, timestamp=timestamp)
 
     def meter_values(self, evse_id: int, sample: MeterSample) -> None:
         """MeterValues outside a transaction: sent once, not queued."""
@@ -223,9 +216,8 @@ class Ocpp201Adapter(CertificateHandlers201, DeviceModelHandlers, FirmwareHandle
         if evse_id is not None:
             if station.has_evse(evse_id):
                 await station.reset_evse(evse_id, immediate=type == "Immediate")
-                self._reported.pop(evse_id, None)  # a reset EVSE reports its connector as after power-up
-                view = station.evse(evse_id)
-                self.status_changed(evse_id, view.status, view.error)
+                view = station.evse(evse_id)  # a reset EVSE reports its connector as after power-up
+                self.report_status(evse_id, view.status, view.error, force=True)
             return
         if type == "OnIdle":
             await station.wait_until_idle()
@@ -263,8 +255,7 @@ class Ocpp201Adapter(CertificateHandlers201, DeviceModelHandlers, FirmwareHandle
     async def _trigger_StatusNotification(self, evse_id: int | None) -> None:  # noqa: N802
         for i, (status, error) in sorted(self.core.station.current_statuses().items()):
             if i != 0 and evse_id in (None, i):
-                self._reported.pop(i, None)  # a triggered status is sent even if unchanged
-                self.status_changed(i, status, error)
+                self.report_status(i, status, error, force=True)  # a triggered status is sent even if unchanged
 
     async def _trigger_TransactionEvent(self, evse_id: int | None) -> None:  # noqa: N802
         """An Updated event (triggerReason Trigger) for the ongoing transaction of the EVSE, or of each."""
