@@ -208,15 +208,16 @@ class Agent:
 
     def _clock_corrected(self, correction) -> None:
         """First synchronisation: what was recorded on the board clock gets the CSMS's time, before it is sent."""
-        from agent.core.charging import transactions
+        from agent.core.charging import fault_reports, transactions
         from agent.core.management import security_events
 
         with self.store.transaction():  # all or nothing; on failure the clock retries at the next sync
             records = transactions.correct_stamps(self.store, correction)
             events = security_events.correct_stamps(self.store, correction)
+            events += fault_reports.correct_stamps(self.store, correction)
         if records or events:
-            log.info("clock error %+.1f s: corrected %d transaction records and %d security events recorded before",
-                     correction.error_s, records, events)
+            log.info("clock error %+.1f s: corrected %d transaction records and %d security and fault events "
+                     "recorded before", correction.error_s, records, events)
 
     def _record_startup(self) -> None:
         """Security event: a power-up, or a restart the agent did itself (reset, graceful stop)."""

@@ -17,7 +17,7 @@ from typing import Callable
 
 from agent.core.charging.api import CsmsPort
 from agent.core.charging.auth import Authorizer
-from agent.core.charging import evse_inputs
+from agent.core.charging import evse_inputs, fault_reports
 from agent.core.charging.evse import PLUGGED, EvseMachine
 from agent.core.charging.model import ConnectorStatus, IdTokenInfo, StopReason
 from agent.core.charging.reservations import ReservationBook
@@ -174,9 +174,26 @@ class ChargingStation(StationReporting, StationReservations, StationStorage, Cha
                 return
             changed = (event.code in machine.faults) != active
             await machine.submit(evse_inputs.Fault(code=event.code, active=active))
-        notify = getattr(self.port, "fault_changed", None)
-        if changed and notify is not None:
-            notify(event.evse_id, event.code, active, timestamp=self.clock.time(), info=getattr(event, "info", ""))
+        if changed:
+            self._report_fault(event.evse_id, event.code, active, info=getattr(event, "info", ""))
+
+    def _report_fault(self, evse_id: int | None, code: str, active: bool, *, info: str) -> None:
+        """Queue the fault's report durably (fault_reports), offline too; if the store cannot take it,
+        tell a connected CSMS directly (the port's optional ``fault_changed``)."""
+        problem = bool(self.station_faults if evse_id is None else self.evses[evse_id].faults)
+        timestamp = self.clock.time()
+        try:
+            queued = fault_reports.record_fault_event(
+                self.store, evse_id=evse_id, code=code, active=active, problem=problem, timestamp=timestamp,
+                info=info, offline=self.port is None, queuing_severity=self.settings["offline_queuing_severity"])
+        except StoreError as exc:
+            log.error("fault %s not queued for the CSMS: %s", code, exc)
+            notify = getattr(self.port, "fault_changed", None)
+            if notify is not None:
+                notify(evse_id, code, active, timestamp=timestamp, info=info)
+            return
+        if queued:
+            self._outbox_changed()
 
     # ------------------------------------------------------------ card taps
 

@@ -10,6 +10,7 @@ from agent.runtime.clock import format_iso
 from agent.core.charging.model import AuthorizationStatus, ConnectorStatus, IdTokenInfo, MeterSample, Sample
 from agent.core.management.security_events import SECURITY_EVENT
 from agent.core.charging.transactions import ENDED, METER_VALUES, STARTED, STATUS, sample_from_dict
+from agent.core.charging.fault_reports import FAULT_EVENT
 from agent.protocol.common import codec as common_codec
 from agent.protocol.common.outbox import CoreCodec, Undeliverable
 from agent.runtime.store import OutboxItem
@@ -86,8 +87,8 @@ class TransactionCodec(CoreCodec):
         p = item.payload
         if item.action == SECURITY_EVENT:
             return self.security_event(item)  # the 1.6 security extension's message
-        if item.action == STATUS or item.group is None:
-            return None  # charging states: 1.6 reports them with StatusNotification only
+        if item.action in (STATUS, FAULT_EVENT) or item.group is None:
+            return None  # charging states and faults: 1.6 reports them with StatusNotification only
         if item.action == STARTED:
             return call.StartTransaction(
                 connector_id=p["evse_id"], id_tag=p["id_token"], meter_start=round(p["meter_start_Wh"]),

@@ -13,6 +13,7 @@ from ocpp.v201 import ChargePoint as _LibraryChargePoint
 from ocpp.v201 import call, call_result, datatypes
 from ocpp.v201.enums import Action, BootReasonEnumType
 
+from agent.core.charging import fault_reports
 from agent.core.charging.reservations import Reservation
 from agent.runtime.clock import unix_time
 from agent.core.charging.model import ConnectorStatus, IdTokenInfo, MeterSample, StopReason
@@ -39,8 +40,6 @@ from agent.protocol.v201.codec import (
 )
 
 log = logging.getLogger("agent.ocpp201")
-
-EVENT_ID_KEY = "ocpp201:last_event_id"  # NotifyEvent eventIds stay unique across restarts
 
 
 class Ocpp201Adapter(CertificateHandlers201, DeviceModelHandlers, FirmwareHandlers201, DiagnosticsHandlers201,
@@ -125,20 +124,23 @@ class Ocpp201Adapter(CertificateHandlers201, DeviceModelHandlers, FirmwareHandle
         self.spawn(self._send_quietly(request), name="meter-values")
 
     def fault_changed(self, evse_id: int | None, code: str, active: bool, *, timestamp: float, info: str = "") -> None:
-        """NotifyEvent for a hardware fault raised or cleared (its StatusNotification goes out as well).
+        """NotifyEvent for a hardware fault raised or cleared, sent directly: only when the store could not
+        queue it (a fault is reported through the outbox, agent.core.charging.fault_reports).
 
         The event is on the Problem variable of the EVSE (or, evse None, of the
-        station), with the variable's value after the change; not queued: the
-        problems present are reported again at every registration.
+        station), with the variable's value after the change.
         """
         data = fault_event_data(self._next_event_id(), evse_id=evse_id, code=code, problem=self._problem(evse_id),
                                 cleared=not active, timestamp=timestamp, info=info if active else "")
         self.spawn(self._send_quietly(notify_event([data], generated_at=self.clock.time())), name="notify-event")
 
     def _report_active_faults(self) -> None:
+        """The problems present now, but those whose raising still waits in the outbox (it goes with its time)."""
         now = self.clock.time()
+        queued = fault_reports.queued_raises(self.core.store)
         data = [fault_event_data(self._next_event_id(), evse_id=evse_id, code=code, problem=True, cleared=False,
-                                 timestamp=now) for evse_id, code in self.core.station.active_faults()]
+                                 timestamp=now) for evse_id, code in self.core.station.active_faults()
+                if (evse_id, code) not in queued]
         if data:  # one message: a station has a handful of fault codes per EVSE at most
             self.spawn(self._send_quietly(notify_event(data, generated_at=now)), name="notify-event")
 
@@ -147,9 +149,7 @@ class Ocpp201Adapter(CertificateHandlers201, DeviceModelHandlers, FirmwareHandle
         return bool(station.station_fault_codes() if evse_id is None else station.evse(evse_id).faults)
 
     def _next_event_id(self) -> int:
-        event_id = int(self.core.store.get(EVENT_ID_KEY, 0)) + 1
-        self.core.store.put(EVENT_ID_KEY, event_id)
-        return event_id
+        return fault_reports.next_event_id(self.core.store)  # one counter with the queued fault reports
 
     # ------------------------------------------------------------ handlers
 

@@ -10,6 +10,7 @@ from agent.runtime.clock import format_iso
 from agent.core.charging.model import AuthorizationStatus, ConnectorStatus, IdTokenInfo, MeterSample, Sample, StopReason
 from agent.core.management.security_events import SECURITY_EVENT
 from agent.core.charging.transactions import ENDED, METER_VALUES, STARTED, STATUS, sample_from_dict
+from agent.core.charging.fault_reports import FAULT_EVENT
 from hal.faults import FAULTS
 from agent.protocol.common.status import status_word
 from agent.protocol.common import codec as common_codec
@@ -110,9 +111,11 @@ class TransactionCodec(CoreCodec):
         return None
 
     def encode_other(self, item: OutboxItem):
-        """Records that are not about a transaction (security events)."""
+        """Records that are not about a transaction: security events, and hardware faults as NotifyEvent."""
         if item.action == SECURITY_EVENT:
             return self.security_event(item)
+        if item.action == FAULT_EVENT:
+            return fault_notify_event(item.payload)
         return None
 
     def _started(self, p: dict, common: dict):
@@ -219,6 +222,15 @@ def fault_event_data(event_id: int, *, evse_id: int | None, code: str, problem: 
     if cleared:
         data["cleared"] = True
     return data
+
+
+def fault_notify_event(record: dict) -> call.NotifyEvent:
+    """The NotifyEvent of a queued fault report (agent.core.charging.fault_reports), stamped when the fault
+    changed: it may be sent long after."""
+    data = fault_event_data(record["event_id"], evse_id=record["evse_id"], code=record["code"],
+                            problem=record["problem"], cleared=not record["active"], timestamp=record["timestamp"],
+                            info=record.get("info", "") if record["active"] else "")
+    return notify_event([data], generated_at=record["timestamp"])
 
 
 def notify_event(event_data: list[dict], *, generated_at: float, seq_no: int = 0,
