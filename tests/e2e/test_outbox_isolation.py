@@ -97,7 +97,7 @@ async def test_outbox_refused_event_retried_on_its_own_then_dropped_while_transa
         else:
             await csms.wait_for(lambda: any(e["eventType"] == "Ended" for e in v201.events(csms)))
         await wait_until(lambda: agent.store.outbox.head() is None)
-        await asyncio.sleep(1.5)  # a fourth attempt would come now
+        await asyncio.sleep(0.5)  # dropped: no fourth attempt
         assert len(csms.calls("SecurityEventNotification")) == 3
     if version == "1.6":
         actions = [r.action for r in csms.received
@@ -116,7 +116,7 @@ async def test_outbox_event_refused_for_good_is_dropped_at_once(tmp_path, csms_f
     async with running_agent(config(tmp_path, csms, version, retry_interval_s=1)) as agent:
         await csms.wait_for_call("SecurityEventNotification")
         await wait_until(lambda: not queued_security_events(agent))
-        await asyncio.sleep(1.5)  # a retry would come now
+        await asyncio.sleep(1.1)  # a retry would come 1 s after the refusal
         assert len(csms.calls("SecurityEventNotification")) == 1
 
 
