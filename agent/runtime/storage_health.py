@@ -21,9 +21,11 @@ as a task that exists only while something fails (:meth:`StorageHealth.close` en
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import sqlite3
 import threading
+import time
 from typing import Callable
 
 from agent.errors import StoreError
@@ -177,6 +179,50 @@ class StorageHealth:
                 changed(*state)
             except Exception:  # a listener's bug must not stop supervision
                 log.exception("storage listener %r failed", changed)
+
+
+class HeldWrites:
+    """What a store does with writes the disk refuses: hold them, keyed by what they write, and write them on
+    the health's retry. A mixin of :class:`agent.runtime.store.StateStore`, which gives it ``health``,
+    ``_depth`` (its transaction nesting), ``_held``, ``_held_kv``, ``_held_writers`` and ``_put_text``.
+    """
+
+    @property
+    def writes_held(self) -> bool:
+        """True while the store cannot be written: writers that can wait keep their writes in memory."""
+        return self.health.failing(STATE_STORE)
+
+    def add_held_writer(self, flush: Callable[[], None]) -> None:
+        """``flush()`` writes what a writer held (the transaction journal); run by :meth:`retry_writes`."""
+        self._held_writers.append(flush)
+
+    def retry_writes(self) -> None:
+        """Write a probe (the disk is tried even with nothing held), the held writes, then each held
+        writer's; StorageFault if the disk still refuses (what is left stays held)."""
+        self._put_text("storage:writable_at", json.dumps(time.time()), retrying=True)
+        for key, write in list(self._held.items()):
+            write()
+            del self._held[key]
+            if key[0] == "kv":
+                self._held_kv.pop(key[1], None)
+        for flush in list(self._held_writers):
+            flush()
+
+    def write_or_hold(self, key: tuple, write: Callable[[], None], *, retrying: bool = False) -> bool:
+        """Run ``write`` (its own transaction()); while the disk refuses writes, hold it under ``key`` (a
+        later write of the same key replaces it) for :meth:`retry_writes`; True if it was held. Inside
+        another transaction it is part of that one, and its failure the caller's."""
+        if self._depth == 0 and self.writes_held and not retrying:
+            self._held[key] = write
+            return True
+        try:
+            write()
+        except StorageFault:
+            if retrying:
+                raise
+            self._held[key] = write
+            return True
+        return False
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:

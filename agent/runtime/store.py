@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from agent.errors import StoreError
-from agent.runtime.storage_health import STATE_STORE, StorageFault, StorageHealth, is_write_failure
+from agent.runtime.storage_health import STATE_STORE, HeldWrites, StorageFault, StorageHealth, is_write_failure
 
 DIR_MODE = 0o750
 FILE_MODE = 0o640  # not world-readable: the store may hold tokens and passwords
@@ -169,7 +169,7 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
-class StateStore:
+class StateStore(HeldWrites):
     """SQLite file in data_dir: WAL journal, synchronous=FULL, versioned schema migrations.
 
     Use from one thread (the asyncio loop). Do not ``await`` inside
@@ -181,7 +181,8 @@ class StateStore:
         self.path = Path(path)
         #: Where write failures go; its retry writes what was held (agent.runtime.storage_health).
         self.health = health or StorageHealth()
-        self._held_kv: dict[str, str | None] = {}  # key -> JSON text (None: deleted), not yet on disk
+        self._held: dict[tuple, Callable[[], None]] = {}  # writes the disk refused, by what they write
+        self._held_kv: dict[str, str | None] = {}  # key -> JSON text (None: deleted) of those, for get()
         self._held_writers: list[Callable[[], None]] = []
         #: How writers mark a timestamp made before the station clock was synchronised
         #: (agent.runtime.clock.Clock.unsynced_mark); None from it: nothing to mark.
@@ -305,46 +306,17 @@ class StateStore:
             return StorageFault(f"state store {self.path}: {exc}")
         return StoreError(f"state store {self.path}: {prefix}{exc}")
 
-    @property
-    def writes_held(self) -> bool:
-        """True while the store cannot be written: writers that can wait keep their writes in memory."""
-        return self.health.failing(STATE_STORE)
-
-    def add_held_writer(self, flush: Callable[[], None]) -> None:
-        """``flush()`` writes what a writer held (the transaction journal); run by :meth:`retry_writes`."""
-        self._held_writers.append(flush)
-
-    def retry_writes(self) -> None:
-        """Write the held key/value changes (and a probe, so the disk is tried even without them), then
-        each held writer's; StorageFault if the disk still refuses (what is left stays held)."""
-        with self.transaction() as conn:
-            for key, text in self._held_kv.items():
-                self._write_kv(conn, key, text)
-            self._write_kv(conn, "storage:writable_at", _dumps(time.time()))
-        self._held_kv.clear()
-        for flush in list(self._held_writers):
-            flush()
-
-    def _write_kv(self, conn: sqlite3.Connection, key: str, text: str | None) -> None:
-        if text is None:
-            conn.execute("DELETE FROM kv WHERE key = ?", (key,))
-        else:
-            conn.execute("INSERT INTO kv (key, value) VALUES (?, ?)"
-                         " ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, text))
-
-    def _put_text(self, key: str, text: str | None) -> None:
-        """Write (None: delete) one key; held in memory while the store cannot be written.
-
-        Inside another transaction the write is part of it, and its failure the caller's.
-        """
-        if self._depth == 0 and self.writes_held:
-            self._held_kv[key] = text
-            return
-        try:
+    def _put_text(self, key: str, text: str | None, *, retrying: bool = False) -> None:
+        """Write (None: delete) one key, or hold it (get() sees it)."""
+        def write() -> None:
             with self.transaction() as conn:
-                self._write_kv(conn, key, text)
-        except StorageFault:
-            self._held_kv[key] = text  # written by the health's retry, in order with the rest held
+                if text is None:
+                    conn.execute("DELETE FROM kv WHERE key = ?", (key,))
+                else:
+                    conn.execute("INSERT INTO kv (key, value) VALUES (?, ?)"
+                                 " ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, text))
+        if self.write_or_hold(("kv", key), write, retrying=retrying):
+            self._held_kv[key] = text
 
     def _undo(self, savepoint: str | None) -> None:
         """Roll back to the savepoint, or the whole transaction at the outer level."""
@@ -462,12 +434,21 @@ class Outbox:
             sql, params = sql + " WHERE grp = ?", (group,)
         with self._store._guard():
             rows = self._store.connection.execute(sql + " ORDER BY id", params).fetchall()
-        return [_item(row) for row in rows]
+        return [_item(row) for row in rows if ("outbox", row[0]) not in self._store._held]
 
     def remove(self, item_id: int) -> None:
-        """Drop an item after its CALLRESULT; removing it twice is harmless."""
-        with self._store.transaction() as conn:
-            conn.execute("DELETE FROM outbox WHERE id = ?", (item_id,))
+        """Drop an item after its CALLRESULT; removing it twice is harmless. Held like :meth:`delivered`."""
+        self.delivered(item_id)
+
+    def delivered(self, item_id: int, *, apply: Callable[[], None] = lambda: None) -> None:
+        """The CSMS answered the item: ``apply`` what it answered and remove the item, in one SQLite
+        transaction; if the disk refuses, both wait in memory (the item counts as gone, so it is not sent
+        twice) for the store's retry."""
+        def write() -> None:
+            with self._store.transaction() as conn:
+                apply()
+                conn.execute("DELETE FROM outbox WHERE id = ?", (item_id,))
+        self._store.write_or_hold(("outbox", item_id), write)
 
     def record_attempt(self, item_id: int) -> int:
         """Count one more sending attempt and return the new count.
@@ -493,6 +474,7 @@ class Outbox:
                 raise KeyError(item_id)
 
     def __len__(self) -> int:
-        """The number of pending items."""
+        """The number of pending items (an answered one whose removal is held is not)."""
+        held = sum(1 for key in self._store._held if key[0] == "outbox")
         with self._store._guard():
-            return self._store.connection.execute("SELECT count(*) FROM outbox").fetchone()[0]
+            return self._store.connection.execute("SELECT count(*) FROM outbox").fetchone()[0] - held

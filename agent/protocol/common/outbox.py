@@ -170,9 +170,8 @@ class OutboxSender:
         except (CallErrorReceived, InvalidResponse) as exc:
             (self._failed_transaction if transaction else self._failed_other)(item, exc)
             return
-        with self._store.transaction():
-            self._codec.apply(item, result)
-            self._store.outbox.remove(item.id)
+        # Applied and removed in one SQLite transaction; held in memory if the disk refuses (storage supervision).
+        self._store.outbox.delivered(item.id, apply=lambda: self._codec.apply(item, result))
         self._not_before.pop(item.id, None)
         self._codec.after_commit(item, result)
 

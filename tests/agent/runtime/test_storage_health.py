@@ -106,3 +106,15 @@ def test_storage_message_log_write_refused_by_the_disk_is_reported_never_raised(
         broken.append("out", '[2,"1","Heartbeat",{}]')
         broken.append("out", '[2,"2","Heartbeat",{}]')
     assert health.failing(MESSAGE_LOG) and broken.dropped == 2
+
+
+def test_storage_an_answered_record_whose_removal_is_refused_is_not_sent_twice(store, db_path):
+    item = store.outbox.append("StartTransaction", {"evse_id": 1}, group="tx")
+    refuse_writes(store)
+    applied = []
+    store.outbox.delivered(item.id, apply=lambda: applied.append(item.id))  # the CSMS answered; the disk refuses
+    assert store.outbox.pending() == [] and len(store.outbox) == 0  # gone as far as the sender can tell
+    refuse_writes(store, False)
+    assert store.health.retry_now() is True and applied == [item.id]  # the answer applied with the removal
+    with sqlite3.connect(db_path) as conn:
+        assert conn.execute("SELECT count(*) FROM outbox").fetchone()[0] == 0
