@@ -276,7 +276,7 @@ class Agent:
 
     def _start_protocol(self) -> None:
         from agent.protocol import adapter_class
-        from agent.protocol.common.adapter import StationInfo
+        from agent.protocol.common.adapter import BootRecord, StationInfo
         from agent.link.supervisor import CsmsSession
 
         station = self.config.station
@@ -289,7 +289,7 @@ class Agent:
         )
         factory = _with_subprotocol(factory, adapter_cls.subprotocol)
         self.session = CsmsSession(
-            self.config, adapter_factory=factory, settings=self.settings,
+            self.config, adapter_factory=factory, settings=self.settings, boot=BootRecord(self.store),
             on_frame=self.message_log.append, ticker=ticker, station_certificate=self.core.station_certificate,
             network=self.core.network, trust=self._csms_trust, on_security_event=self._security_event,
         )

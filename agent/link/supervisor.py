@@ -2,7 +2,7 @@
 
 One connection at a time. Each connection gets a fresh protocol adapter (the
 library's ChargePoint is per connection); what must outlive a connection (the
-settings, the clock, the outbox) lives outside it.
+settings, the clock, the outbox, the boot the CSMS accepted) lives outside it.
 """
 
 from __future__ import annotations
@@ -35,8 +35,12 @@ class CsmsSession:
         network=None,
         trust: Callable[[str], str] | None = None,
         on_security_event: Callable[[str, str], None] | None = None,
+        boot=None,
     ):
         self._config = config
+        # agent.protocol.common.boot.BootRecord: handed to every adapter, so that a reconnection resumes on
+        # the boot the CSMS accepted instead of booting again; told when the agent stops on purpose.
+        self._boot = boot
         # agent.core.management.station_certificate.StationCertificate: the CSMS-signed client certificate, if any.
         self._station_certificate = station_certificate
         # agent.core.management.network.NetworkProfiles: which URL and security profile to use (None: the config's).
@@ -102,10 +106,10 @@ class CsmsSession:
     async def _serve(self, connection: WebSocketConnection) -> None:
         self.connection = connection
         profile = self._network.current() if self._network is not None else None
+        options = {"boot": self._boot} if self._boot is not None else {}
         if profile is not None:  # the profile's messageTimeout (slot 0: the config's response_timeout_s)
-            self.adapter = self._adapter_factory(connection, response_timeout_s=profile.message_timeout_s)
-        else:
-            self.adapter = self._adapter_factory(connection)
+            options["response_timeout_s"] = profile.message_timeout_s
+        self.adapter = self._adapter_factory(connection, **options)
         self.connected.set()
         log.info("connected to %s (%s)", display_url(connection.url), connection.subprotocol)
         try:
@@ -175,7 +179,10 @@ class CsmsSession:
             close()
 
     async def stop(self) -> None:
-        """Close the connection with a close frame; ``run()`` then returns."""
+        """Close the connection with a close frame; ``run()`` then returns. A stop on purpose: the next
+        start boots with LocalReset (unless a reset or an install set its reason)."""
         self._stopping = True
+        if self._boot is not None:
+            self._boot.controlled_stop()
         if self.connection is not None:
             await self.connection.close()

@@ -62,13 +62,13 @@ async def test_session_rejected_sends_nothing_else_and_retries(tmp_path, csms16)
         assert agent.session.adapter.registration == "Rejected"
 
 
-async def test_session_reconnects_and_boots_again_after_connection_loss(tmp_path, csms16):
+async def test_session_reconnects_after_connection_loss_without_booting_again(tmp_path, csms16):
     async with running_agent(agent_config(tmp_path, csms16.url)) as agent:
-        await csms16.wait_for_call("BootNotification")
+        await csms16.wait_for_call("StatusNotification")  # the boot was accepted
         await csms16.drop_connections()
-        await csms16.wait_for_call("BootNotification", count=2, timeout=6)
-        assert csms16.connections == 2
-        await wait_until(lambda: agent.session.connected.is_set())
+        await csms16.wait_for(lambda: csms16.connections == 2 and "CP1" in csms16.stations, timeout=6)
+        await wait_until(lambda: agent.session.connected.is_set() and agent.session.adapter.resumed)
+        assert len(csms16.calls("BootNotification")) == 1  # a reconnection is no reboot (tests/e2e/test_boot.py)
 
 
 async def test_session_survives_csms_restart(tmp_path):
@@ -82,7 +82,7 @@ async def test_session_survives_csms_restart(tmp_path):
         restarted = CsmsSimulator(behaviour=CsmsBehaviour(heartbeat_interval=30))
         await restarted.start(port=port)
         try:
-            await restarted.wait_for_call("BootNotification", timeout=8)
+            await restarted.wait_for_station("CP1", timeout=8)  # back, on the boot accepted before
         finally:
             await restarted.stop()
 

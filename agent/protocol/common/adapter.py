@@ -24,6 +24,7 @@ from ocpp.messages import Call, CallResult
 from agent.runtime.clock import Clock
 from agent.errors import CallAborted, CallErrorReceived, CallTimeout, ConnectionLost, InvalidResponse
 from agent.protocol.common import rpc
+from agent.protocol.common.boot import BootRecord
 from agent.protocol.common.case_keys import to_camel, to_snake
 from agent.protocol.common.handlers import SharedHandlers
 from agent.protocol.common.outbox import OutboxSender
@@ -75,6 +76,7 @@ class AdapterBase(Registration, SharedHandlers):
         response_timeout_s: float = 30.0,
         ticker=None,
         core=None,
+        boot: BootRecord | None = None,
     ):
         super().__init__(station_id, connection, response_timeout=response_timeout_s, logger=log)
         self.station = station
@@ -89,6 +91,9 @@ class AdapterBase(Registration, SharedHandlers):
         self._closed = asyncio.Event()
         self._gate = ReplyGate()  # the station's CALLs wait while a CSMS request is answered
         self.core = core  # agent.core.services.CoreServices, or None for a bare protocol session
+        self.boot_record = boot  # this process's boot (None: every connection boots)
+        self.resumed = False  # this connection resumed on a boot accepted earlier, without a BootNotification
+        self._boot_trigger = asyncio.Event()  # TriggerMessage(BootNotification) while not yet accepted
 
     # ----------------------------------------------------------- reading
 
@@ -288,7 +293,8 @@ class AdapterBase(Registration, SharedHandlers):
     # ------------------------------------------------- the core, on this connection
 
     async def on_accepted(self) -> None:
-        """Registration accepted: report every status, deliver the outbox, authorize online."""
+        """Registration accepted (or resumed): report the statuses (after a boot every one, after a resume
+        those that changed offline), deliver the outbox, authorize online."""
         core = self.core
         if core is None:
             return
@@ -299,8 +305,11 @@ class AdapterBase(Registration, SharedHandlers):
         self._outbox = OutboxSender(core.store, settings=self.settings, codec=codec, call=self.call)
         core.station.attach_port(self)
         core.authorizer.online = self._authorize_online
-        for evse_id, (status, error) in sorted(core.station.current_statuses().items()):
-            self.status_changed(evse_id, status, error)
+        if self.resumed:
+            self.resend_changed_statuses()
+        else:
+            for evse_id, (status, error) in sorted(core.station.current_statuses().items()):
+                self.status_changed(evse_id, status, error)
         self.spawn(self._outbox.run(), name="outbox")
 
     def on_disconnected(self) -> None:

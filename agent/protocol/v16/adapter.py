@@ -182,6 +182,9 @@ class Ocpp16Adapter(CertificateHandlers16, FirmwareHandlers16, DiagnosticsHandle
         return call_result.ExtendedTriggerMessage(status="Accepted")
 
     async def _trigger_BootNotification(self, connector_id: int | None) -> None:  # noqa: N802 (action name)
+        if self.registration != "Accepted":
+            self.trigger_boot()  # Pending: the registration's next BootNotification goes now
+            return
         try:
             response = await self.call(self.boot_notification_request())
         except (CallTimeout, CallErrorReceived, InvalidResponse) as exc:

@@ -18,12 +18,13 @@ from agent.core.charging.reservations import Reservation
 from agent.runtime.clock import unix_time
 from agent.core.charging.model import ConnectorStatus, IdTokenInfo, MeterSample, StopReason
 from agent.protocol.common.adapter import AdapterBase
+from agent.protocol.common.boot import REMOTE_RESET, SCHEDULED_RESET
 from agent.protocol.common.status_reports import StatusReporting
 from agent.protocol.v201.certificates import CertificateHandlers201
 from agent.protocol.v201.device_model import DeviceModelHandlers
 from agent.protocol.v201.diagnostics import DiagnosticsHandlers201
 from agent.protocol.v201.display import DisplayHandlers201
-from agent.protocol.v201.firmware import BOOT_REASON_KEY, FirmwareHandlers201
+from agent.protocol.v201.firmware import FirmwareHandlers201
 from agent.protocol.v201.local_list import LocalListHandlers201
 from agent.protocol.v201.monitoring import MonitoringHandlers201
 from agent.protocol.v201.network import NetworkHandlers201
@@ -69,8 +70,8 @@ class Ocpp201Adapter(CertificateHandlers201, DeviceModelHandlers, FirmwareHandle
     # ------------------------------------------------------------ registration
 
     def boot_notification_request(self) -> call.BootNotification:
-        """BootNotification with the station's identity and why it booted (a reset is remembered)."""
-        reason = (self.core.store.get(BOOT_REASON_KEY) if self.core else None) or "PowerUp"
+        """BootNotification with the station's identity and why it booted (``boot_reason``)."""
+        reason = self.boot_reason()
         return call.BootNotification(
             charging_station=datatypes.ChargingStationType(
                 vendor_name=self.station.vendor[:50],
@@ -82,10 +83,8 @@ class Ocpp201Adapter(CertificateHandlers201, DeviceModelHandlers, FirmwareHandle
         )
 
     async def on_accepted(self) -> None:
-        """The boot reason has been told; then the shared start (statuses, outbox, Authorize), and the
-        hardware problems present now (raised while offline, or before the first connection)."""
-        if self.core is not None:
-            self.core.store.delete(BOOT_REASON_KEY)
+        """The shared start (statuses, outbox, Authorize), and the hardware problems present now (raised
+        while offline, or before the first connection)."""
         await super().on_accepted()
         if self.core is not None:
             self._report_active_faults()
@@ -219,9 +218,10 @@ class Ocpp201Adapter(CertificateHandlers201, DeviceModelHandlers, FirmwareHandle
                 view = station.evse(evse_id)  # a reset EVSE reports its connector as after power-up
                 self.report_status(evse_id, view.status, view.error, force=True)
             return
-        if type == "OnIdle":
+        scheduled = type == "OnIdle" and station.busy()  # answered Scheduled: it waits for the transactions
+        if scheduled:
             await station.wait_until_idle()
-        self.core.store.put(BOOT_REASON_KEY, "RemoteReset")
+        self.set_next_boot_reason(SCHEDULED_RESET if scheduled else REMOTE_RESET)
         await station.prepare_reset(StopReason.SOFT_RESET)
         self.core.request_reset(False)
 
@@ -243,7 +243,10 @@ class Ocpp201Adapter(CertificateHandlers201, DeviceModelHandlers, FirmwareHandle
         if evse_id is not None and not self.core.station.has_evse(evse_id):
             return call_result.TriggerMessage(status="Rejected")
         if requested_message == "BootNotification":
-            return call_result.TriggerMessage(status="Rejected")  # once accepted, refused (F06.FR.17)
+            if self.registration == "Accepted":
+                return call_result.TriggerMessage(status="Rejected")  # once accepted, refused (F06.FR.17)
+            self.trigger_boot()  # Pending: the next BootNotification goes now, reason Triggered
+            return call_result.TriggerMessage(status="Accepted")
         if requested_message == "TransactionEvent" and not self.core.station.busy(evse_id):
             return call_result.TriggerMessage(status="Rejected")  # no ongoing transaction to report
         send = getattr(self, f"_trigger_{requested_message}", None)

@@ -19,14 +19,11 @@ from ocpp.v201.enums import Action
 
 from agent.core.management import firmware as fw
 from agent.core.management.firmware import firmware_job
+from agent.protocol.common.boot import FIRMWARE_UPDATE
+from agent.protocol.common.boot import NEXT_REASON_KEY as BOOT_REASON_KEY  # the boot reason a restart gives
 from agent.protocol.common.firmware import FirmwareJobHandlers
 
 log = logging.getLogger("agent.ocpp201")
-
-#: The store key the 2.0.1 adapter reads its next boot reason from (``agent.protocol.v201.adapter``
-#: imports it from here: a reset and a firmware update both set it).
-BOOT_REASON_KEY = "ocpp201:boot_reason"
-FIRMWARE_UPDATE = "FirmwareUpdate"
 
 
 class FirmwareHandlers201(FirmwareJobHandlers):

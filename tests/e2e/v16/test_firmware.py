@@ -107,8 +107,9 @@ async def test_install_that_rebooted_is_reported_installed_once_at_the_next_star
         await csms.wait_for(lambda: firmware_statuses(csms) == ["Installed"])
         assert agent_.store.get(STORE_KEY) is None
         await csms.drop_connections()  # a reconnection does not report it again
-        await csms.wait_for_call("BootNotification", count=2, timeout=10)
-        await reach_status(csms, "Available")
+        await csms.wait_for(lambda: csms.connections == 2 and "CP1" in csms.stations, timeout=10)
+        await csms.call("CP1", call16.TriggerMessage(requested_message="Heartbeat"))  # after the resumed start
+        await csms.wait_for_call("Heartbeat")
         assert firmware_statuses(csms) == ["Installed"]
         await job.close()
 

@@ -139,7 +139,7 @@ async def test_core201_graceful_stop_ends_with_reboot_and_boot_reason(tmp_path, 
     async with running_agent(cfg):
         await csms.wait_for(lambda: events(csms)[-1]["eventType"] == "Ended")
         assert events(csms)[-1]["transactionInfo"]["stoppedReason"] == "Reboot"
-        assert csms.calls("BootNotification")[-1].payload["reason"] == "PowerUp"
+        assert csms.calls("BootNotification")[-1].payload["reason"] == "LocalReset"  # a controlled stop
 
 
 async def test_core201_get_and_set_variables_share_the_1_6_store(tmp_path, csms):
@@ -195,7 +195,7 @@ async def test_core201_basic_auth_password_change_applies_next_connection_and_is
             assert get.get_variable_result[0]["attribute_status"] == "Rejected"  # write-only
             sim.behaviour.password = new  # the CSMS switches over
             await sim.drop_connections()
-            await sim.wait_for_call("BootNotification", count=2, timeout=8)
+            await sim.wait_for(lambda: sim.connections == 2 and "CP1" in sim.stations, timeout=8)
         frames = MessageLog(tmp_path / "data" / "messages.sqlite").query(limit=None)
         assert not any(new in f.frame for f in frames)
         assert new not in caplog.text

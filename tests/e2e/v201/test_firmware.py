@@ -13,7 +13,7 @@ from agent.core.management.security_events import (
     INVALID_FIRMWARE_SIGNATURE,
     INVALID_FIRMWARE_SIGNING_CERTIFICATE,
 )
-from agent.protocol.v201 import adapter as v201, firmware as v201_firmware
+from agent.protocol.v201 import firmware as v201_firmware
 from tests.harness import agent_config, running_agent, wait_until
 from tests.harness.certificates import install_root, make_root, make_signer
 from tests.harness.firmware import firmware_type, marker_installer, security_event_types, wire
@@ -184,11 +184,12 @@ async def test_install_that_reboots_boots_with_reason_firmware_update(tmp_path, 
         assert csms.calls("BootNotification")[-1].payload["reason"] == "FirmwareUpdate"
         await csms.wait_for(lambda: FIRMWARE_UPDATED in security_event_types(agent_, csms))
         assert agent_.store.get(STORE_KEY) is None and not image_files(agent_)
-        assert agent_.store.get(v201.BOOT_REASON_KEY) is None
-        await csms.drop_connections()  # a reconnection neither reports it again nor repeats the reason
-        await csms.wait_for_call("BootNotification", count=3, timeout=10)
-        await csms.wait_for(lambda: csms.calls("StatusNotification")[-1].payload["connectorStatus"] == "Available")
-        assert csms.calls("BootNotification")[-1].payload["reason"] == "PowerUp"
+        assert agent_.store.get(v201_firmware.BOOT_REASON_KEY) is None
+        await csms.drop_connections()  # a reconnection neither boots again nor reports it again
+        await csms.wait_for(lambda: csms.connections == 3 and "CP1" in csms.stations, timeout=10)
+        await csms.call("CP1", call201.TriggerMessage(requested_message="Heartbeat"))  # after the resumed start
+        await csms.wait_for_call("Heartbeat")
+        assert len(csms.calls("BootNotification")) == 2
         assert [s for s, _ in statuses(csms)].count("Installed") == 1
         assert security_event_types(agent_, csms).count(FIRMWARE_UPDATED) == 1
 
@@ -207,7 +208,7 @@ async def test_restart_with_the_install_scheduled_resumes_without_downloading_ag
         assert (await final_status(csms))[4:] == [(s, 11) for s in (
             "Downloaded", "SignatureVerified", "InstallScheduled", "Installing", "Installed")]
         assert marker.read_bytes() == IMAGE and not image_files(agent_)
-        assert [r.payload["reason"] for r in csms.calls("BootNotification")] == ["PowerUp", "PowerUp"]
+        assert [r.payload["reason"] for r in csms.calls("BootNotification")] == ["PowerUp", "LocalReset"]
 
 
 async def test_restart_with_the_download_scheduled_reports_it_again(tmp_path, csms, http_server):

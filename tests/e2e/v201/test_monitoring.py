@@ -285,16 +285,15 @@ async def test_monitoring_queues_severe_events_while_offline(tmp_path, csms):
         [severe, mild] = await set_monitors(
             csms, data("EVSE", "Voltage", "UpperThreshold", 240, evse=1, instance="L1-N", severity=3),
             data("EVSE", "Voltage", "UpperThreshold", 241, evse=1, instance="L1-N", severity=7))
-        boots = len(csms.calls("BootNotification"))
-        # Hold the reconnected station unregistered (Pending, asking again every second) for a moment.
-        csms.behaviour.boot_status, csms.behaviour.heartbeat_interval = "Pending", 1
+        # Hold the station offline for a moment: the CSMS refuses its connections (HTTP 401).
+        csms.behaviour.password = "not-the-stations-password"
         await csms.drop_connections()
-        await wait_until(lambda: len(csms.calls("BootNotification")) > boots, timeout=4)
+        await wait_until(lambda: not agent.session.connected.is_set(), timeout=4)
         set_voltage(agent, 250)
         assert await agent.sampler.sample_now(1, ["Voltage"], context="Other") is not None  # a reading, offline
         assert not of_monitor(csms, severe["id"])
-        csms.behaviour.boot_status, csms.behaviour.heartbeat_interval = "Accepted", 300
-        await wait_until(lambda: of_monitor(csms, severe["id"]), timeout=4)
+        csms.behaviour.password = None  # back: the station reconnects and resumes its registration
+        await wait_until(lambda: of_monitor(csms, severe["id"]), timeout=6)
         assert not of_monitor(csms, mild["id"])  # severity 7 > OfflineQueuingSeverity 4: dropped
 
 
