@@ -80,6 +80,9 @@ async def test_ordering_16_every_request_with_follow_ups_is_answered_first(tmp_p
                    "SecurityEventNotification")
         await step(csms, h16.update(CLOSED_PORT_URL + "fw.bin", retries=1), "FirmwareStatusNotification",
                    until=lambda: "DownloadFailed" in h16.firmware_statuses(csms))
+        await step(csms, call16.SignedUpdateFirmware(request_id=4, firmware={
+            "location": CLOSED_PORT_URL + "fw.bin", "retrieve_date_time": format_iso(time.time()),
+            "signing_certificate": "not a certificate", "signature": "AAAA"}), "SecurityEventNotification")
         await step(csms, call16.GetDiagnostics(location=CLOSED_PORT_URL, retries=1), "DiagnosticsStatusNotification",
                    until=lambda: "UploadFailed" in h16.diagnostics_statuses(csms))
         await step(csms, call16.GetLog(log={"remote_location": CLOSED_PORT_URL}, log_type="DiagnosticsLog",
