@@ -11,6 +11,7 @@
 - :mod:`tests.harness.fakes`: small stand-ins for the agent's parts (``MemoryStore``).
 - :mod:`tests.harness.storage`: a full data_dir (a tmpfs mounted by the test, filled), one storage fault
   measured against a charging agent, and what reached the CSMS.
+- :mod:`tests.harness.faketime`: the real daemon on a board clock made wrong and stepped with libfaketime.
 
 Fixtures (a started CSMS simulator, a state store...) live in the conftest.py files.
 """

@@ -18,7 +18,8 @@ from importlib import metadata
 from pathlib import Path
 
 FIGURES_ENV = "RELIABILITY_FIGURES"
-PARTS = ("power_cuts", "network_faults", "fuzzing", "hardware_faults", "security", "soak")
+PARTS = ("power_cuts", "network_faults", "fuzzing", "hardware_faults", "storage_faults", "clock_faults",
+         "security", "soak")
 
 
 class Figures:

@@ -18,6 +18,8 @@ TITLES = {
     "network_faults": "Network faults",
     "fuzzing": "Protocol fuzzing",
     "hardware_faults": "Hardware faults",
+    "storage_faults": "Storage faults",
+    "clock_faults": "Clock faults",
     "security": "Security",
     "soak": "Soak",
 }
@@ -177,6 +179,64 @@ def _hardware(figures: dict) -> list[str]:
     ]
 
 
+def _storage(figures: dict) -> list[str]:
+    rows, ok, total = [], True, 0
+    for name, f in figures.items():
+        cycles, sigterm = f["cycles"], f["sigterm"]
+        total += len(cycles)
+        refused = sum(c["start_refused"] and c["tap_refused_on_display"] and not c["refused_tap_closed_contactor"]
+                      for c in cycles)
+        kept = sum(c["kept_charging"] for c in cycles)
+        ok = ok and refused == kept == len(cycles) and all(c["held_after"] == 0 for c in cycles) \
+            and f["duplicated"] == 0 and f["in_order"] and f["largest_gap_s"] < 1.9 \
+            and sigterm["exit_status"] == 0 and sigterm["outputs_safe_logged"] and not sigterm["traceback"]
+        rows.append([name, len(cycles), _runs([c["reported_s"] for c in cycles]),
+                     _runs([c["cleared_s"] for c in cycles]), refused, kept, max(c["held"] for c in cycles),
+                     f["records"], f["duplicated"], f["in_order"], f["largest_gap_s"], sigterm["exit_status"],
+                     sigterm["outputs_safe_logged"] and not sigterm["traceback"]])
+    return [
+        "data_dir is a real tmpfs (8 MiB) filled to its last byte by a file while an in-process agent charges on "
+        "EVSE 1 (meter values every second) and EVSE 2 waits plugged; the file is deleted after 2.5 s of charging "
+        "on, and again, cycle after cycle, in one session. Each cycle: the fault must reach the CSMS without the "
+        "disk (1.6 StatusNotification InternalError on connector 0, 2.0.1 NotifyEvent), a card at EVSE 2 must be "
+        "refused on the display with no contactor closing, EVSE 1 must charge on with its records held in memory, "
+        "and the fault must clear by itself once the space is back. Then every record of the session must reach "
+        "the CSMS exactly once, in order, with no sample of the faults missing (largest gap between samples under "
+        "1.9 s). Last, the real daemon charging, data_dir filled, SIGTERM.",
+        "",
+        f"**{total} full disks**. Goal: reported, no start, charging on, cleared by itself, delivered exactly once "
+        f"in order, SIGTERM exits 0 with outputs safe: {_goal(ok)}.",
+        "",
+        *_table(["run", "cycles", "fill to fault reported (s)", "space back to fault cleared (s)",
+                 "taps refused", "kept charging", "records held at most", "records delivered", "duplicated",
+                 "in order", "largest gap between samples (s)", "SIGTERM exit status", "outputs safe, no traceback"],
+                rows),
+    ]
+
+
+def _clock(figures: dict) -> list[str]:
+    rows, ok = [], True
+    for name, f in figures.items():
+        for s in f["scenarios"]:
+            ok = ok and max(abs(s["start_error_s"]), abs(s["end_error_s"])) <= 10 \
+                and s["setting_system_time_events"] == s["expected_events"] and not s["traceback"]
+            rows.append([f["version"], s["scenario"], f"{s['board_error_s'] / 86400:g} days", s["start_error_s"],
+                         s["end_error_s"], f"{s['setting_system_time_events']} (expected {s['expected_events']})"])
+    return [
+        "The real daemon under libfaketime, its board clock 3 days wrong, as a Raspberry Pi without an RTC boots: "
+        "stepped to the right time by NTP after the CSMS set the time; a session while the CSMS is unreachable "
+        "before the first synchronisation, sent once it comes up; set back 3 days by a user after the "
+        "synchronisation. Error: the time the CSMS received for the start (end) of the session minus the true "
+        "time of plug-in (unplug).",
+        "",
+        f"Goal: every received time within 10 s of the truth, a correction over a minute reported once as "
+        f"SettingSystemTime: {_goal(ok)}.",
+        "",
+        *_table(["version", "board clock", "board error", "start error (s)", "end error (s)",
+                 "SettingSystemTime events"], rows),
+    ]
+
+
 def _security(figures: dict) -> list[str]:
     refusals = [f for name, f in figures.items() if "refusal" in name]
     rows = [[f["case"], f["version"], f["refused"], f["reason_reported"], f["attempts"], f["stayed_up"],
@@ -274,7 +334,8 @@ def render(data: dict) -> str:
         *_outcomes(data.get("outcomes", [])),
     ]
     sections = {"power_cuts": _power_cuts, "network_faults": _network, "fuzzing": _fuzzing,
-                "hardware_faults": _hardware, "security": _security, "soak": _soak}
+                "hardware_faults": _hardware, "storage_faults": _storage, "clock_faults": _clock,
+                "security": _security, "soak": _soak}
     for part, title in TITLES.items():
         figures = _figures(parts, part)
         if not figures:

@@ -28,6 +28,14 @@ def run() -> dict:
     figures.record("hardware_faults", "full 1.6 rcd-trip", version="1.6", fault="rcd-trip", phases=[
         {"phase": "charging", "reported": "Faulted GroundFailure", "after_clear": "Available NoError",
          "notify_event": None, "outputs_safe": True, "stop_reason": "Other", "recovered": True}])
+    cycle = {"reported_s": 0.3, "start_refused": True, "tap_refused_on_display": True,
+             "refused_tap_closed_contactor": False, "kept_charging": True, "held": 5, "cleared_s": 2.1, "held_after": 0}
+    figures.record("storage_faults", "full 1.6", version="1.6", cycles=[cycle, cycle], records=30, duplicated=0,
+                   in_order=True, largest_gap_s=1.1, sigterm={"charging_before": True, "exit_status": 0,
+                                                              "outputs_safe_logged": True, "traceback": False})
+    figures.record("clock_faults", "full 2.0.1", version="2.0.1", scenarios=[
+        {"scenario": "stepped 3 days after the sync", "board_error_s": 259200, "start_error_s": 0.2,
+         "end_error_s": 0.1, "setting_system_time_events": 1, "expected_events": 1, "traceback": False}])
     figures.record("security", "full refusal expired_certificate 1.6", case="expired_certificate", version="1.6",
                    refused=True, reason_reported=True, attempts=2, stayed_up=True, clean_exit=True,
                    password_in_journal=False)
@@ -46,10 +54,13 @@ def run() -> dict:
 
 def test_report_renders_every_part_against_its_goal(run):
     page = render(run)
-    for title in ("Power cuts", "Network faults", "Protocol fuzzing", "Hardware faults", "Security", "Soak"):
+    for title in ("Power cuts", "Network faults", "Protocol fuzzing", "Hardware faults", "Storage faults",
+                  "Clock faults", "Security", "Soak"):
         assert f"## {title}" in page
     assert "NOT MET" not in page and page.count(": met") >= 4
     assert "**3 SIGKILLs**" in page and "**2 faults injected, 2 recovered**" in page
+    assert "**2 full disks**" in page and "| full 1.6 | 2 | 0.3 ×2 | 2.1 ×2 | 2 | 2 | 5 | 30 | 0 | yes | 1.1 | 0 | yes |" in page
+    assert "| 2.0.1 | stepped 3 days after the sync | 3 days | 0.2 | 0.1 | 1 (expected 1) |" in page
     assert "- bug: the thing breaks (`test_bug[1.6]`)" in page
     assert "Machine: " in page and "Software: " in page
     assert "Tests: passed 1, xfailed 1." in page
@@ -58,9 +69,11 @@ def test_report_renders_every_part_against_its_goal(run):
 def test_report_says_which_goal_was_missed_and_what_did_not_run(run):
     missed = copy.deepcopy(run)
     missed["parts"]["power_cuts"]["full 1.6"]["lost"] = 1
+    missed["parts"]["storage_faults"]["full 1.6"]["sigterm"]["exit_status"] = 1
     del missed["parts"]["soak"]
     page = render(missed)
     assert "**NOT MET**" in page.split("## Power cuts")[1].split("##")[0]
+    assert "**NOT MET**" in page.split("## Storage faults")[1].split("##")[0]
     assert "## Soak\n\nNot run." in page
 
 
