@@ -1,4 +1,4 @@
-"""Adapter base shared by the OCPP 1.6J and 2.0.1 adapters.
+"""Adapter base shared by the OCPP 1.6J, 2.0.1 and 2.1 adapters.
 
 It sits in front of the `ocpp` library's ``ChargePoint`` and owns the OCPP-J
 RPC layer: frame parsing with correct CALLERRORs (see ``rpc``), one outstanding
@@ -119,6 +119,9 @@ class AdapterBase(Registration, SharedHandlers):
         if frame.message_type == 2:
             await self._dispatch_call(frame)
             return
+        if frame.message_type in rpc.unanswered_types(self.ocpp_version):
+            self.unanswered_frame(frame)  # 2.1's CALLRESULTERROR and SEND: never answered
+            return
         future = self._pending.get(frame.message_id)
         if future is None or future.done():
             log.warning("dropping reply with unknown message id %.40r", frame.message_id)
@@ -145,6 +148,10 @@ class AdapterBase(Registration, SharedHandlers):
             waiting, self._after_reply = self._after_reply, None
             for callback in waiting:
                 callback()
+
+    def unanswered_frame(self, frame: Frame) -> None:
+        """A frame of a type that is never answered (2.1: CALLRESULTERROR, SEND); the version handles it."""
+        log.warning("dropping message of type %d %.40r", frame.message_type, frame.message_id)
 
     def after_reply(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` once the reply to the CALL being handled is on its way (now, if there is none).
@@ -389,6 +396,8 @@ def parse_frame(raw: str, version: str) -> Frame | None:
         return _parse_call(msg, message_id, version)
     if kind in (3, 4) and type(kind) is int:
         return _parse_reply(msg, message_id)
+    if kind in rpc.unanswered_types(version) and type(kind) is int:
+        return _parse_unanswered(msg, message_id)
     raise rpc.FrameError(message_id, rpc.error_code(version, "message_type"), f"message type {kind!r} is not supported")
 
 
@@ -413,4 +422,18 @@ def _parse_reply(msg: list, message_id: str | None) -> Frame | None:
         return Frame(4, message_id, error_code=msg[2], error_description=description,
                      payload=msg[4] if len(msg) == 5 else {})
     log.warning("dropping malformed reply %r", message_id)
+    return None
+
+
+def _parse_unanswered(msg: list, message_id: str | None) -> Frame | None:
+    """A 2.1 CALLRESULTERROR ``[5, id, code, description, details]`` or SEND ``[6, id, action, payload]``;
+    None for a malformed one, which is logged and dropped: neither kind may be answered."""
+    if message_id is not None and msg[0] == rpc.CALLRESULTERROR and len(msg) in (4, 5) and isinstance(msg[2], str):
+        return Frame(rpc.CALLRESULTERROR, message_id, error_code=msg[2],
+                     error_description=msg[3] if isinstance(msg[3], str) else "",
+                     payload=msg[4] if len(msg) == 5 else {})
+    if message_id is not None and msg[0] == rpc.SEND and len(msg) == 4 and isinstance(msg[2], str) \
+            and isinstance(msg[3], dict):
+        return Frame(rpc.SEND, message_id, action=msg[2], payload=msg[3])
+    log.warning("dropping malformed message of type %s: %.200s", msg[0], msg)
     return None

@@ -1,14 +1,19 @@
 """OCPP-J framing rules that differ between versions, and payload validation.
 
 The `ocpp` library (2.1.0) gets several of these wrong; we correct them here,
-once, for both adapters:
+once, for every adapter:
 
 * it answers an unknown action with NotSupported and a known action without a
   handler with NotImplemented: OCPP-J says the reverse;
 * on 1.6 it sends 2.0.1's spellings (FormatViolation, OccurrenceConstraint...);
 * a FormatViolation reply embeds the whole message and schema (~10 KB);
 * ``date-time`` formats are never checked;
-* invalid JSON gets no reply at all.
+* invalid JSON gets no reply at all;
+* 2.1: its MessageType knows neither SEND (6) nor CALLRESULTERROR (5), and a CALL
+  without a handler is dropped unanswered (our adapter base answers every CALL).
+
+Message type 6 (SEND) is validated against the schema named after the action alone
+(2.1's ``NotifyPeriodicEventStream.json``).
 """
 
 from __future__ import annotations
@@ -53,12 +58,19 @@ _CODES = {
         "generic": "GenericError",
     },
 }
+_CODES["2.1"] = _CODES["2.0.1"]  # 2.1's OCPP-J words its errors as 2.0.1 does
 
 # Error codes the library (or a handler) may raise, translated per version.
 _SPELLINGS = {
     "1.6": {"FormatViolation": "FormationViolation", "OccurrenceConstraintViolation": "OccurenceConstraintViolation"},
     "2.0.1": {"FormationViolation": "FormatViolation", "OccurenceConstraintViolation": "OccurrenceConstraintViolation"},
 }
+_SPELLINGS["2.1"] = _SPELLINGS["2.0.1"]
+
+#: 2.1's message types that are never answered: CALLRESULTERROR (the peer's error about one of our
+#: CALLRESULTs) and SEND (a CALL without a reply, [6, id, action, payload]). The library knows neither.
+CALLRESULTERROR, SEND = 5, 6
+_UNANSWERED = {"2.1": frozenset({CALLRESULTERROR, SEND})}
 
 MAX_DESCRIPTION = 200  # keep CALLERRORs small: a description, never the schema
 
@@ -71,6 +83,16 @@ def error_code(version: str, meaning: str) -> str:
 def spell_error_code(version: str, code: str) -> str:
     """Translate an error code to the spelling ``version`` uses."""
     return _SPELLINGS[version].get(code, code)
+
+
+def unanswered_types(version: str) -> frozenset[int]:
+    """The message types beyond CALL/CALLRESULT/CALLERROR that ``version`` has (none before 2.1)."""
+    return _UNANSWERED.get(version, frozenset())
+
+
+def send_frame(message_id: str, action: str, payload: dict) -> str:
+    """Serialize a 2.1 SEND: a CALL that is never answered."""
+    return json.dumps([SEND, message_id, action, payload], separators=(",", ":"))
 
 
 @dataclass(frozen=True)
