@@ -172,13 +172,17 @@ class MonitoringHandlers201:
         self._monitoring_reports[request_id] = groups
         return call_result.GetMonitoringReport(status="Accepted" if groups else "EmptyResultSet")
 
+    def monitor_report_entry(self, monitor) -> dict:
+        """One VariableMonitoringType of NotifyMonitoringReport (a hook: 2.1 adds a required field)."""
+        return {"id": monitor.id, "transaction": monitor.transaction, "value": monitor.value,
+                "type": monitor.type.value, "severity": monitor.severity}
+
     @after(Action.get_monitoring_report)
     async def after_get_monitoring_report(self, request_id: int, **_):
         """Send the report taken when the request was answered, split by ItemsPerMessage/BytesPerMessage."""
         groups = getattr(self, "_monitoring_reports", {}).pop(request_id, [])
         items = [{"component": entry.component.as_dict(), "variable": entry.variable_dict(),
-                  "variable_monitoring": [{"id": m.id, "transaction": m.transaction, "value": m.value,
-                                           "type": m.type.value, "severity": m.severity} for m in monitors]}
+                  "variable_monitoring": [self.monitor_report_entry(m) for m in monitors]}
                  for entry, monitors in groups]
         # The device model's parts and numbering (DeviceModelHandlers is a base of the same adapter).
         await self._send_in_parts(items, lambda part, **numbering: call.NotifyMonitoringReport(

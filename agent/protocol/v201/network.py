@@ -28,7 +28,7 @@ class NetworkHandlers201:
         network = self.core.network if self.core is not None else None
         if network is None:
             raise NotSupportedError(description="network profiles are not configured on this station")
-        problem = _unsupported(connection_data)
+        problem = self.network_profile_problem(connection_data)
         if problem is None:
             profile = ConnectionProfile(slot=configuration_slot, url=connection_data["ocpp_csms_url"],
                                         security_profile=connection_data["security_profile"],
@@ -43,10 +43,15 @@ class NetworkHandlers201:
                 status="Rejected", status_info={"reason_code": "InvalidNetworkConf", "additional_info": problem[:512]})
         return call_result.SetNetworkProfile(status="Accepted")
 
+    def network_profile_problem(self, data: dict) -> str | None:
+        """Why this station cannot use a NetworkConnectionProfile (a hook: 2.1 words the version differently)."""
+        return unsupported_profile(data)
 
-def _unsupported(data: dict) -> str | None:
-    """Why a NetworkConnectionProfile asks for something this station cannot do, or None."""
-    if data.get("ocpp_version") != "OCPP20":
+
+def unsupported_profile(data: dict, *, version_checked: bool = False) -> str | None:
+    """Why a NetworkConnectionProfile asks for something this station cannot do, or None (the OCPP version
+    is 2.0.1's unless ``version_checked``)."""
+    if not version_checked and data.get("ocpp_version") != "OCPP20":
         return f"this station speaks OCPP 2.0.1 only, not {data.get('ocpp_version')}"
     if data.get("ocpp_transport") != "JSON":
         return "only the JSON transport is supported"

@@ -1,0 +1,106 @@
+"""OCPP 2.1 adapter: the 2.0.1 adapter, subclassed, with only what 2.1 changes.
+
+2.1 (OCA, January 2025) extends 2.0.1: the same use cases with a few new fields, and new
+ones. This adapter speaks subprotocol ``ocpp2.1``, checks every payload against the 2.1
+schemas (``ocpp/v21/schemas``, both ways), types the CSMS's answers with ``ocpp.v21``, knows
+2.1's two unanswered frames (``frames``) and refines the 2.0.1 handlers where 2.1 widens a
+message (``smart_charging``, ``monitoring``, ``display``, ``network``, ``diagnostics``, ``codec``).
+
+A 2.1 action this station does not offer has no handler: the base answers it NotSupported
+(an action 2.1 does not know, NotImplemented), and ``not_offered`` says why for the PICS;
+nothing is answered Accepted that is not done.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from ocpp.routing import after, on
+from ocpp.v21 import call, call_result
+from ocpp.v21.enums import Action
+
+from agent.protocol.v201.adapter import Ocpp201Adapter
+from agent.protocol.v21.codec import TransactionCodec21
+from agent.protocol.v21.diagnostics import DiagnosticsHandlers21
+from agent.protocol.v21.display import DisplayHandlers21
+from agent.protocol.v21.frames import Frames21
+from agent.protocol.v21.monitoring import MonitoringHandlers21
+from agent.protocol.v21.network import NetworkHandlers21
+from agent.protocol.v21.smart_charging import NO_15118, NO_V2X, SmartChargingHandlers21
+
+log = logging.getLogger("agent.ocpp21")
+
+#: 2.1's SEND (never answered): the one action ocpp.v21's Action enum lacks.
+NOTIFY_PERIODIC_EVENT_STREAM = "NotifyPeriodicEventStream"
+
+_TARIFFS = "not yet: tariffs and local cost calculation are planned"
+_STREAMS = "not yet: periodic event streams are planned"
+_DYNAMIC = "not yet: dynamic charging profiles are planned"
+_PRIORITY = "not yet: priority charging is planned"
+_NO_DER = "needs DER control of an inverter, which an AC charger has not"
+_NO_PAYMENT = "needs a payment terminal, which this station has not"
+
+
+class Ocpp21Adapter(Frames21, DiagnosticsHandlers21, DisplayHandlers21, MonitoringHandlers21, NetworkHandlers21,
+                    SmartChargingHandlers21, Ocpp201Adapter):
+    """The Charging Station side of OCPP 2.1."""
+
+    ocpp_version = "2.1"
+    subprotocol = "ocpp2.1"
+    known_actions = frozenset(a.value for a in Action) | {NOTIFY_PERIODIC_EVENT_STREAM}
+    # The library's ChargePoint attributes: answers are typed with 2.1's call_result.
+    _call = call
+    _call_result = call_result
+    _ocpp_version = "2.1"
+
+    #: Station-initiated messages this adapter sends (read by `ocpp-agent pics`): 2.0.1's.
+    sends = Ocpp201Adapter.sends
+
+    #: Messages this station does not offer, and why (read by `ocpp-agent pics`).
+    not_offered = {
+        **Ocpp201Adapter.not_offered,
+        "GetCertificateChainStatus": NO_15118,
+        # Tariffs and local cost (I), periodic event streams (N), dynamic and priority charging (K):
+        # planned, and answered NotSupported until they work.
+        "SetDefaultTariff": _TARIFFS, "GetTariffs": _TARIFFS, "ClearTariffs": _TARIFFS,
+        "ChangeTransactionTariff": _TARIFFS,
+        "OpenPeriodicEventStream": _STREAMS, "GetPeriodicEventStream": _STREAMS,
+        "AdjustPeriodicEventStream": _STREAMS, "ClosePeriodicEventStream": _STREAMS,
+        NOTIFY_PERIODIC_EVENT_STREAM: _STREAMS,
+        "UpdateDynamicSchedule": _DYNAMIC, "PullDynamicScheduleUpdate": _DYNAMIC,
+        "UsePriorityCharging": _PRIORITY, "NotifyPriorityCharging": _PRIORITY,
+        # By design: what an AC charger without these parts cannot do.
+        "NotifyAllowedEnergyTransfer": NO_V2X, "AFRRSignal": NO_V2X,
+        "SetDERControl": _NO_DER, "GetDERControl": _NO_DER, "ClearDERControl": _NO_DER,
+        "ReportDERControl": _NO_DER, "NotifyDERAlarm": _NO_DER, "NotifyDERStartStop": _NO_DER,
+        "RequestBatterySwap": "a battery swap station's", "BatterySwap": "a battery swap station's",
+        "NotifySettlement": _NO_PAYMENT, "VatNumberValidation": _NO_PAYMENT,
+        "NotifyWebPaymentStarted": "ad hoc payment by QR code needs a display that can show one",
+    }
+
+    def transaction_codec(self, core) -> TransactionCodec21:
+        """2.1 TransactionEvent (2.0.1's and the operation mode) and SecurityEventNotification."""
+        return TransactionCodec21(journal=core.journal, authorizer=core.authorizer, station=core.station,
+                                  display=core.display_messages)
+
+    def id_token_info(self, result):
+        """As in 2.0.1; a driver tariff in the answer is logged as not applied (tariffs: not yet supported)."""
+        if getattr(result, "tariff", None):
+            log.warning("Authorize: the CSMS's tariff %s is not applied (not yet supported)",
+                        result.tariff.get("tariff_id"))
+        return super().id_token_info(result)
+
+    @on(Action.reset)
+    def on_reset(self, type: str, evse_id: int | None = None, **_):  # noqa: A002 (OCPP's name)
+        """Reset as in 2.0.1; ImmediateAndResume (keep the transactions across the restart) Rejected: not yet."""
+        if type == "ImmediateAndResume":
+            log.warning("Reset ImmediateAndResume refused: not yet supported")
+            return call_result.Reset(status="Rejected", status_info={
+                "reason_code": "UnsupportedParam", "additional_info": "ImmediateAndResume: not yet supported"})
+        return super().on_reset(type=type, evse_id=evse_id)
+
+    @after(Action.reset)
+    async def after_reset(self, type: str, evse_id: int | None = None, **_):  # noqa: A002 (OCPP's name)
+        """The 2.0.1 reset, but nothing after a refused ImmediateAndResume."""
+        if type != "ImmediateAndResume":
+            await super().after_reset(type=type, evse_id=evse_id)
