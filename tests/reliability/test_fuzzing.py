@@ -125,7 +125,7 @@ class FuzzBench:
         csms = CsmsSimulator(ocpp_version=self.version, behaviour=CsmsBehaviour(heartbeat_interval=300))
         await csms.start(port=port)
         try:
-            await csms.wait_for_call("StatusNotification", timeout=20)
+            await csms.wait_for_station("CP-FUZZ", timeout=20)  # a reconnection: it resumes, without a boot
             await self._normal_session(csms)
             self.normal_session = True
         finally:
