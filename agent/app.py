@@ -134,9 +134,9 @@ class Agent:
         self.core = CoreServices(station=self.station, authorizer=authorizer, journal=journal,
                                  configuration=ConfigurationService(self.settings), store=self.store,
                                  request_reset=self.request_reset, display_messages=display_messages,
-                                 # The device model is 2.0.1's view of the settings: a 1.6 agent never loads it.
+                                 # The device model is 2.0.1's and 2.1's view of the settings: a 1.6 agent never loads it.
                                  device_model=(self._device_model(display_messages)
-                                               if self.config.csms.ocpp_version == "2.0.1" else None),
+                                               if self.config.csms.ocpp_version != "1.6" else None),
                                  local_list=local_list, data_dir=Path(station_cfg.data_dir),
                                  certificates=certificates, station_certificate=StationCertificate(
                                      Path(station_cfg.data_dir) / "station-certificate", station_id=station_cfg.id,

@@ -10,6 +10,8 @@ import sys
 from agent import __version__
 from agent.config import DEFAULT_CONFIG_PATH
 
+OCPP_VERSIONS = ("1.6", "2.0.1", "2.1")  # what --ocpp accepts: csms.ocpp_version's choices
+
 
 def _config_path(args) -> str:
     return args.config or os.environ.get("OCPP_AGENT_CONFIG") or DEFAULT_CONFIG_PATH
@@ -116,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(func=cmd_check_config)
 
     demo = sub.add_parser("demo", help="embedded CSMS plus an agent on the mock HAL")
-    demo.add_argument("--ocpp", choices=("1.6", "2.0.1"), default="1.6")
+    demo.add_argument("--ocpp", choices=OCPP_VERSIONS, default="1.6")
     demo.add_argument("--interactive", action="store_true", help="keep running; drive it with `ocpp-agent sim`")
     demo.set_defaults(func=cmd_demo)
 
@@ -142,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     log.set_defaults(func=cmd_log)
 
     pics = sub.add_parser("pics", help="print the implementation statement")
-    pics.add_argument("--ocpp", choices=("1.6", "2.0.1"), default="1.6")
+    pics.add_argument("--ocpp", choices=OCPP_VERSIONS, default="1.6")
     pics.set_defaults(func=cmd_pics)
     return parser
 

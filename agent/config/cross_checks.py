@@ -43,7 +43,7 @@ def check_across_sections(values: dict) -> list[ConfigProblem]:
             if key in SETTINGS_BY_OCPP201 and SETTINGS_BY_OCPP201[key].name in _ONLY_201_BEHAVIOUR:
                 problems.append(ConfigProblem(f'ocpp201.variables."{key}"',
                                               "changes what a transaction is, which OCPP 1.6 cannot express; "
-                                              "remove it or set csms.ocpp_version = \"2.0.1\""))
+                                              "remove it or set csms.ocpp_version = \"2.0.1\" or \"2.1\""))
     return problems
 
 

@@ -53,7 +53,7 @@ class CsmsConfig:
     """[csms]: how to reach the Charging Station Management System."""
 
     url: str
-    ocpp_version: Literal["1.6", "2.0.1"] = "1.6"
+    ocpp_version: Literal["1.6", "2.0.1", "2.1"] = "1.6"  # subprotocol ocpp1.6, ocpp2.0.1 or ocpp2.1
     security_profile: Literal[0, 1, 2, 3] = 0
     password: str = ""
     ca_file: str = ""

@@ -65,6 +65,7 @@ FEATURE_PROFILES_MAX_ITEMS = len(FEATURE_PROFILES)
 GET_CONFIGURATION_MAX_KEYS = 100
 
 _SAME = object()  # SettingDef.default_201 when 2.0.1's default is 1.6's
+DEVICE_MODEL_VERSIONS = frozenset({"2.0.1", "2.1"})  # settings are the 2.0.1 device model's: default_201 applies
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,7 @@ class SettingDef:
 
     def default_for(self, ocpp_version: str | None) -> Any:
         """The default under ``ocpp_version`` (None: 1.6's)."""
-        return self.default if ocpp_version != "2.0.1" or self.default_201 is _SAME else self.default_201
+        return self.default if ocpp_version not in DEVICE_MODEL_VERSIONS or self.default_201 is _SAME else self.default_201
 
 
 def _check_phase_rotation(item: str) -> None:
@@ -403,7 +404,8 @@ class Settings:
         self._by_name = {s.name: s for s in self.catalog}
         self._computed = self._checked_computed(computed or {})
         self._values = {s.name: s.default_for(ocpp_version) for s in self.catalog}
-        self._following = {s.name: s.follows_16 for s in self.catalog if s.follows_16 and ocpp_version != "2.0.1"}
+        only_16 = ocpp_version not in DEVICE_MODEL_VERSIONS
+        self._following = {s.name: s.follows_16 for s in self.catalog if s.follows_16 and only_16}
         for name, value in (initial or {}).items():
             self._values[name] = coerce_setting(self.definition(name), value)
             self._following.pop(name, None)

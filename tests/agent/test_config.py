@@ -188,6 +188,15 @@ def test_config_connection_and_201_only_settings_are_refused_where_they_do_not_b
     assert "TxStartPoint" not in "\n".join(problems_of(tmp_path, ok))
 
 
+def test_config_ocpp_21_is_a_version_with_the_201_device_model(tmp_path):
+    text = MINIMAL.replace('url = "ws://127.0.0.1:9000/ocpp"',
+                           'url = "ws://127.0.0.1:9000/ocpp"\nocpp_version = "2.1"')
+    config = load_config(write(tmp_path, text + '[ocpp201.variables]\n"TxCtrlr.TxStartPoint" = "EVConnected"\n'))
+    assert config.csms.ocpp_version == "2.1"
+    assert "expected one of '1.6', '2.0.1', '2.1', got '2.2'" in "\n".join(
+        problems_of(tmp_path, text.replace('"2.1"', '"2.2"')))
+
+
 # -- names come from the HAL: driver tables and register-map files, never a list in the config --------------
 
 

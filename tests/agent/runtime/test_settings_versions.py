@@ -30,3 +30,11 @@ def test_settings_versions_2_0_1_intervals_are_independent():
     assert v201["tx_ended_interval_s"] == 0
     v201.set("tx_ended_interval_s", 120)
     assert (v201["meter_value_sample_interval_s"], v201["tx_ended_interval_s"]) == (10, 120)
+
+
+def test_settings_versions_2_1_has_the_2_0_1_defaults_and_independent_intervals():
+    v21 = Settings(MemoryStore(), ocpp_version="2.1", initial={"meter_value_sample_interval_s": 10})
+    assert (v21["tx_started_measurands"], v21["stop_txn_sampled_data"], v21["tx_ended_interval_s"]) == (
+        ENERGY, ENERGY, 0)
+    v21.set("meter_value_sample_interval_s", 15)  # 1.6 would tie the ended interval to it
+    assert v21["tx_ended_interval_s"] == 0
