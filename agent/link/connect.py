@@ -31,7 +31,7 @@ class TransportOptions:
     """Where and how to connect to the CSMS; checked by ``option_problems`` before any network use."""
 
     url: str                    # full URL including the station id path segment, ws:// or wss://
-    subprotocol: str            # "ocpp1.6" or "ocpp2.0.1"
+    subprotocol: str            # "ocpp1.6", "ocpp2.0.1" or "ocpp2.1" (the adapter's)
     station_id: str             # Basic-auth user name (profiles 1 and 2)
     security_profile: int = 0   # 0 plain, 1 Basic auth, 2 Basic auth over TLS, 3 mutual TLS
     password: str = field(default="", repr=False)  # repr=False: never shown in logs

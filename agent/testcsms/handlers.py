@@ -9,11 +9,16 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 
+from ocpp.exceptions import OCPPError
+from ocpp.messages import get_validator
 from ocpp.routing import on
 from ocpp.v16 import ChargePoint as _Cp16
 from ocpp.v16 import call_result as r16
 from ocpp.v201 import ChargePoint as _Cp201
 from ocpp.v201 import call_result as r201
+from ocpp.v21 import call as c21
+from ocpp.v21 import call_result as r21
+from ocpp.v21.enums import Action as Action21
 
 
 def now_iso() -> str:
@@ -206,3 +211,59 @@ class Csms201ChargePoint(_Recording, _Cp201):
     @on("NotifyCustomerInformation")
     def on_notify_customer_information(self, **_):
         return r201.NotifyCustomerInformation()
+
+
+#: Every action OCPP 2.1 defines: its SEND NotifyPeriodicEventStream is the one ocpp.v21's Action lacks.
+ACTIONS_21 = frozenset(a.value for a in Action21) | {"NotifyPeriodicEventStream"}
+
+
+class Csms21ChargePoint(Csms201ChargePoint):
+    """The CSMS's view of one OCPP 2.1 charging station: the 2.0.1 answers (2.1 accepts them as they are),
+    checked against the library's 2.1 schemas both ways, and what the library (2.1.0) lacks for 2.1.
+
+    The library drops a SEND (type 6) and a CALLRESULTERROR (type 5) as not OCPP, and leaves a 2.1 CALL
+    without a handler unanswered; here a SEND is checked against its schema and recorded
+    (``CsmsSimulator.sends``), and such a CALL is answered NotSupported (an action 2.1 defines) or
+    NotImplemented (one it does not). Every CALL or SEND payload the schemas refuse is kept in
+    ``CsmsSimulator.schema_errors``, so a test can require there were none; a CALLRESULT they refuse
+    fails the test CSMS's ``call`` (the library checks it).
+    """
+
+    _call = c21
+    _call_result = r21
+    _ocpp_version = "2.1"
+
+    async def route_message(self, raw_msg):
+        try:
+            frame = json.loads(raw_msg)
+        except ValueError:
+            frame = None
+        if isinstance(frame, list) and frame and frame[0] in (5, 6):
+            await self._unanswered(frame)
+            return
+        await super().route_message(raw_msg)
+
+    async def _unanswered(self, frame: list) -> None:
+        if frame[0] == 6 and len(frame) == 4 and isinstance(frame[2], str):
+            try:
+                error = next(iter(get_validator(6, frame[2], "2.1").iter_errors(frame[3])), None)
+            except OSError:
+                error = f"{frame[2]} is not a 2.1 SEND"
+            if error is not None:
+                self.sim.schema_errors.append(f"SEND {frame[2]}: {getattr(error, 'message', error)}")
+            await self.sim.record_send(self.id, frame[2], frame[3], frame[1])
+        else:
+            self.sim.schema_errors.append(f"unexpected frame from the station: {frame!r:.200}")
+
+    async def _handle_call(self, msg):
+        if msg.action not in self.route_map:
+            known = msg.action in ACTIONS_21
+            code, detail = ("NotSupported", "not supported by the test CSMS") if known else \
+                ("NotImplemented", "not an OCPP 2.1 action")
+            await self._send(json.dumps([4, msg.unique_id, code, f"{msg.action} is {detail}", {}]))
+            return None
+        try:
+            return await super()._handle_call(msg)
+        except OCPPError as exc:  # the library's schema check refused the station's CALL: answered as it says
+            self.sim.schema_errors.append(f"{msg.action}: {exc.code} {exc.description}")
+            raise

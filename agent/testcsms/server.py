@@ -17,7 +17,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from agent.testcsms.handlers import Csms16ChargePoint, Csms201ChargePoint
+from agent.testcsms.handlers import Csms16ChargePoint, Csms21ChargePoint, Csms201ChargePoint
 
 log = logging.getLogger("agent.csms_sim")
 
@@ -46,7 +46,7 @@ class WireFrame:
             frame = json.loads(self.text)
         except ValueError:
             return None
-        return frame if isinstance(frame, list) and len(frame) >= 3 and frame[0] in (2, 3, 4) else None
+        return frame if isinstance(frame, list) and len(frame) >= 3 and frame[0] in (2, 3, 4, 5, 6) else None
 
 
 @dataclass
@@ -79,19 +79,28 @@ class _Station:
     task: asyncio.Task | None = None
 
 
+#: The subprotocol and the server-side ChargePoint of each OCPP version the simulator speaks.
+_VERSIONS = {"1.6": ("ocpp1.6", Csms16ChargePoint), "2.0.1": ("ocpp2.0.1", Csms201ChargePoint),
+             "2.1": ("ocpp2.1", Csms21ChargePoint)}
+
+
 class CsmsSimulator:
-    """A loopback CSMS speaking OCPP 1.6J or 2.0.1."""
+    """A loopback CSMS speaking OCPP 1.6J, 2.0.1 or 2.1."""
 
     def __init__(self, *, ocpp_version: str = "1.6", behaviour: CsmsBehaviour | None = None,
                  ssl_context: ssl.SSLContext | None = None,
                  on_frame: Callable[[str, str, str], None] | None = None):
         self.ocpp_version = ocpp_version
-        self.subprotocol = "ocpp1.6" if ocpp_version == "1.6" else "ocpp2.0.1"
+        self.subprotocol = _VERSIONS[ocpp_version][0]
         self.behaviour = behaviour or CsmsBehaviour()
         self.ssl_context = ssl_context
         #: on_frame(station_id, direction, text), direction "in" (from the station) or "out"
         self.on_frame = on_frame
         self.received: list[Received] = []
+        #: 2.1: every SEND a station sent (never answered), in order.
+        self.sends: list[Received] = []
+        #: 2.1: each CALL or SEND payload of a station that the 2.1 schemas refused (empty: all were valid).
+        self.schema_errors: list[str] = []
         #: Every frame of every connection, in order (see ``calls_before_answers``).
         self.frames: list[WireFrame] = []
         self.stations: dict[str, _Station] = {}
@@ -183,15 +192,16 @@ class CsmsSimulator:
             await self.notify()
 
     def _make_charge_point(self, station_id: str, connection):
-        if self.ocpp_version == "1.6":
-            cls = Csms16ChargePoint
-        else:
-            cls = Csms201ChargePoint
-        return cls(station_id, connection, simulator=self)
+        return _VERSIONS[self.ocpp_version][1](station_id, connection, simulator=self)
 
     async def record(self, station_id: str, action: str, payload: dict, message_id: str) -> None:
         """Remember a received CALL and wake waiters."""
         self.received.append(Received(station_id, action, payload, message_id))
+        await self.notify()
+
+    async def record_send(self, station_id: str, action: str, payload: dict, message_id: str) -> None:
+        """Remember a received SEND (2.1) and wake waiters."""
+        self.sends.append(Received(station_id, action, payload, message_id))
         await self.notify()
 
     async def notify(self) -> None:
@@ -228,6 +238,17 @@ class CsmsSimulator:
     async def send_raw(self, station_id: str, text: str) -> None:
         """Send any text frame to a station (for malformed-input tests)."""
         await self.stations[station_id].websocket.send(text)
+
+    async def send_callresult_error(self, station_id: str, message_id: str, code: str = "FormatViolation",
+                                    description: str = "refused by the test CSMS") -> None:
+        """2.1: tell a station its CALLRESULT to ``message_id`` could not be taken (a CALLRESULTERROR)."""
+        await self.send_raw(station_id, json.dumps([5, message_id, code, description, {}]))
+
+    def message_id_of_call(self, station_id: str, action: str) -> str | None:
+        """The message id of the last CALL of ``action`` this simulator sent to the station."""
+        ids = [frame[1] for f in self.frames if f.station_id == station_id and f.direction == "out"
+               and (frame := f.parsed()) is not None and frame[0] == 2 and frame[2] == action]
+        return ids[-1] if ids else None
 
 
 class _HookedConnection:
