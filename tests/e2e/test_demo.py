@@ -1,7 +1,7 @@
 """`ocpp-agent demo`: a whole charging session, on its own, in well under 30 s, exit 0.
 
 The full runs are slow-ish (~15 s each, mostly real meter-value intervals), so
-one module fixture starts all three at once: 1.6 and 2.0.1 into pipes (the
+one module fixture starts all four at once: 1.6, 2.0.1 and 2.1 into pipes (the
 plain line-by-line output, which these tests read) and 1.6 on a pseudo-terminal
 (the live panel).
 """
@@ -73,9 +73,9 @@ def run_on_pty(version: str) -> Run:
 
 @pytest.fixture(scope="module")
 def runs() -> dict[str, Run]:
-    with ThreadPoolExecutor(3) as pool:
+    with ThreadPoolExecutor(4) as pool:
         futures = {"1.6": pool.submit(run_plain, "1.6"), "2.0.1": pool.submit(run_plain, "2.0.1"),
-                   "tty": pool.submit(run_on_pty, "1.6")}
+                   "2.1": pool.submit(run_plain, "2.1"), "tty": pool.submit(run_on_pty, "1.6")}
         return {name: future.result() for name, future in futures.items()}
 
 
@@ -127,9 +127,11 @@ def test_demo_16_plays_a_whole_session(runs):
     assert_final_state(run.stdout)
 
 
-def test_demo_201_plays_a_whole_session(runs):
-    run = runs["2.0.1"]
+@pytest.mark.parametrize("version", ["2.0.1", "2.1"])
+def test_demo_201_plays_a_whole_session(runs, version):
+    run = runs[version]
     assert run.returncode == 0, run.stderr
+    assert run.stdout.startswith(f"OCPP {version}: embedded CSMS")
     assert run.seconds < LIMIT_S
     found = messages(run.stdout)
 

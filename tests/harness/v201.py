@@ -13,8 +13,9 @@ CARD = "04A1B2C3"
 
 
 def config(tmp_path, csms, **variables):
-    """A 2.0.1 agent config against ``csms`` that sends TransactionEvent updates every second."""
-    return agent_config(tmp_path, csms.url, ocpp_version="2.0.1",
+    """An agent config in ``csms``'s version (2.0.1, or 2.1 which extends it) that sends TransactionEvent
+    updates every second."""
+    return agent_config(tmp_path, csms.url, ocpp_version=csms.ocpp_version,
                         variables={"SampledDataCtrlr.TxUpdatedInterval": 1, **variables})
 
 

@@ -120,7 +120,7 @@ async def test_core201_offline_session_marked_offline_and_delivered(tmp_path, cs
         await asyncio.sleep(1.2)
         agent.hal.tap(CARD)
         await wait_until(lambda: agent.station.evses[1].transaction is None)
-        back = CsmsSimulator(ocpp_version="2.0.1")
+        back = CsmsSimulator(ocpp_version=csms.ocpp_version)
         await back.start(port=port)
         try:
             await back.wait_for(lambda: any(r.payload["eventType"] == "Ended" for r in back.calls("TransactionEvent")),

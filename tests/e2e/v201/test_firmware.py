@@ -23,7 +23,7 @@ UNSIGNED = None
 
 
 def config(tmp_path, csms):
-    return agent_config(tmp_path, csms.url, ocpp_version="2.0.1")
+    return agent_config(tmp_path, csms.url, ocpp_version=csms.ocpp_version)
 
 
 def with_installer(config_, argv):

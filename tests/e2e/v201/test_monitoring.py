@@ -16,7 +16,7 @@ CARD = "04A1B2C3"
 
 
 def config(tmp_path, csms, **variables):
-    return agent_config(tmp_path, csms.url, ocpp_version="2.0.1", variables=variables)
+    return agent_config(tmp_path, csms.url, ocpp_version=csms.ocpp_version, variables=variables)
 
 
 async def registered(csms):
