@@ -55,6 +55,7 @@ bench: test-venv
 docs: venv
 	$(BIN)/ocpp-agent pics --ocpp 1.6 > docs/PICS-1.6.md
 	$(BIN)/ocpp-agent pics --ocpp 2.0.1 > docs/PICS-2.0.1.md
+	$(BIN)/ocpp-agent pics --ocpp 2.1 > docs/PICS-2.1.md
 
 # Install as a systemd service (see README, "Installing on a Raspberry Pi"): `sudo make install`.
 # DESTDIR=/some/root stages into a tree; EXTRAS=pi (RPi.GPIO) or EXTRAS=pi5 (gpiod) adds GPIO support.
