@@ -2,7 +2,7 @@
 
 The fast check may only ever say "valid" where jsonschema does (rpc then skips
 jsonschema): a wrong True would let an invalid payload through. We check every
-keyword by hand, then run a differential test over every OCPP 1.6 and 2.0.1
+keyword by hand, then run a differential test over every OCPP 1.6, 2.0.1 and 2.1
 schema with hypothesis-generated payloads built from the schema itself (valid
 ones, and ones with one or many mistakes). The default run keeps a few examples
 per schema; ``make test-slow`` (marker ``slow``) runs many more, with big arrays.
@@ -29,7 +29,8 @@ from agent.protocol.common import fastschema, rpc
 
 D = decimal.Decimal
 SCHEMA_DIRS = {"1.6": Path(ocpp.__file__).parent / "v16" / "schemas",
-               "2.0.1": Path(ocpp.__file__).parent / "v201" / "schemas"}
+               "2.0.1": Path(ocpp.__file__).parent / "v201" / "schemas",
+               "2.1": Path(ocpp.__file__).parent / "v21" / "schemas"}
 SCHEMA_FILES = [(version, path) for version, folder in SCHEMA_DIRS.items() for path in sorted(folder.glob("*.json"))]
 
 
@@ -41,6 +42,8 @@ def key_of(version: str, path: Path) -> tuple[str, int, str]:
     if version == "2.0.1":
         assert name.endswith("Request"), name
         return version, 2, name[: -len("Request")]
+    if version == "2.1":  # its one SEND (NotifyPeriodicEventStream) has neither suffix
+        return (version, 2, name[: -len("Request")]) if name.endswith("Request") else (version, rpc.SEND, name)
     return version, 2, name
 
 
@@ -434,7 +437,7 @@ SETTINGS = dict(deadline=None, database=None, suppress_health_check=[
     HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much, HealthCheck.large_base_example])
 
 
-@pytest.mark.parametrize("key", KEYS, ids=lambda k: f"{k[0]}-{k[2]}-{'req' if k[1] == 2 else 'conf'}")
+@pytest.mark.parametrize("key", KEYS, ids=lambda k: f"{k[0]}-{k[2]}-{ {2: 'req', 3: 'conf'}.get(k[1], 'send')}")
 # The default run is reproducible (derandomized): CI must not turn red on a new random draw;
 # the slow run below explores at random.
 @settings(max_examples=5, derandomize=True, **SETTINGS)
@@ -444,7 +447,7 @@ def test_fast_check_agrees_with_jsonschema(key, data):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("key", KEYS, ids=lambda k: f"{k[0]}-{k[2]}-{'req' if k[1] == 2 else 'conf'}")
+@pytest.mark.parametrize("key", KEYS, ids=lambda k: f"{k[0]}-{k[2]}-{ {2: 'req', 3: 'conf'}.get(k[1], 'send')}")
 @settings(max_examples=200, **SETTINGS)
 @given(data=st.data())
 def test_fast_check_agrees_with_jsonschema_at_length(key, data):
