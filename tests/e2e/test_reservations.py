@@ -4,6 +4,8 @@ import asyncio
 import time
 from datetime import datetime, timezone
 
+import pytest
+
 from ocpp.v16 import call as call16
 from ocpp.v201 import call as call201
 
@@ -74,11 +76,12 @@ async def test_reservation16_connector_zero_keeps_one_evse_for_the_holder(tmp_pa
         assert start["reservationId"] == 9
 
 
-async def test_reservation201_reserve_cancel_and_status_update(tmp_path):
-    sim = CsmsSimulator(ocpp_version="2.0.1")
+@pytest.mark.parametrize("version", ["2.0.1", "2.1"])  # 2.1 reserves as 2.0.1 does
+async def test_reservation201_reserve_cancel_and_status_update(tmp_path, version):
+    sim = CsmsSimulator(ocpp_version=version)
     await sim.start()
     try:
-        async with running_agent(agent_config(tmp_path, sim.url, ocpp_version="2.0.1")) as agent:
+        async with running_agent(agent_config(tmp_path, sim.url, ocpp_version=version)) as agent:
             await sim.wait_for_call("StatusNotification")
             result = await sim.call("CP1", call201.ReserveNow(id=4, expiry_date_time=iso_in(1),
                                                               id_token={"id_token": CARD, "type": "ISO14443"},
