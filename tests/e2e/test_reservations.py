@@ -5,7 +5,6 @@ import time
 from datetime import datetime, timezone
 
 import pytest
-
 from ocpp.v16 import call as call16
 from ocpp.v201 import call as call201
 
