@@ -396,7 +396,7 @@ def parse_frame(raw: str, version: str) -> Frame | None:
         return _parse_call(msg, message_id, version)
     if kind in (3, 4) and type(kind) is int:
         return _parse_reply(msg, message_id)
-    if kind in rpc.unanswered_types(version) and type(kind) is int:
+    if type(kind) is int and kind in rpc.unanswered_types(version):  # int first: a list is unhashable
         return _parse_unanswered(msg, message_id)
     raise rpc.FrameError(message_id, rpc.error_code(version, "message_type"), f"message type {kind!r} is not supported")
 
