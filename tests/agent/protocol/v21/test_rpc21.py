@@ -94,6 +94,14 @@ def test_rpc21_types_5_and_6_stay_unknown_before_21(version, code):
         assert (refused.value.message_id, refused.value.code) == ("m1", code)
 
 
+@pytest.mark.parametrize("kind", ["[1]", "{}", "5.0", "true", '"5"'])
+def test_rpc21_a_message_type_that_is_no_int_is_refused_not_raised(kind):
+    """[[1], ...] once reached the 2.1 type check and raised TypeError (a list is unhashable) in the reader."""
+    with pytest.raises(rpc.FrameError) as refused:
+        parse_frame(f'[{kind},"m1","X",{{}}]', "2.1")
+    assert refused.value.code == "MessageTypeNotSupported"
+
+
 def test_rpc21_words_errors_as_201_and_checks_send_schemas():
     for meaning in ("format", "occurrence", "rpc", "message_type", "unknown_action", "unsupported_action"):
         assert rpc.error_code("2.1", meaning) == rpc.error_code("2.0.1", meaning)
