@@ -47,6 +47,8 @@ MONITORING_MESSAGES = ("ClearVariableMonitoring", "SetVariableMonitoring")
 MONITORING_BASES = ("All", "FactoryDefault", "HardWiredOnly")
 # Instances of EVSE.Voltage: one per phase of the EVSE's supply, as OCPP names phase-to-neutral voltages.
 VOLTAGE_PHASES = ("L1-N", "L2-N", "L3-N")
+# Instances of EVSE.Current: one per phase, as OCPP names line currents.
+CURRENT_PHASES = ("L1", "L2", "L3")
 
 # Limits of incoming GetReport/GetVariables/SetVariables requests the 2.0.1
 # adapter enforces (B06.FR.16/17, B05, B08); generous for a station this size.
@@ -194,6 +196,9 @@ STATION_VARIABLES: tuple[StationVariable, ...] = (
     # agent.core.device_model.monitoring evaluates its monitors at every reading.
     *(StationVariable("EVSE", "Voltage", Characteristics(DataType.DECIMAL, "V", 0, supports_monitoring=True),
                       instance=phase) for phase in VOLTAGE_PHASES),
+    # The current per phase from the same reading, so a monitor can watch what the EV draws.
+    *(StationVariable("EVSE", "Current", Characteristics(DataType.DECIMAL, "A", 0, supports_monitoring=True),
+                      instance=phase) for phase in CURRENT_PHASES),
     # Variable monitoring (agent.core.device_model.monitoring). Enabled and OfflineQueuingSeverity are settings; the
     # active base and level change only through SetMonitoringBase / SetMonitoringLevel, so they are read-only.
     _bool("MonitoringCtrlr", "Available", True, constant=True),

@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
 
-from agent.core.device_model.catalog import CONNECTOR_ID, VOLTAGE_PHASES
+from agent.core.device_model.catalog import CONNECTOR_ID, CURRENT_PHASES, VOLTAGE_PHASES
 from agent.core.device_model.datatypes import variable_key
 from agent.core.charging.model import ConnectorStatus
 from hal.faults import fault_spec
@@ -47,7 +47,7 @@ def station_suppliers(station) -> dict[str, Callable[[], Any]]:
 
 
 def meter_suppliers(meters: Mapping[int, Any], *, phases: Mapping[int, int]) -> dict[str, Callable[[], Any]]:
-    """``computed`` entries for EVSE.Power and EVSE.Voltage[L1-N..] (one per phase in ``phases``).
+    """``computed`` entries for EVSE.Power, EVSE.Voltage[L1-N..] and EVSE.Current[L1..] (one per phase in ``phases``).
 
     Values come from each meter's published reading (hal EnergyMeter ``latest``:
     the meter is polled live, so it is at most a poll interval old); a meter
@@ -61,6 +61,9 @@ def meter_suppliers(meters: Mapping[int, Any], *, phases: Mapping[int, int]) -> 
         for index, phase in enumerate(VOLTAGE_PHASES[:phases.get(evse_id, 1)]):
             key = variable_key("EVSE", "Voltage", evse_id=evse_id, variable_instance=phase)
             out[key] = partial(_voltage, reading, index)
+        for index, phase in enumerate(CURRENT_PHASES[:phases.get(evse_id, 1)]):
+            key = variable_key("EVSE", "Current", evse_id=evse_id, variable_instance=phase)
+            out[key] = partial(_current, reading, index)
     return out
 
 
@@ -78,6 +81,13 @@ def _voltage(reading: Callable[[], Any], index: int) -> float | None:
     if current is None or index >= len(current.voltage_V):
         return None  # the meter measures fewer phases than the EVSE is said to have
     return current.voltage_V[index]
+
+
+def _current(reading: Callable[[], Any], index: int) -> float | None:
+    present = reading()
+    if present is None or index >= len(present.current_A):
+        return None  # the meter measures fewer phases than the EVSE is said to have
+    return present.current_A[index]
 
 
 def max_power_W(max_current_A: float, phases: int, *, voltage_V: float = NOMINAL_VOLTAGE_V) -> float:

@@ -97,3 +97,26 @@ async def test_live_monitors_trip_held_by_the_csms_clears_once_it_can_hear(tmp_p
         await wait_until(lambda: len(of_monitor(csms, monitor)) == 2, timeout=10)
     cleared = of_monitor(csms, monitor)[1]
     assert cleared["cleared"] is True and cleared["actualValue"] == "230"
+
+
+async def test_live_monitors_current_per_phase_is_a_monitorable_variable(tmp_path, csms):
+    """EVSE.Current[L1] reads the meter's line current, and a threshold on it fires within one poll."""
+    async with running_agent(config(tmp_path, csms)) as agent:
+        await csms.wait_for_call("StatusNotification")
+        agent.hal.plug(1)
+        agent.hal.tap(v201.CARD)
+        await csms.wait_for(lambda: any(e["eventType"] == "Started" for e in v201.events(csms)))
+        agent.hal.ev_charge(1, True)
+        agent.hal.set_power(1, 3000)
+        meter = agent.hal.evse(1).meter
+        await wait_until(lambda: meter.latest is not None and meter.latest.power_W == 3000, timeout=3)
+        amps = meter.latest.current_A[0]
+        asked = {"component": {"name": "EVSE", "evse": {"id": 1}}, "variable": {"name": "Current", "instance": "L1"}}
+        [got] = (await csms.call("CP1", call201.GetVariables(get_variable_data=[asked]))).get_variable_result
+        assert got["attribute_status"] == "Accepted" and abs(float(got["attribute_value"]) - amps) < 0.001
+        monitor = await set_monitor(csms, "Current", round(amps * 2, 1), severity=5, instance="L1")
+        assert not of_monitor(csms, monitor)
+        agent.hal.set_power(1, 9000)  # three times the current: over the threshold at the next poll
+        await wait_until(lambda: of_monitor(csms, monitor), timeout=POLL_S + MARGIN_S + 2, interval=0.005)
+        [alert] = of_monitor(csms, monitor)
+    assert alert["trigger"] == "Alerting" and float(alert["actualValue"]) > amps * 2
