@@ -143,8 +143,11 @@ def test_demo_201_plays_a_whole_session(runs, version):
     auth = index_of(found, lambda up, label, body: up and label == "Authorize"
                     and body["idToken"]["idToken"] == "04A1B2C3", boot)
     start = index_of(found, event("Started", "Authorized"), auth)
-    meter = index_of(found, event("Updated", "MeterValuePeriodic"), start)
-    assert "Power=7400" in found[meter][2]["meterValue"][0]
+    periodic = event("Updated", "MeterValuePeriodic")
+    # As in 1.6: a periodic sample shows the EV's 7.4 kW. The first one may carry the meter's last poll
+    # from just before the EV drew power (samples use the live reading, at most one poll old).
+    meter = index_of(found, lambda up, label, body: periodic(up, label, body)
+                     and "Power=7400" in body["meterValue"][0], start)
     change = index_of(found, lambda up, label, body: not up and label == "ChangeAvailability", meter)
     stop = index_of(found, event("Ended", "StopAuthorized"), change)
     assert found[stop][2]["transactionInfo"]["stoppedReason"] == "Local"
