@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 
-from ocpp.routing import after, on
 from ocpp.v21 import call, call_result
 from ocpp.v21.enums import Action
 
@@ -26,6 +25,7 @@ from agent.protocol.v21.display import DisplayHandlers21
 from agent.protocol.v21.frames import Frames21
 from agent.protocol.v21.monitoring import MonitoringHandlers21
 from agent.protocol.v21.network import NetworkHandlers21
+from agent.protocol.v21.reset import ResetHandlers21
 from agent.protocol.v21.smart_charging import NO_15118, NO_V2X, SmartChargingHandlers21
 
 log = logging.getLogger("agent.ocpp21")
@@ -42,7 +42,7 @@ _NO_PAYMENT = "needs a payment terminal, which this station has not"
 
 
 class Ocpp21Adapter(Frames21, DiagnosticsHandlers21, DisplayHandlers21, MonitoringHandlers21, NetworkHandlers21,
-                    SmartChargingHandlers21, Ocpp201Adapter):
+                    ResetHandlers21, SmartChargingHandlers21, Ocpp201Adapter):
     """The Charging Station side of OCPP 2.1."""
 
     ocpp_version = "2.1"
@@ -89,18 +89,3 @@ class Ocpp21Adapter(Frames21, DiagnosticsHandlers21, DisplayHandlers21, Monitori
             log.warning("Authorize: the CSMS's tariff %s is not applied (not yet supported)",
                         result.tariff.get("tariff_id"))
         return super().id_token_info(result)
-
-    @on(Action.reset)
-    def on_reset(self, type: str, evse_id: int | None = None, **_):  # noqa: A002 (OCPP's name)
-        """Reset as in 2.0.1; ImmediateAndResume (keep the transactions across the restart) Rejected: not yet."""
-        if type == "ImmediateAndResume":
-            log.warning("Reset ImmediateAndResume refused: not yet supported")
-            return call_result.Reset(status="Rejected", status_info={
-                "reason_code": "UnsupportedParam", "additional_info": "ImmediateAndResume: not yet supported"})
-        return super().on_reset(type=type, evse_id=evse_id)
-
-    @after(Action.reset)
-    async def after_reset(self, type: str, evse_id: int | None = None, **_):  # noqa: A002 (OCPP's name)
-        """The 2.0.1 reset, but nothing after a refused ImmediateAndResume."""
-        if type != "ImmediateAndResume":
-            await super().after_reset(type=type, evse_id=evse_id)
