@@ -233,16 +233,6 @@ class Csms21ChargePoint(Csms201ChargePoint):
     _call_result = r21
     _ocpp_version = "2.1"
 
-    @on("OpenPeriodicEventStream")
-    def on_open_periodic_event_stream(self, **_):
-        """A stream the station opens is Accepted (its values then come as NotifyPeriodicEventStream SENDs)."""
-        return r21.OpenPeriodicEventStream(status="Accepted")
-
-    @on("ClosePeriodicEventStream")
-    def on_close_periodic_event_stream(self, **_):
-        """The station closed a stream: nothing to answer but the empty result."""
-        return r21.ClosePeriodicEventStream()
-
     async def route_message(self, raw_msg):
         try:
             frame = json.loads(raw_msg)

@@ -22,28 +22,28 @@ from agent.protocol.v201.adapter import Ocpp201Adapter
 from agent.protocol.v21.codec import TransactionCodec21
 from agent.protocol.v21.diagnostics import DiagnosticsHandlers21
 from agent.protocol.v21.display import DisplayHandlers21
-from agent.protocol.v21.event_streams import STREAM_SENDS, EventStreamHandlers21
 from agent.protocol.v21.frames import Frames21
 from agent.protocol.v21.monitoring import MonitoringHandlers21
 from agent.protocol.v21.network import NetworkHandlers21
 from agent.protocol.v21.reset import ResetHandlers21
 from agent.protocol.v21.smart_charging import NO_15118, NO_V2X, SmartChargingHandlers21
+from agent.protocol.v21.tariffs import TariffHandlers21, tariff_book
 
 log = logging.getLogger("agent.ocpp21")
 
 #: 2.1's SEND (never answered): the one action ocpp.v21's Action enum lacks.
 NOTIFY_PERIODIC_EVENT_STREAM = "NotifyPeriodicEventStream"
 
-_TARIFFS = "not yet: tariffs and local cost calculation are planned"
+_TARIFFS = "not yet: changing the tariff of a running transaction is planned"
+_STREAMS = "not yet: periodic event streams are planned"
 _DYNAMIC = "not yet: dynamic charging profiles are planned"
 _PRIORITY = "not yet: priority charging is planned"
 _NO_DER = "needs DER control of an inverter, which an AC charger has not"
 _NO_PAYMENT = "needs a payment terminal, which this station has not"
 
 
-class Ocpp21Adapter(Frames21, DiagnosticsHandlers21, DisplayHandlers21, EventStreamHandlers21,
-                    MonitoringHandlers21, NetworkHandlers21,
-                    ResetHandlers21, SmartChargingHandlers21, Ocpp201Adapter):
+class Ocpp21Adapter(Frames21, DiagnosticsHandlers21, DisplayHandlers21, MonitoringHandlers21, NetworkHandlers21,
+                    ResetHandlers21, SmartChargingHandlers21, TariffHandlers21, Ocpp201Adapter):
     """The Charging Station side of OCPP 2.1."""
 
     ocpp_version = "2.1"
@@ -54,17 +54,19 @@ class Ocpp21Adapter(Frames21, DiagnosticsHandlers21, DisplayHandlers21, EventStr
     _call_result = call_result
     _ocpp_version = "2.1"
 
-    #: Station-initiated messages this adapter sends (read by `ocpp-agent pics`): 2.0.1's and the streams'.
-    sends = Ocpp201Adapter.sends | STREAM_SENDS
+    #: Station-initiated messages this adapter sends (read by `ocpp-agent pics`): 2.0.1's.
+    sends = Ocpp201Adapter.sends
 
     #: Messages this station does not offer, and why (read by `ocpp-agent pics`).
     not_offered = {
         **Ocpp201Adapter.not_offered,
         "GetCertificateChainStatus": NO_15118,
-        # Tariffs and local cost (I), dynamic and priority charging (K):
+        # Tariffs and local cost (I), periodic event streams (N), dynamic and priority charging (K):
         # planned, and answered NotSupported until they work.
-        "SetDefaultTariff": _TARIFFS, "GetTariffs": _TARIFFS, "ClearTariffs": _TARIFFS,
         "ChangeTransactionTariff": _TARIFFS,
+        "OpenPeriodicEventStream": _STREAMS, "GetPeriodicEventStream": _STREAMS,
+        "AdjustPeriodicEventStream": _STREAMS, "ClosePeriodicEventStream": _STREAMS,
+        NOTIFY_PERIODIC_EVENT_STREAM: _STREAMS,
         "UpdateDynamicSchedule": _DYNAMIC, "PullDynamicScheduleUpdate": _DYNAMIC,
         "UsePriorityCharging": _PRIORITY, "NotifyPriorityCharging": _PRIORITY,
         # By design: what an AC charger without these parts cannot do.
@@ -78,8 +80,10 @@ class Ocpp21Adapter(Frames21, DiagnosticsHandlers21, DisplayHandlers21, EventStr
 
     def transaction_codec(self, core) -> TransactionCodec21:
         """2.1 TransactionEvent (2.0.1's and the operation mode) and SecurityEventNotification."""
-        return TransactionCodec21(journal=core.journal, authorizer=core.authorizer, station=core.station,
-                                  display=core.display_messages)
+        codec = TransactionCodec21(journal=core.journal, authorizer=core.authorizer, station=core.station,
+                                   display=core.display_messages)
+        codec.tariffs = tariff_book(core)  # prices the transactions (tariffId, costDetails)
+        return codec
 
     def id_token_info(self, result):
         """As in 2.0.1; a driver tariff in the answer is logged as not applied (tariffs: not yet supported)."""
