@@ -233,6 +233,16 @@ class Csms21ChargePoint(Csms201ChargePoint):
     _call_result = r21
     _ocpp_version = "2.1"
 
+    @on("TransactionEvent")
+    def on_transaction_event(self, event_type, **fields):
+        """As in 2.0.1; the answer to a Started event carries the behaviour's transactionLimit, if any."""
+        answer = super().on_transaction_event(event_type=event_type, **fields)
+        limit = self.sim.behaviour.transaction_limit
+        if event_type != "Started" or limit is None:
+            return answer
+        return r21.TransactionEvent(id_token_info=answer.id_token_info, total_cost=answer.total_cost,
+                                    transaction_limit=limit)
+
     async def route_message(self, raw_msg):
         try:
             frame = json.loads(raw_msg)

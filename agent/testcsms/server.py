@@ -65,6 +65,8 @@ class CsmsBehaviour:
     personal_message: str | None = None
     #: 2.0.1: the totalCost every TransactionEvent answer carries (a tariff's running cost).
     total_cost: float | None = None
+    #: 2.1: the transactionLimit (snake_case TransactionLimitType) of the answer to a TransactionEvent Started.
+    transaction_limit: dict | None = None
     #: action -> the CALLERROR code the CSMS answers it with (the CALL is recorded as any other).
     call_errors: dict[str, str] = field(default_factory=dict)
     #: actions the CSMS records and never answers.

@@ -21,6 +21,7 @@ from agent.core.charging.model import ConnectorStatus, MeterSample, StopReason
 if TYPE_CHECKING:
     from agent.core.charging.reservations import Reservation, ReserveResult
     from agent.core.charging.smart_charging import ChargingProfile, CompositeSchedule
+    from agent.core.charging.transaction_limits import TransactionLimit
 
 
 class CsmsPort(Protocol):
@@ -148,12 +149,17 @@ class StationApi(Protocol):
     async def prepare_reset(self, reason: StopReason) -> None:
         """End every transaction with ``reason`` before the agent restarts or the board reboots."""
 
-    async def prepare_resume_reset(self) -> None:
-        """Keep every transaction open across the coming restart, to resume it after (a cable still in);
-        StoreError if that cannot be recorded."""
-
     async def report_transaction(self, evse_id: int) -> bool:
         """Report the EVSE's ongoing transaction now (a triggered update); False when none runs."""
+
+    # ------------------------------------------------------------ transaction limits
+
+    def set_transaction_limit(self, ref: str, limit: TransactionLimit) -> bool:
+        """Enforce a limit (energy, time; cost and SoC kept, not enforced) on running transaction ``ref``,
+        replacing an earlier one: it ends by itself when reached. False if it does not run here."""
+
+    def transaction_limit(self, ref: str) -> TransactionLimit | None:
+        """The limit set on transaction ``ref`` (running or recently ended), to report it; or None."""
 
     # ------------------------------------------------------------ charging limits
 

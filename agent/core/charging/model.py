@@ -46,6 +46,8 @@ class StopReason(str, enum.Enum):
     TIMEOUT = "Timeout"  # started at authorization, but no cable came within the connection timeout
     STOPPED_BY_EV = "StoppedByEV"  # the EV stopped drawing and TxStopPoint ends at EnergyTransfer
     GROUND_FAULT = "GroundFault"  # the residual-current device tripped
+    ENERGY_LIMIT_REACHED = "EnergyLimitReached"  # the transaction's limit (2.1 transactionLimit.maxEnergy)
+    TIME_LIMIT_REACHED = "TimeLimitReached"  # the transaction's limit (2.1 transactionLimit.maxTime)
 
     @property
     def basic(self) -> "StopReason":
@@ -54,7 +56,8 @@ class StopReason(str, enum.Enum):
 
 
 _BASIC = {StopReason.MASTER_PASS: StopReason.LOCAL, StopReason.TIMEOUT: StopReason.OTHER,
-          StopReason.STOPPED_BY_EV: StopReason.OTHER, StopReason.GROUND_FAULT: StopReason.OTHER}
+          StopReason.STOPPED_BY_EV: StopReason.OTHER, StopReason.GROUND_FAULT: StopReason.OTHER,
+          StopReason.ENERGY_LIMIT_REACHED: StopReason.OTHER, StopReason.TIME_LIMIT_REACHED: StopReason.OTHER}
 
 
 class AuthorizationStatus(str, enum.Enum):

@@ -27,6 +27,8 @@ STOPPED_REASON = {
     StopReason.EMERGENCY_STOP: "EmergencyStop", StopReason.UNLOCK_COMMAND: "Other", StopReason.OTHER: "Other",
     StopReason.MASTER_PASS: "MasterPass", StopReason.TIMEOUT: "Timeout", StopReason.STOPPED_BY_EV: "StoppedByEV",
     StopReason.GROUND_FAULT: "GroundFault",
+    # A transaction limit (set only by a 2.1 CSMS; the words are 2.0.1's too).
+    StopReason.ENERGY_LIMIT_REACHED: "EnergyLimitReached", StopReason.TIME_LIMIT_REACHED: "TimeLimitReached",
 }
 END_TRIGGER = {
     StopReason.LOCAL: "StopAuthorized", StopReason.REMOTE: "RemoteStop",
@@ -34,6 +36,7 @@ END_TRIGGER = {
     StopReason.HARD_RESET: "ResetCommand", StopReason.DEAUTHORIZED: "Deauthorized",
     StopReason.UNLOCK_COMMAND: "UnlockCommand", StopReason.MASTER_PASS: "StopAuthorized",
     StopReason.TIMEOUT: "EVConnectTimeout", StopReason.STOPPED_BY_EV: "ChargingStateChanged",
+    StopReason.ENERGY_LIMIT_REACHED: "EnergyLimitReached", StopReason.TIME_LIMIT_REACHED: "TimeLimitReached",
 }
 DEFAULT_TOKEN_TYPE = "ISO14443"  # a record without a type: a card on our reader
 CHARGING_STATE = {

@@ -3,8 +3,8 @@
 A TransactionEvent Started says the transaction's ``operationMode``: ChargingOnly, the one mode
 of an AC station without V2X (2.1 reports a change of mode with triggerReason
 OperationModeChanged, which cannot happen here). Every other record is worded as in 2.0.1, and
-the 2.1 schemas accept it (checked when it is sent). A ``transactionLimit`` in the CSMS's answer
-is not enforced yet: that is logged, so it is never taken for applied.
+the 2.1 schemas accept it (checked when it is sent). A ``transactionLimit`` in the CSMS's answer is
+enforced by the station and echoed in later events (``transaction_limits``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import logging
 
 from agent.core.charging.transactions import STARTED
 from agent.protocol.v201.codec import TransactionCodec
-from agent.protocol.v21.tariffs import CostCodec21
+from agent.protocol.v21.transaction_limits import TransactionLimitCodec
 from agent.runtime.store import OutboxItem
 
 log = logging.getLogger("agent.ocpp21")
@@ -22,7 +22,7 @@ log = logging.getLogger("agent.ocpp21")
 OPERATION_MODE = "ChargingOnly"
 
 
-class TransactionCodec21(CostCodec21, TransactionCodec):
+class TransactionCodec21(TransactionLimitCodec, TransactionCodec):
     """Neutral outbox records as 2.1 TransactionEvents: 2.0.1's, plus the operation mode at the start."""
 
     def encode(self, item: OutboxItem):
@@ -31,11 +31,3 @@ class TransactionCodec21(CostCodec21, TransactionCodec):
         if item.group is not None and item.action == STARTED and request is not None:
             request.transaction_info["operation_mode"] = OPERATION_MODE
         return request
-
-    def after_commit(self, item: OutboxItem, result) -> None:
-        """As in 2.0.1; a transactionLimit the CSMS sets is logged as not enforced (not yet supported)."""
-        super().after_commit(item, result)
-        limit = getattr(result, "transaction_limit", None)
-        if limit:
-            log.warning("transaction %s: the CSMS's transactionLimit %s is not enforced (not yet supported)",
-                        item.payload.get("ref"), limit)
