@@ -149,6 +149,10 @@ class StationApi(Protocol):
     async def prepare_reset(self, reason: StopReason) -> None:
         """End every transaction with ``reason`` before the agent restarts or the board reboots."""
 
+    async def prepare_resume_reset(self) -> None:
+        """Keep every transaction open across the coming restart, to resume it after (a cable still in);
+        StoreError if that cannot be recorded."""
+
     async def report_transaction(self, evse_id: int) -> bool:
         """Report the EVSE's ongoing transaction now (a triggered update); False when none runs."""
 

@@ -28,6 +28,7 @@ from agent.core.charging.evse_inputs import (
     Limit, Pilot, Reserve, Reset, Stop, SuspendInvalid, Timer, Unlock, Unreserve,
 )
 from agent.core.charging.evse_outputs import EvseOutputs
+from agent.core.charging.evse_resume import TransactionResume
 from agent.core.charging.evse_transactions import Authorization, TransactionSteps
 from agent.core.charging.model import ConnectorStatus, StopReason
 from agent.core.charging.transactions import Transaction, TransactionJournal
@@ -54,7 +55,7 @@ _FAULT_STOP_REASON = {"rcd-trip": StopReason.GROUND_FAULT}
 _BLOCKS_NEW_SESSIONS = frozenset({"meter-offline"})
 
 
-class EvseMachine(TransactionSteps):
+class EvseMachine(TransactionResume, TransactionSteps):
     """State machine of one EVSE (one connector); ``submit`` an input of ``evse_inputs`` to drive it."""
 
     def __init__(self, evse_id: int, *, hardware, journal: TransactionJournal, settings, clock,

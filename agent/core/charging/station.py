@@ -24,6 +24,7 @@ from agent.core.charging.reservations import ReservationBook
 from agent.core.charging.charging_limits import ChargingLimits
 from agent.core.charging.reporting import StationReporting
 from agent.core.charging.station_reservations import StationReservations
+from agent.core.charging.station_resume import StationResume
 from agent.core.charging.station_storage import StationStorage
 from agent.core.charging.smart_charging import ProfileStore
 from agent.core.charging.transactions import Transaction, TransactionJournal
@@ -38,7 +39,7 @@ _RESTART_REASON_KEY = "station:restart_reason"
 _AVAILABILITY_KEY = "station:inoperative"  # list of inoperative EVSE ids (0 = the whole station)
 
 
-class ChargingStation(StationReporting, StationReservations, StationStorage, ChargingLimits,
+class ChargingStation(StationReporting, StationReservations, StationResume, StationStorage, ChargingLimits,
                       StationTransactionLimits):
     """All EVSEs of the station and the logic between them; what the protocol adapters may use of it
     is declared in :class:`agent.core.charging.api.StationApi`."""
@@ -112,9 +113,9 @@ class ChargingStation(StationReporting, StationReservations, StationStorage, Cha
             await machine.stop()
 
     async def _recover(self) -> None:
-        """End every transaction still open in the journal: once, with the last meter value."""
+        """End every transaction still open in the journal (once, with the last meter value) but those resumed."""
         reason = StopReason(self.store.get(_RESTART_REASON_KEY) or StopReason.POWER_LOSS.value)
-        for tx in self.journal.open_transactions():
+        for tx in await self._not_resumed(self.journal.open_transactions()):
             energy = await self._energy_now(tx.evse_id)
             meter_stop = max(tx.last_meter_Wh, energy) if energy is not None else tx.last_meter_Wh
             plugged = tx.evse_id in self.evses and self.hal.evse(tx.evse_id).pilot.state in PLUGGED

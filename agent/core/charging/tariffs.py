@@ -56,20 +56,26 @@ def check(tariff: dict, *, now: float | None = None) -> None:
     """Raise TariffRefused unless the station can price ``tariff`` exactly as it says."""
     for name in ("reservation_time", "reservation_fixed"):
         if tariff.get(name):
-            raise TariffRefused("Rejected", f"{name}: reservations are not priced by this station")
+            raise TariffRefused("Rejected", f"{_camel(name)}: reservations are not priced by this station")
     valid_from = tariff.get("valid_from")
     if valid_from and now is not None and _epoch(valid_from) > now:
         raise TariffRefused("Rejected", "validFrom in the future: a tariff must be valid when it is set")
     for part, _price in _PARTS:
         prices = (tariff.get(part) or {}).get("prices") or []
         if len(prices) > MAX_PRICES:
-            raise TariffRefused("TooManyElements", f"{part}: at most {MAX_PRICES} prices")
+            raise TariffRefused("TooManyElements", f"{_camel(part)}: at most {MAX_PRICES} prices")
         allowed = _ENERGY_CONDITIONS if part == "energy" else frozenset()
         for price in prices:
             unsupported = sorted(k for k in (price.get("conditions") or {}) if k not in allowed)
             if unsupported:
-                raise TariffRefused("ConditionNotSupported", f"{part}: condition {', '.join(unsupported)} "
-                                                             f"is not supported")
+                raise TariffRefused("ConditionNotSupported", f"{_camel(part)}: condition "
+                                                             f"{', '.join(map(_camel, unsupported))} is not supported")
+
+
+def _camel(name: str) -> str:
+    """A snake_case field name as OCPP spells it (start_time_of_day: startTimeOfDay), for the reasons given."""
+    head, *rest = name.split("_")
+    return head + "".join(word.title() for word in rest)
 
 
 def _epoch(text: str) -> float:
@@ -235,6 +241,31 @@ class TariffBook:
             bound = {"tariff": self.for_evse(evse_id)}
             self._store.put(key, bound)
         return bound["tariff"]
+
+    def note_state(self, ref: str, *, seq_no: int, charging: bool, timestamp: float) -> None:
+        """Account a reported state of a bound transaction: charging or not, since ``timestamp``.
+
+        Each record counts once (by ``seq_no``), however often it is encoded again for a resend.
+        """
+        key = _BOUND_KEY + ref
+        bound = self._store.get(key)
+        if bound is None or seq_no <= bound.get("seq_no", -1):
+            return
+        if bound.get("charging_since") is not None:
+            bound["charging_s"] = bound.get("charging_s", 0.0) + max(0.0, timestamp - bound["charging_since"])
+        bound["charging_since"] = timestamp if charging else None
+        bound["seq_no"] = seq_no
+        self._store.put(key, bound)
+
+    def usage(self, ref: str, *, started_at: float, stopped_at: float, energy_Wh: float) -> Usage:
+        """What transaction ``ref`` used: the time it spent charging (as :meth:`note_state` saw it), the rest idle."""
+        bound = self._store.get(_BOUND_KEY + ref) or {}
+        charging = bound.get("charging_s", 0.0)
+        if bound.get("charging_since") is not None:
+            charging += max(0.0, stopped_at - bound["charging_since"])
+        duration = round(max(0.0, stopped_at - started_at))
+        charging_s = min(round(charging), duration)
+        return Usage(dec(round(energy_Wh, 3)), charging_s, duration - charging_s)  # to the mWh: a meter's best
 
     def release(self, ref: str) -> None:
         """Forget the tariff of an ended transaction whose cost went out."""

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 
-from ocpp.routing import after, on
 from ocpp.v21 import call, call_result
 from ocpp.v21.enums import Action
 
@@ -26,14 +25,16 @@ from agent.protocol.v21.display import DisplayHandlers21
 from agent.protocol.v21.frames import Frames21
 from agent.protocol.v21.monitoring import MonitoringHandlers21
 from agent.protocol.v21.network import NetworkHandlers21
+from agent.protocol.v21.reset import ResetHandlers21
 from agent.protocol.v21.smart_charging import NO_15118, NO_V2X, SmartChargingHandlers21
+from agent.protocol.v21.tariffs import TariffHandlers21, tariff_book
 
 log = logging.getLogger("agent.ocpp21")
 
 #: 2.1's SEND (never answered): the one action ocpp.v21's Action enum lacks.
 NOTIFY_PERIODIC_EVENT_STREAM = "NotifyPeriodicEventStream"
 
-_TARIFFS = "not yet: tariffs and local cost calculation are planned"
+_TARIFFS = "not yet: changing the tariff of a running transaction is planned"
 _STREAMS = "not yet: periodic event streams are planned"
 _DYNAMIC = "not yet: dynamic charging profiles are planned"
 _PRIORITY = "not yet: priority charging is planned"
@@ -42,7 +43,7 @@ _NO_PAYMENT = "needs a payment terminal, which this station has not"
 
 
 class Ocpp21Adapter(Frames21, DiagnosticsHandlers21, DisplayHandlers21, MonitoringHandlers21, NetworkHandlers21,
-                    SmartChargingHandlers21, Ocpp201Adapter):
+                    ResetHandlers21, SmartChargingHandlers21, TariffHandlers21, Ocpp201Adapter):
     """The Charging Station side of OCPP 2.1."""
 
     ocpp_version = "2.1"
@@ -62,7 +63,6 @@ class Ocpp21Adapter(Frames21, DiagnosticsHandlers21, DisplayHandlers21, Monitori
         "GetCertificateChainStatus": NO_15118,
         # Tariffs and local cost (I), periodic event streams (N), dynamic and priority charging (K):
         # planned, and answered NotSupported until they work.
-        "SetDefaultTariff": _TARIFFS, "GetTariffs": _TARIFFS, "ClearTariffs": _TARIFFS,
         "ChangeTransactionTariff": _TARIFFS,
         "OpenPeriodicEventStream": _STREAMS, "GetPeriodicEventStream": _STREAMS,
         "AdjustPeriodicEventStream": _STREAMS, "ClosePeriodicEventStream": _STREAMS,
@@ -80,8 +80,10 @@ class Ocpp21Adapter(Frames21, DiagnosticsHandlers21, DisplayHandlers21, Monitori
 
     def transaction_codec(self, core) -> TransactionCodec21:
         """2.1 TransactionEvent (2.0.1's and the operation mode) and SecurityEventNotification."""
-        return TransactionCodec21(journal=core.journal, authorizer=core.authorizer, station=core.station,
-                                  display=core.display_messages)
+        codec = TransactionCodec21(journal=core.journal, authorizer=core.authorizer, station=core.station,
+                                   display=core.display_messages)
+        codec.tariffs = tariff_book(core)  # prices the transactions (tariffId, costDetails)
+        return codec
 
     def id_token_info(self, result):
         """As in 2.0.1; a driver tariff in the answer is logged as not applied (tariffs: not yet supported)."""
@@ -89,18 +91,3 @@ class Ocpp21Adapter(Frames21, DiagnosticsHandlers21, DisplayHandlers21, Monitori
             log.warning("Authorize: the CSMS's tariff %s is not applied (not yet supported)",
                         result.tariff.get("tariff_id"))
         return super().id_token_info(result)
-
-    @on(Action.reset)
-    def on_reset(self, type: str, evse_id: int | None = None, **_):  # noqa: A002 (OCPP's name)
-        """Reset as in 2.0.1; ImmediateAndResume (keep the transactions across the restart) Rejected: not yet."""
-        if type == "ImmediateAndResume":
-            log.warning("Reset ImmediateAndResume refused: not yet supported")
-            return call_result.Reset(status="Rejected", status_info={
-                "reason_code": "UnsupportedParam", "additional_info": "ImmediateAndResume: not yet supported"})
-        return super().on_reset(type=type, evse_id=evse_id)
-
-    @after(Action.reset)
-    async def after_reset(self, type: str, evse_id: int | None = None, **_):  # noqa: A002 (OCPP's name)
-        """The 2.0.1 reset, but nothing after a refused ImmediateAndResume."""
-        if type != "ImmediateAndResume":
-            await super().after_reset(type=type, evse_id=evse_id)

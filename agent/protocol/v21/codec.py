@@ -13,6 +13,7 @@ import logging
 
 from agent.core.charging.transactions import STARTED
 from agent.protocol.v201.codec import TransactionCodec
+from agent.protocol.v21.tariffs import CostCodec21
 from agent.protocol.v21.transaction_limits import TransactionLimitCodec
 from agent.runtime.store import OutboxItem
 
@@ -22,7 +23,7 @@ log = logging.getLogger("agent.ocpp21")
 OPERATION_MODE = "ChargingOnly"
 
 
-class TransactionCodec21(TransactionLimitCodec, TransactionCodec):
+class TransactionCodec21(CostCodec21, TransactionLimitCodec, TransactionCodec):
     """Neutral outbox records as 2.1 TransactionEvents: 2.0.1's, plus the operation mode at the start."""
 
     def encode(self, item: OutboxItem):

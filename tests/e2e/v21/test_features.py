@@ -5,14 +5,13 @@ where it cannot honour them yet (never Accepted and ignored). The 2.0.1 suites r
 
 from __future__ import annotations
 
-import asyncio
 import time
 from datetime import datetime, timezone
 
 from ocpp.v21 import call as call21
 
 from tests.harness import running_agent, wait_until
-from tests.harness.v201 import CARD, charge, config, events, reach_status
+from tests.harness.v201 import CARD, charge, config, reach_status
 
 
 def iso(seconds_from_now: float = 0.0) -> str:
@@ -23,20 +22,6 @@ def profile(profile_id: int, limit: float, *, purpose="TxDefaultProfile", kind="
     return {"id": profile_id, "stack_level": 0, "charging_profile_purpose": purpose, "charging_profile_kind": kind,
             "charging_schedule": [{"id": 1, "charging_rate_unit": "A", "start_schedule": iso(-5),
                                    "charging_schedule_period": [{"start_period": 0, "limit": limit}]}], **extra}
-
-
-async def test_v21_reset_immediate_and_resume_is_refused_and_the_transaction_goes_on(tmp_path, csms):
-    async with running_agent(config(tmp_path, csms)) as agent:
-        await charge(agent, csms)
-        result = await csms.call("CP1", call21.Reset(type="ImmediateAndResume"))
-        assert result.status == "Rejected"
-        assert result.status_info == {"reason_code": "UnsupportedParam",
-                                      "additional_info": "ImmediateAndResume: not yet supported"}
-        await csms.call("CP1", call21.TriggerMessage(requested_message="Heartbeat"))
-        await csms.wait_for_call("Heartbeat")  # the reset's @after hook had its turn: nothing happened
-        await asyncio.sleep(0.3)
-        assert agent.hal.evse(1).contactor.closed and not any(e["eventType"] == "Ended" for e in events(csms))
-        assert len(csms.calls("BootNotification")) == 1 and agent.reset_requested is None
 
 
 async def test_v21_profiles_in_201_terms_work_and_21_options_are_refused_with_the_reason(tmp_path, csms):

@@ -1,0 +1,85 @@
+"""OCPP 2.1 tariffs and local cost (block I) against the 2.1 test CSMS over a real WebSocket, strict schemas
+both ways: default tariffs set, listed and cleared; a transaction priced by the station in its Ended event."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
+
+from ocpp.v21 import call as call21
+
+from tests.harness import running_agent, wait_until
+from tests.harness.v201 import CARD, charge, config, events, reach_status
+
+VAT = [{"type": "VAT", "tax": 20}]
+TARIFF = {"tariff_id": "T1", "currency": "EUR",
+          "energy": {"prices": [{"price_kwh": 50}], "tax_rates": VAT},  # dear: a few seconds' Wh cost cents
+          "charging_time": {"prices": [{"price_minute": 3}]},
+          "fixed_fee": {"prices": [{"price_fixed": 0.5}], "tax_rates": VAT}}
+
+
+def cents(value) -> Decimal:
+    return Decimal(str(value)).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
+
+
+def seconds(stamp: str) -> float:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
+async def test_v21_default_tariff_set_listed_priced_in_the_ended_event_and_cleared(tmp_path, csms):
+    async with running_agent(config(tmp_path, csms)) as agent:
+        await reach_status(csms, "Available")
+        assert (await csms.call("CP1", call21.GetTariffs(evse_id=0))).status == "NoTariff"
+        assert (await csms.call("CP1", call21.SetDefaultTariff(evse_id=0, tariff=TARIFF))).status == "Accepted"
+        listed = await csms.call("CP1", call21.GetTariffs(evse_id=1))
+        assert listed.status == "Accepted"
+        assert listed.tariff_assignments == [{"tariff_id": "T1", "tariff_kind": "DefaultTariff", "evse_ids": [1]}]
+
+        await charge(agent, csms)
+        await asyncio.sleep(2.0)
+        agent.hal.tap(CARD)  # the driver stops
+        ended = (await csms.wait_for(lambda: [e for e in events(csms) if e["eventType"] == "Ended"]))[0]
+        started = next(e for e in events(csms) if e["eventType"] == "Started")
+        assert started["transactionInfo"]["tariffId"] == "T1" and ended["transactionInfo"]["tariffId"] == "T1"
+
+        details = ended["costDetails"]
+        usage, total = details["totalUsage"], details["totalCost"]
+        energy = Decimal(str(usage["energy"]))
+        assert energy > 0 and usage["chargingTime"] >= 1
+        registers = [v["sampledValue"][0]["value"] for v in ended["meterValue"]]  # Begin, End (whole Wh)
+        assert abs(energy - Decimal(str(registers[-1] - registers[0]))) < 1
+        assert usage["chargingTime"] + usage["idleTime"] == round(seconds(ended["timestamp"])
+                                                                   - seconds(started["timestamp"]))
+        energy_excl = cents(energy * 50 / 1000)
+        time_excl = cents(Decimal(usage["chargingTime"]) * 3 / 60)
+        assert (cents(total["energy"]["exclTax"]), cents(total["energy"]["inclTax"])) == (
+            energy_excl, cents(energy_excl * Decimal("1.2")))
+        assert cents(total["chargingTime"]["exclTax"]) == time_excl and "inclTax" not in total["chargingTime"]
+        assert (cents(total["fixed"]["exclTax"]), cents(total["fixed"]["inclTax"])) == (Decimal("0.50"),
+                                                                                         Decimal("0.60"))
+        assert cents(total["total"]["exclTax"]) == energy_excl + time_excl + Decimal("0.50")
+        assert cents(total["total"]["inclTax"]) == cents(energy_excl * Decimal("1.2")) + time_excl + Decimal("0.60")
+        assert total["currency"] == "EUR" and total["typeOfCost"] == "NormalCost"
+        period = details["chargingPeriods"][0]
+        assert period["tariffId"] == "T1" and {"type": "Energy", "volume": usage["energy"]} in period["dimensions"]
+
+        cleared = await csms.call("CP1", call21.ClearTariffs(tariff_ids=["T1", "T2"]))
+        assert cleared.clear_tariffs_result == [{"tariff_id": "T1", "status": "Accepted"},
+                                                {"tariff_id": "T2", "status": "NoTariff"}]
+        assert (await csms.call("CP1", call21.GetTariffs(evse_id=0))).status == "NoTariff"
+        assert csms.schema_errors == []
+
+
+async def test_v21_tariff_with_an_unsupported_condition_is_refused_and_not_installed(tmp_path, csms):
+    async with running_agent(config(tmp_path, csms)):
+        await reach_status(csms, "Available")
+        night = {"tariff_id": "N1", "currency": "EUR", "energy": {"prices": [
+            {"price_kwh": 0.2, "conditions": {"start_time_of_day": "22:00", "end_time_of_day": "06:00"}}]}}
+        result = await csms.call("CP1", call21.SetDefaultTariff(evse_id=1, tariff=night))
+        assert result.status == "ConditionNotSupported" and result.status_info[
+            "additional_info"] == "energy: condition endTimeOfDay, startTimeOfDay is not supported"
+        assert (await csms.call("CP1", call21.SetDefaultTariff(evse_id=7, tariff=TARIFF))).status == "Rejected"
+        assert (await csms.call("CP1", call21.GetTariffs(evse_id=0))).status == "NoTariff"
+        assert (await csms.call("CP1", call21.ClearTariffs())).clear_tariffs_result == [{"status": "NoTariff"}]
+        assert csms.schema_errors == []
