@@ -233,6 +233,16 @@ class Csms21ChargePoint(Csms201ChargePoint):
     _call_result = r21
     _ocpp_version = "2.1"
 
+    @on("OpenPeriodicEventStream")
+    def on_open_periodic_event_stream(self, **_):
+        """A stream the station opens is Accepted (its values then come as NotifyPeriodicEventStream SENDs)."""
+        return r21.OpenPeriodicEventStream(status="Accepted")
+
+    @on("ClosePeriodicEventStream")
+    def on_close_periodic_event_stream(self, **_):
+        """The station closed a stream: nothing to answer but the empty result."""
+        return r21.ClosePeriodicEventStream()
+
     @on("TransactionEvent")
     def on_transaction_event(self, event_type, **fields):
         """As in 2.0.1; the answer to a Started event carries the behaviour's transactionLimit, if any."""

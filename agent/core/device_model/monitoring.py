@@ -49,6 +49,7 @@ from collections.abc import Callable, Iterable
 
 from agent.core.charging.metering import next_boundary
 from agent.core.device_model.catalog import Entry
+from agent.core.device_model.event_streams import EventStreams
 from agent.core.device_model.monitors import (
     CLOCK_RECHECK_S, CRITERIA, DAY_S, DEFAULT_BASE, DEFAULT_LEVEL, FIRST_CUSTOM_ID, MIN_PERIOD_S, NUMERIC,
     OFFLINE_QUEUE_MAX, PERIODIC_TYPES, STATE_KEY, SUPPLY_TOLERANCE, THRESHOLDS, ClearMonitorStatus, Monitor,
@@ -110,6 +111,8 @@ class Monitoring:
         self._sink: _Sink | None = None
         self._queue: deque[MonitorEvent] = deque(maxlen=OFFLINE_QUEUE_MAX)
         self._started = False
+        #: 2.1 periodic event streams: a periodic monitor with an open one reports through it.
+        self.streams = EventStreams(store, clock=clock)
 
     def __repr__(self) -> str:
         return (f"<Monitoring {len(self.active)} monitors base={self.base.value} level={self.level}"
@@ -131,6 +134,7 @@ class Monitoring:
             timer.cancel()
         self._timers.clear()
         self._sink = None
+        self.streams.detach()
 
     def attach(self, sink: _Sink) -> None:
         """Send events to ``sink`` from now on, starting with those queued while nobody listened; then
@@ -231,6 +235,7 @@ class Monitoring:
             return ClearMonitorStatus.REJECTED
         self._references.pop(monitor_id, None)
         self._disarm(monitor_id)
+        self.streams.remove(monitor_id)
         return ClearMonitorStatus.ACCEPTED
 
     def set_base(self, base: str) -> None:
@@ -249,6 +254,7 @@ class Monitoring:
             self._disarm(monitor_id)
         for monitor in active.values():
             self._arm(monitor)
+        self.streams.retain(active)  # a dropped monitor's stream is closed
         self.check()
 
     def set_level(self, severity: int) -> bool:
@@ -417,7 +423,8 @@ class Monitoring:
         try:
             if self._settings["monitoring_enabled"] and self._in_scope(monitor):
                 value = self._value(monitor)
-                if value is not None:
+                # A monitor with an open stream reports through it, not by events.
+                if value is not None and not self.streams.take(monitor_id, self._clock.time(), value):
                     self._emit([self._event(monitor, "Periodic", value)])
         finally:
             if monitor.type is MonitorType.PERIODIC:

@@ -76,13 +76,16 @@ def test_pics_21_lists_91_messages_each_with_a_reason_when_not_offered():
     rows = {r["action"]: r for r in pics.support_table("2.1")}
     assert len(rows) == 91
     assert [a for a, r in rows.items() if not r["supported"] and not r["why_not"]] == []
-    # Everything 2.0.1 supports, 2.1 supports; what 2.1 adds is refused, planned ("not yet") or by design.
+    # Everything 2.0.1 supports, 2.1 supports; what 2.1 adds is offered (streams), refused, planned ("not yet")
+    # or by design.
+    streams = {"OpenPeriodicEventStream", "ClosePeriodicEventStream", "NotifyPeriodicEventStream",
+               "GetPeriodicEventStream", "AdjustPeriodicEventStream"}
+    assert all(rows[a]["supported"] for a in streams)
     tariffs = {"SetDefaultTariff", "GetTariffs", "ClearTariffs"}
     assert all(rows[a]["supported"] for a in tariffs)
-    assert {a for a, r in rows.items() if r["supported"]} - tariffs == {
+    assert {a for a, r in rows.items() if r["supported"]} - streams - tariffs == {
         r["action"] for r in pics.support_table("2.0.1") if r["supported"]}
     assert rows["ChangeTransactionTariff"]["why_not"].startswith("not yet")
-    assert rows["NotifyPeriodicEventStream"]["why_not"].startswith("not yet")
     assert "V2X" in rows["AFRRSignal"]["why_not"] and "DER" in rows["SetDERControl"]["why_not"]
     assert "| RequestBatterySwap | CSMS | S Battery Swapping | no (a battery swap station's) |" in pics.render_pics("2.1")
 

@@ -55,21 +55,21 @@ async def test_v21_profiles_in_201_terms_work_and_21_options_are_refused_with_th
         assert csms.schema_errors == []
 
 
-async def test_v21_monitoring_report_says_who_made_each_monitor_and_streams_are_refused(tmp_path, csms):
+async def test_v21_monitoring_report_says_who_made_each_monitor_and_a_delta_cannot_stream(tmp_path, csms):
     async with running_agent(config(tmp_path, csms)) as agent:
         await reach_status(csms, "Available")
         power = {"component": {"name": "EVSE", "evse": {"id": 1}}, "variable": {"name": "Power"}}
         result = await csms.call("CP1", call21.SetVariableMonitoring(set_monitoring_data=[
-            {**power, "type": "Periodic", "value": 60, "severity": 5,
+            {**power, "type": "Delta", "value": 60, "severity": 5,  # streams: periodic monitors only
              "periodic_event_stream": {"interval": 10, "values": 1}},
             {**power, "type": "Periodic", "value": 30, "severity": 6},
             {**power, "type": "TargetDelta", "value": 100, "severity": 6}]))
         streamed, plain, target = result.set_monitoring_result
-        assert streamed["status"] == "Rejected" and "periodic event streams" in streamed["status_info"][
-            "additional_info"]
+        assert streamed["status"] == "Rejected" and "periodic event stream needs a Periodic" in streamed[
+            "status_info"]["additional_info"]
         assert plain["status"] == "Accepted" and target["status"] == "UnsupportedMonitorType"
         installed = [(m.type.value, m.value) for m in agent.core.monitoring.active.values()]
-        assert ("Periodic", 30) in installed and ("Periodic", 60) not in installed  # the streamed one is not
+        assert ("Periodic", 30) in installed and ("Delta", 60) not in installed  # the refused one is not
         assert (await csms.call("CP1", call21.GetMonitoringReport(request_id=4))).status == "Accepted"
         reports = await csms.wait_for(lambda: (r := csms.calls("NotifyMonitoringReport")) and not r[-1].payload.get(
             "tbc") and r)
