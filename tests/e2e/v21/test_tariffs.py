@@ -83,3 +83,32 @@ async def test_v21_tariff_with_an_unsupported_condition_is_refused_and_not_insta
         assert (await csms.call("CP1", call21.GetTariffs(evse_id=0))).status == "NoTariff"
         assert (await csms.call("CP1", call21.ClearTariffs())).clear_tariffs_result == [{"status": "NoTariff"}]
         assert csms.schema_errors == []
+
+
+async def test_v21_an_offline_session_is_priced_and_its_cost_goes_out_with_the_queued_events(tmp_path, csms):
+    cfg = config(tmp_path, csms, **{"AuthCtrlr.OfflineTxForUnknownIdEnabled": True})
+    async with running_agent(cfg) as agent:
+        await reach_status(csms, "Available")
+        energy_only = {"tariff_id": "E1", "currency": "CHF", "energy": {"prices": [{"price_kwh": 100}]},
+                       "fixed_fee": {"prices": [{"price_fixed": 1.25}]}}
+        assert (await csms.call("CP1", call21.SetDefaultTariff(evse_id=1, tariff=energy_only))).status == "Accepted"
+        port = csms.port
+        await csms.stop()
+        await wait_until(lambda: not agent.session.connected.is_set())
+        agent.hal.plug(1)
+        agent.hal.tap(CARD)
+        agent.hal.ev_charge(1, True)
+        agent.hal.set_power(1, 7200)
+        await wait_until(lambda: agent.hal.evse(1).contactor.closed)
+        await asyncio.sleep(1.5)
+        agent.hal.tap(CARD)
+        await wait_until(lambda: agent.station.evses[1].transaction is None)
+        await csms.start(port=port)
+        ended = (await csms.wait_for(lambda: [e for e in events(csms) if e["eventType"] == "Ended"], timeout=10))[0]
+        assert ended["offline"] and ended["transactionInfo"]["tariffId"] == "E1"
+        usage, total = ended["costDetails"]["totalUsage"], ended["costDetails"]["totalCost"]
+        energy_excl = cents(Decimal(str(usage["energy"])) * 100 / 1000)
+        assert usage["energy"] > 0 and total["currency"] == "CHF"
+        assert cents(total["energy"]["exclTax"]) == energy_excl and "inclTax" not in total["total"]
+        assert cents(total["total"]["exclTax"]) == energy_excl + Decimal("1.25")
+        assert csms.schema_errors == []
