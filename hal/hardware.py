@@ -81,6 +81,9 @@ class Hal:
         # released after every device has stopped.
         self._closers = list(closers)
         self._started: list[Device] = []
+        # Asked by safe_state: the EVSEs whose cable it leaves locked (their contactor opens all the same),
+        # for a restart that resumes their transactions: the driver's cable stays in meanwhile.
+        self.keep_locked: Callable[[], Iterable[int]] = tuple
 
     def add_closer(self, closer: Callable[[], object]) -> None:
         """Release ``closer`` (sync or async) in ``close()``, after every device has stopped."""
@@ -121,8 +124,13 @@ class Hal:
             self._started.append(device)
 
     async def safe_state(self) -> None:
-        """Put every EVSE in its safe state: 0 A, contactor open, then unlock. Never raises."""
-        await asyncio.gather(*(self._make_safe(evse) for evse in self.evses.values()))
+        """Put every EVSE in its safe state: 0 A, contactor open, then unlock (but ``keep_locked()``). Never raises."""
+        try:
+            keep = frozenset(self.keep_locked())
+        except Exception:  # never let it stand between the station and its safe state: unlock all
+            log.exception("cannot tell which cables to keep locked")
+            keep = frozenset()
+        await asyncio.gather(*(self._make_safe(evse, keep_locked=keep) for evse in self.evses.values()))
 
     async def close(self) -> None:
         """Safe state first, then release every device. Never raises."""
@@ -136,14 +144,14 @@ class Hal:
             except Exception:
                 log.exception("cannot release %r", closer)
 
-    async def _make_safe(self, evse: EvseHardware) -> None:
+    async def _make_safe(self, evse: EvseHardware, *, keep_locked: frozenset[int] = frozenset()) -> None:
         # A device never started was never energised, and its lines are not ours to drive.
         started = set(map(id, self._started))
         if id(evse.pilot) in started:
             self._suspend_offer(evse)
         if id(evse.contactor) in started:
             await self._open_contactor(evse)
-        if id(evse.lock) in started:
+        if id(evse.lock) in started and evse.evse_id not in keep_locked:
             await self._unlock(evse)
 
     @staticmethod

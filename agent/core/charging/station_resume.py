@@ -2,8 +2,9 @@
 
 A mixin of :class:`agent.core.charging.station.ChargingStation`. Before such a restart the station
 leaves its transactions open in the journal and persists a marker (:data:`RESUME_KEY`); the agent
-then stops as for any reset (the HAL's safe state opens every contactor). At the next start,
-``_recover`` ends only the open transactions :meth:`StationResume._not_resumed` leaves it: with the
+then stops as for any reset: the HAL's safe state opens every contactor, but leaves the cables of
+those transactions locked (``Hal.keep_locked`` asks :meth:`StationResume.cables_kept_locked`). At
+the next start, ``_recover`` ends only the open transactions :meth:`StationResume._not_resumed` leaves it: with the
 marker set and the cable still plugged in, the EVSE machine adopts its transaction again
 (``evse_resume``) and it goes on with the same transactionId, reported as resumed; a cable unplugged
 meanwhile ends it as an unplug during the session would have (EVDisconnected). Without the marker
@@ -41,8 +42,19 @@ class StationResume:
         """
         self.store.put(_RESTART_REASON_KEY, StopReason.REBOOT.value)  # for one that cannot resume
         self.store.put(RESUME_KEY, True)
+        self.hal.keep_locked = self.cables_kept_locked  # asked in the HAL's safe state, at the stop
         log.warning("restart keeping the transactions: %s",
                     ", ".join(tx.ref for tx in self.journal.open_transactions()) or "none runs")
+
+    def cables_kept_locked(self) -> frozenset[int]:
+        """The EVSEs whose cable stays locked while the agent is down: those of the transactions a
+        restart that keeps them will resume (none on any other stop)."""
+        try:
+            if not self.store.get(RESUME_KEY):
+                return frozenset()
+        except StoreError:
+            return frozenset()
+        return frozenset(tx.evse_id for tx in self.journal.open_transactions() if tx.evse_id in self.evses)
 
     def _take_resume_marker(self) -> bool:
         """Whether the last run stopped to resume its transactions (the marker is removed)."""

@@ -1,8 +1,8 @@
 """OCPP 2.1 block B, Reset: 2.0.1's Immediate and OnIdle, and 2.1's ImmediateAndResume.
 
 ImmediateAndResume restarts the agent at once without ending the running transactions: the
-station keeps them open across the restart (``agent.core.charging.station_resume``), the HAL's
-safe state opens the contactors while the agent is down, and after the restart each transaction
+station keeps them open across the restart (``agent.core.charging.station_resume``); while the agent
+is down their contactors are open and their cables stay locked; and after the restart each transaction
 whose cable is still plugged in goes on with the same transactionId (TransactionEvent Updated,
 triggerReason TxResumed, the next seqNo); the BootNotification says RemoteReset. It restarts the
 whole agent, so it is offered for the station only: for one EVSE it is Rejected with the reason.

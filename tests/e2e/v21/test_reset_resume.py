@@ -45,7 +45,8 @@ async def test_v21_reset_immediate_and_resume_keeps_the_transaction_across_the_r
     cfg = config(tmp_path, csms)
     async with running_agent(cfg) as agent:
         tx_id, last_seq = await reset_keeping_the_transaction(agent, csms)
-    assert not agent.hal.evse(1).contactor.closed  # safe while the agent is down
+    # While the agent is down: no energy, but the driver's cable stays locked in.
+    assert not agent.hal.evse(1).contactor.closed and agent.hal.evse(1).lock.locked
     plug_at_start(monkeypatch, charging=True)
     async with running_agent(cfg) as agent:
         await csms.wait_for(lambda: any(e["triggerReason"] == "TxResumed" for e in events(csms)))
@@ -91,6 +92,7 @@ async def test_v21_an_immediate_reset_still_ends_the_transaction_with_the_cable_
         await charge(agent, csms)
         assert (await csms.call("CP1", call21.Reset(type="Immediate"))).status == "Accepted"
         await wait_until(lambda: agent.reset_requested is False)
+    assert not agent.hal.evse(1).lock.locked  # (ended: the cable is released as on any stop)
     plug_at_start(monkeypatch, charging=True)
     async with running_agent(cfg) as agent:  # no marker: nothing is resumed, whatever the cable
         await csms.wait_for_call("BootNotification", count=2)
