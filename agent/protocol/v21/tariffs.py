@@ -19,7 +19,7 @@ from ocpp.v21 import call_result
 from ocpp.v21.enums import Action
 
 from agent.core.charging.tariffs import Cost, TariffBook, TariffRefused, Usage, calculate
-from agent.core.charging.transactions import ENDED, STARTED, STATUS
+from agent.core.charging.transactions import ENDED, METER_VALUES, STARTED, STATUS
 from agent.runtime.clock import format_iso
 
 log = logging.getLogger("agent.ocpp21")
@@ -77,7 +77,8 @@ class TariffHandlers21:
 
 
 class CostCodec21:
-    """Mixed into the 2.1 transaction codec: ``tariffId`` at the start, ``costDetails`` at the end."""
+    """Mixed into the 2.1 transaction codec: ``tariffId`` at the start, ``costDetails`` so far in each periodic
+    Updated event (the running cost) and in full at the end."""
 
     tariffs: TariffBook | None = None  # set by the adapter's transaction_codec
 
@@ -96,7 +97,21 @@ class CostCodec21:
                                     charging=p.get("charging_state") == "Charging" and p.get("ev_connected", True))
         elif item.action == ENDED:
             return self._priced(request, p)
+        elif item.action == METER_VALUES:
+            return self._running_cost(request, p)
         return request
+
+    def _running_cost(self, request, p: dict):
+        """A periodic Updated event also says the cost so far (I: running cost), from the sample's register."""
+        tariff = self.tariffs.bind(p["ref"], p["evse_id"])
+        tx = self._journal.get(p["ref"])
+        register = _energy_register_Wh(p.get("sample") or {})
+        if not tariff or tx is None or register is None:
+            return request
+        at = p["sample"]["timestamp"]
+        usage = self.tariffs.usage(p["ref"], started_at=tx.started_at, stopped_at=at,
+                                   energy_Wh=max(0.0, register - tx.meter_start_Wh))
+        return _with_cost(request, calculate(tariff, usage), usage, started_at=tx.started_at)
 
     def _priced(self, request, p: dict):
         tariff = self.tariffs.bind(p["ref"], p["evse_id"])
@@ -105,17 +120,29 @@ class CostCodec21:
             return request
         usage = self.tariffs.usage(p["ref"], started_at=tx.started_at, stopped_at=p["timestamp"],
                                    energy_Wh=max(0.0, p["meter_stop_Wh"] - tx.meter_start_Wh))
-        cost = calculate(tariff, usage)
         request.transaction_info["tariff_id"] = tariff["tariff_id"]
-        args = {f.name: getattr(request, f.name) for f in fields(request)}  # a 2.0.1 or a 2.1 TransactionEvent
-        args["cost_details"] = cost_details(cost, usage, started_at=tx.started_at)
-        return call21.TransactionEvent(**args)
+        return _with_cost(request, calculate(tariff, usage), usage, started_at=tx.started_at)
 
     def after_commit(self, item, result) -> None:
         """As before; the tariff of a transaction whose Ended event the CSMS has is forgotten."""
         super().after_commit(item, result)
         if self.tariffs is not None and item.group is not None and item.action == ENDED:
             self.tariffs.release(item.payload["ref"])
+
+
+def _with_cost(request, cost: Cost, usage: Usage, *, started_at: float):
+    """The TransactionEvent (2.0.1's or 2.1's dataclass) as a 2.1 one with ``costDetails``."""
+    args = {f.name: getattr(request, f.name) for f in fields(request)}
+    args["cost_details"] = cost_details(cost, usage, started_at=started_at)
+    return call21.TransactionEvent(**args)
+
+
+def _energy_register_Wh(sample: dict) -> float | None:
+    """The total Energy.Active.Import.Register of an outbox sample, in Wh, or None if it has none."""
+    for value in sample.get("values") or []:
+        if value.get("measurand") == "Energy.Active.Import.Register" and not value.get("phase"):
+            return value["value"] * (1000 if value.get("unit") == "kWh" else 1)
+    return None
 
 
 _PART_NAMES = {"fixed_fee": "fixed", "energy": "energy", "charging_time": "charging_time", "idle_time": "idle_time"}

@@ -61,6 +61,13 @@ async def test_v21_default_tariff_set_listed_priced_in_the_ended_event_and_clear
         assert cents(total["total"]["exclTax"]) == energy_excl + time_excl + Decimal("0.50")
         assert cents(total["total"]["inclTax"]) == cents(energy_excl * Decimal("1.2")) + time_excl + Decimal("0.60")
         assert total["currency"] == "EUR" and total["typeOfCost"] == "NormalCost"
+        running = [e for e in events(csms) if e["eventType"] == "Updated" and "costDetails" in e]
+        assert running, "no running cost in the periodic Updated events"
+        for event in running:  # the cost so far, from the event's own meter reading
+            so_far = Decimal(str(event["costDetails"]["totalUsage"]["energy"]))
+            register = Decimal(str(event["meterValue"][0]["sampledValue"][0]["value"]))
+            assert abs(so_far - (register - Decimal(str(registers[0])))) < 1 and so_far <= energy
+            assert cents(event["costDetails"]["totalCost"]["energy"]["exclTax"]) == cents(so_far * 50 / 1000)
         period = details["chargingPeriods"][0]
         assert period["tariffId"] == "T1" and {"type": "Energy", "volume": usage["energy"]} in period["dimensions"]
 
