@@ -9,142 +9,22 @@ monotonic clock stays the kernel's. The CSMS runs in this process on the true ti
 from __future__ import annotations
 
 import asyncio
-import glob
-import os
-import signal
-import socket
-import sys
-import textwrap
 import time
-from datetime import datetime
 
 import pytest
 
 from agent.runtime.clock import format_iso
 from agent.testcsms.server import CsmsBehaviour, CsmsSimulator
+from tests.harness.faketime import (
+    LIBFAKETIME, THREE_DAYS, BoardClock, free_port, security_events, session, stamp, start_daemon,
+    started_and_ended, stop_daemon, write_config,
+)
 
-LIBFAKETIME = next(iter(sorted(glob.glob("/usr/lib/*/faketime/libfaketimeMT.so.1"))), None)
 pytestmark = pytest.mark.skipif(LIBFAKETIME is None, reason="libfaketime missing: install Debian package faketime")
 
-THREE_DAYS = 3 * 24 * 3600
 VERSIONS = ["1.6", "2.0.1"]
 #: How far from the true time a stamp may be: what we look for is a 3-day error, not the latency of a loaded machine.
 CLOSE_S = 10.0
-
-
-class BoardClock:
-    """The daemon's wall clock: the true time plus an offset, stepped by rewriting the faketime file."""
-
-    def __init__(self, path) -> None:
-        self.path = path
-
-    def set_offset(self, seconds: int) -> None:
-        self.path.write_text(f"{seconds:+d}\n")
-
-    def env(self) -> dict[str, str]:
-        return {"LD_PRELOAD": LIBFAKETIME, "FAKETIME_TIMESTAMP_FILE": str(self.path), "FAKETIME_NO_CACHE": "1",
-                "DONT_FAKE_MONOTONIC": "1", "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
-
-
-def write_config(tmp_path, url: str, version: str) -> str:
-    path = tmp_path / "agent.toml"
-    path.write_text(textwrap.dedent(f"""
-        [station]
-        id = "CP-CLOCK"
-        data_dir = "{tmp_path / 'data'}"
-        free_vend = true
-        [csms]
-        url = "{url}"
-        ocpp_version = "{version}"
-        [[evse]]
-        id = 1
-        [hal]
-        backend = "mock"
-        [ocpp201.variables]
-        "OCPPCommCtrlr.RetryBackOffWaitMinimum" = 1
-        "OCPPCommCtrlr.RetryBackOffRandomRange" = 0
-        "OCPPCommCtrlr.RetryBackOffRepeatTimes" = 0
-        """))
-    return str(path)
-
-
-async def start_daemon(config_path: str, board: BoardClock):
-    env = {k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"}
-    env.update(board.env())
-    return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "agent", "run", "--config", config_path,
-        env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
-
-
-async def stop_daemon(process) -> str:
-    """SIGTERM, a clean exit, and the daemon's log."""
-    if process.returncode is None:
-        process.send_signal(signal.SIGTERM)
-    try:
-        await asyncio.wait_for(process.wait(), 15)
-    finally:
-        if process.returncode is None:
-            process.kill()
-    return (await process.stderr.read()).decode()
-
-
-async def hal(tmp_path, command: dict) -> None:
-    """A command to the daemon's mock HAL, retried while its control socket comes up."""
-    from hal.mock.client import request
-
-    socket_path = str(tmp_path / "data" / "mock-hal.sock")
-    deadline = time.monotonic() + 15
-    while True:
-        try:
-            answer = await asyncio.to_thread(request, socket_path, command)
-            break
-        except ConnectionError:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.2)
-    assert answer["ok"], answer
-
-
-async def session(tmp_path, *, charge_s: float) -> tuple[float, float]:
-    """Plug in (free vend: the transaction starts), charge, unplug; the true times of plug and unplug."""
-    await hal(tmp_path, {"cmd": "state"})  # the daemon is up
-    plugged = time.time()
-    for command in ({"cmd": "plug", "evse": 1}, {"cmd": "ev", "evse": 1, "charge": True},
-                    {"cmd": "power", "evse": 1, "watts": 7200}):
-        await hal(tmp_path, command)
-    await asyncio.sleep(charge_s)
-    unplugged = time.time()
-    await hal(tmp_path, {"cmd": "unplug", "evse": 1})
-    return plugged, unplugged
-
-
-def stamp(value: str) -> float:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-
-
-async def started_and_ended(csms: CsmsSimulator) -> tuple[float, float]:
-    """The timestamps the CSMS received for the start and the end of the (one) transaction."""
-    if csms.ocpp_version == "1.6":
-        start = (await csms.wait_for_call("StartTransaction", timeout=20))[0].payload
-        stop = (await csms.wait_for_call("StopTransaction", timeout=20))[0].payload
-        return stamp(start["timestamp"]), stamp(stop["timestamp"])
-    events = {}
-    await csms.wait_for(lambda: {"Started", "Ended"} <= {c.payload["eventType"] for c in
-                                                         csms.calls("TransactionEvent")}, timeout=20)
-    for call in csms.calls("TransactionEvent"):
-        events.setdefault(call.payload["eventType"], call.payload)
-    return stamp(events["Started"]["timestamp"]), stamp(events["Ended"]["timestamp"])
-
-
-async def security_events(csms: CsmsSimulator, kind: str) -> list[float]:
-    return [stamp(c.payload["timestamp"]) for c in csms.calls("SecurityEventNotification")
-            if c.payload["type"] == kind]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -171,7 +51,7 @@ async def test_clock_stepped_after_sync_does_not_move_transaction_times(tmp_path
         # (c) the 3-day correction at the boot is a security event, stamped in CSMS time.
         await csms.wait_for(lambda: csms.calls("SecurityEventNotification"), timeout=10)
         await asyncio.sleep(0.5)
-        (corrected,) = await security_events(csms, "SettingSystemTime")
+        (corrected,) = security_events(csms, "SettingSystemTime")
         assert corrected == pytest.approx(started, abs=CLOSE_S + 5)
     finally:
         log = await stop_daemon(process)
@@ -195,9 +75,9 @@ async def test_clock_offline_session_before_first_sync_is_sent_with_corrected_ti
         assert end == pytest.approx(unplugged, abs=CLOSE_S)
         await csms.wait_for(lambda: len(csms.calls("SecurityEventNotification")) >= 2, timeout=10)
         # The start-up event was recorded before the sync too: corrected like the transaction.
-        (startup,) = await security_events(csms, "StartupOfTheDevice")
+        (startup,) = security_events(csms, "StartupOfTheDevice")
         assert startup == pytest.approx(booted, abs=CLOSE_S + 5)
-        assert len(await security_events(csms, "SettingSystemTime")) == 1
+        assert len(security_events(csms, "SettingSystemTime")) == 1
     finally:
         log = await stop_daemon(process)
         await csms.stop()
