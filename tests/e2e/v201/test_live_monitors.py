@@ -54,16 +54,22 @@ def meter_values_sent(csms) -> int:
     return (sum(1 for e in v201.events(csms) if e.get("meterValue")) + len(csms.calls("MeterValues")))
 
 
+async def charging_at_3_kW(agent, csms):
+    """A session on EVSE 1 drawing 3 kW, once the meter's published reading shows it; returns the meter."""
+    await csms.wait_for_call("StatusNotification")
+    agent.hal.plug(1)
+    agent.hal.tap(v201.CARD)
+    await csms.wait_for(lambda: any(e["eventType"] == "Started" for e in v201.events(csms)))
+    agent.hal.ev_charge(1, True)
+    agent.hal.set_power(1, 3000)
+    meter = agent.hal.evse(1).meter
+    await wait_until(lambda: meter.latest is not None and meter.latest.power_W == 3000, timeout=3)
+    return meter
+
+
 async def test_live_monitors_power_threshold_fires_within_one_poll(tmp_path, csms):
     async with running_agent(config(tmp_path, csms)) as agent:
-        await csms.wait_for_call("StatusNotification")
-        agent.hal.plug(1)
-        agent.hal.tap(v201.CARD)
-        await csms.wait_for(lambda: any(e["eventType"] == "Started" for e in v201.events(csms)))
-        agent.hal.ev_charge(1, True)
-        agent.hal.set_power(1, 3000)
-        meter = agent.hal.evse(1).meter
-        await wait_until(lambda: meter.latest is not None and meter.latest.power_W == 3000, timeout=3)
+        meter = await charging_at_3_kW(agent, csms)
         monitor = await set_monitor(csms, "Power", 5000, severity=5)
         samples = meter_values_sent(csms)
         assert not of_monitor(csms, monitor)  # 3 kW is below the threshold
@@ -102,14 +108,7 @@ async def test_live_monitors_trip_held_by_the_csms_clears_once_it_can_hear(tmp_p
 async def test_live_monitors_current_per_phase_is_a_monitorable_variable(tmp_path, csms):
     """EVSE.Current[L1] reads the meter's line current, and a threshold on it fires within one poll."""
     async with running_agent(config(tmp_path, csms)) as agent:
-        await csms.wait_for_call("StatusNotification")
-        agent.hal.plug(1)
-        agent.hal.tap(v201.CARD)
-        await csms.wait_for(lambda: any(e["eventType"] == "Started" for e in v201.events(csms)))
-        agent.hal.ev_charge(1, True)
-        agent.hal.set_power(1, 3000)
-        meter = agent.hal.evse(1).meter
-        await wait_until(lambda: meter.latest is not None and meter.latest.power_W == 3000, timeout=3)
+        meter = await charging_at_3_kW(agent, csms)
         amps = meter.latest.current_A[0]
         asked = {"component": {"name": "EVSE", "evse": {"id": 1}}, "variable": {"name": "Current", "instance": "L1"}}
         [got] = (await csms.call("CP1", call201.GetVariables(get_variable_data=[asked]))).get_variable_result

@@ -14,47 +14,13 @@ from ocpp.v16 import call as call16
 from ocpp.v16 import call_result as result16
 
 from agent.runtime.clock import Clock
-from agent.errors import CallAborted, CallTimeout, ConnectionLost
+from agent.errors import CallAborted, CallTimeout
 from agent.errors import CallErrorReceived, InvalidResponse
 from agent.protocol.common.adapter import StationInfo
 from agent.protocol.v16.adapter import Ocpp16Adapter
 from agent.protocol.v201.adapter import Ocpp201Adapter
 from agent.runtime.settings import Settings
-
-
-class MemoryConnection:
-    """The station's end of an in-memory pipe; the test holds the other end."""
-
-    def __init__(self):
-        self.inbox: asyncio.Queue = asyncio.Queue()
-        self.outbox: asyncio.Queue = asyncio.Queue()
-        self.lost = False
-
-    async def recv(self) -> str:
-        text = await self.inbox.get()
-        if text is None:
-            self.lost = True
-            raise ConnectionLost("peer closed")
-        return text
-
-    async def send(self, text: str) -> None:
-        if self.lost:
-            raise ConnectionLost("closed")
-        await self.outbox.put(text)
-
-    async def next_out(self, timeout=2.0):
-        return json.loads(await asyncio.wait_for(self.outbox.get(), timeout))
-
-
-class DictStore:
-    def __init__(self):
-        self.data = {}
-
-    def get(self, key, default=None):
-        return self.data.get(key, default)
-
-    def put(self, key, value):
-        self.data[key] = value
+from tests.harness.fakes import DictStore, MemoryConnection
 
 
 class Station16(Ocpp16Adapter):

@@ -12,49 +12,14 @@ import logging
 
 import pytest
 
-from agent.errors import ConnectionLost
 from agent.protocol.common import rpc
 from agent.protocol.common.adapter import StationInfo, parse_frame
 from agent.protocol.v21.adapter import Ocpp21Adapter
 from agent.runtime.clock import Clock
 from agent.runtime.settings import Settings
+from tests.harness.fakes import DictStore, MemoryConnection
 
 STREAM = {"id": 1, "pending": 0, "basetime": "2025-01-01T00:00:00Z", "data": [{"t": 0.0, "v": "230.1"}]}
-
-
-class MemoryConnection:
-    """The station's end of an in-memory pipe; the test holds the other end."""
-
-    def __init__(self):
-        self.inbox: asyncio.Queue = asyncio.Queue()
-        self.outbox: asyncio.Queue = asyncio.Queue()
-        self.lost = False
-
-    async def recv(self) -> str:
-        text = await self.inbox.get()
-        if text is None:
-            self.lost = True
-            raise ConnectionLost("peer closed")
-        return text
-
-    async def send(self, text: str) -> None:
-        if self.lost:
-            raise ConnectionLost("closed")
-        await self.outbox.put(text)
-
-    async def next_out(self, timeout=2.0):
-        return json.loads(await asyncio.wait_for(self.outbox.get(), timeout))
-
-
-class DictStore:
-    def __init__(self):
-        self.data = {}
-
-    def get(self, key, default=None):
-        return self.data.get(key, default)
-
-    def put(self, key, value):
-        self.data[key] = value
 
 
 @pytest.fixture
