@@ -125,8 +125,14 @@ class FuzzBench:
         csms = CsmsSimulator(ocpp_version=self.version, behaviour=CsmsBehaviour(heartbeat_interval=300))
         await csms.start(port=port)
         try:
-            await csms.wait_for_station("CP-FUZZ", timeout=20)  # a reconnection: it resumes, without a boot
-            await self._normal_session(csms)
+            try:
+                await csms.wait_for_station("CP-FUZZ", timeout=30)  # a reconnection: it resumes, without a boot
+                await self._normal_session(csms)
+            except TimeoutError:
+                # Seen once in CI (2.0.1, under load) and not reproduced with the same seed: say what the agent did.
+                frames = [(c.action, c.payload) for c in csms.received][-10:]
+                raise AssertionError(f"{self.version}: no normal session after the fuzzing; the CSMS got {frames}\n"
+                                     f"{self.daemon.log_tail()}") from None
             self.normal_session = True
         finally:
             await csms.stop()
@@ -137,13 +143,13 @@ class FuzzBench:
                         {"cmd": "ev", "evse": 1, "charge": True}, {"cmd": "power", "evse": 1, "watts": 7400}):
             assert (await self.daemon.sim(**command))["ok"]
         start, stop = ("StartTransaction", "StopTransaction") if self.version == "1.6" else ("TransactionEvent",) * 2
-        await csms.wait_for_call(start, timeout=10)
+        await csms.wait_for_call(start, timeout=30)
         await asyncio.sleep(1.0)
         assert (await self.daemon.sim(cmd="unplug", evse=1))["ok"]
         if self.version == "1.6":
-            await csms.wait_for_call(stop, timeout=10)
+            await csms.wait_for_call(stop, timeout=30)
         else:
-            await csms.wait_for(lambda: any(c.payload["eventType"] == "Ended" for c in csms.calls(stop)), timeout=10)
+            await csms.wait_for(lambda: any(c.payload["eventType"] == "Ended" for c in csms.calls(stop)), timeout=30)
 
     def _log_figures(self) -> dict:
         lines = self.daemon.log_text().splitlines()
