@@ -7,7 +7,11 @@ wording differs overrides it in its adapter.
 
 from __future__ import annotations
 
+import logging
+
 from ocpp.routing import on
+
+log = logging.getLogger("agent.ocpp")
 
 
 class SharedHandlers:
@@ -28,3 +32,18 @@ class SharedHandlers:
         """CancelReservation: Accepted if it existed."""
         found = await self.core.station.cancel_reservation(reservation_id)
         return self._call_result.CancelReservation(status="Accepted" if found else "Rejected")
+
+    def remote_start_refused(self, action: str, *, target_id: int | None, target_name: str) -> bool:
+        """True (and a log line saying why) when a remote start is Rejected before anything else is asked.
+
+        Neither version allows it while the registration is Pending or Rejected (1.6 §4.2,
+        2.0.1 B02.FR.05), nor for target 0, the station itself rather than a connector or EVSE.
+        """
+        if target_id == 0:
+            reason = f"{target_name} 0"
+        elif self.registration in ("Pending", "Rejected"):
+            reason = f"registration {self.registration}"
+        else:
+            return False
+        log.warning("%s rejected: %s", action, reason)
+        return True

@@ -117,9 +117,7 @@ class Ocpp16Adapter(CertificateHandlers16, FirmwareHandlers16, DiagnosticsHandle
         Rejected while the registration is Pending or Rejected (1.6 §4.2 does not allow it then) and for
         connectorId 0, which names the charge point, not a connector (it must be > 0).
         """
-        if self.registration in ("Pending", "Rejected") or connector_id == 0:
-            log.warning("RemoteStartTransaction rejected: %s", "connectorId 0" if connector_id == 0
-                        else f"registration {self.registration}")
+        if self.remote_start_refused("RemoteStartTransaction", target_id=connector_id, target_name="connectorId"):
             return call_result.RemoteStartTransaction(status="Rejected")
         try:
             profile = self.remote_start_profile(charging_profile, evse_id=connector_id or 1)

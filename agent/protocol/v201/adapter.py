@@ -169,9 +169,7 @@ class Ocpp201Adapter(CertificateHandlers201, DeviceModelHandlers, FirmwareHandle
         Rejected while the registration is Pending or Rejected (B02.FR.05: not while Pending) and for
         evseId 0, the station itself (an evseId must be > 0).
         """
-        if self.registration in ("Pending", "Rejected") or evse_id == 0:
-            log.warning("RequestStartTransaction rejected: %s", "evseId 0" if evse_id == 0
-                        else f"registration {self.registration}")
+        if self.remote_start_refused("RequestStartTransaction", target_id=evse_id, target_name="evseId"):
             return call_result.RequestStartTransaction(status="Rejected")
         try:
             profile = self.remote_start_profile(charging_profile, evse_id=evse_id or 1)
