@@ -105,7 +105,7 @@ class Agent:
         from agent.core.management.configuration import ConfigurationService
         from agent.core.management.certificates import CertificateStore
         from agent.core.device_model.display_messages import DisplayMessages
-        from agent.core.management.firmware import FirmwareJob, transaction_running
+        from agent.core.management.firmware import FirmwareJob
         from agent.core.charging.local_list import LocalAuthorizationList
         from agent.core.charging.metering import MeterSampler
         from agent.core.services import CoreServices
@@ -146,7 +146,7 @@ class Agent:
                                  firmware=FirmwareJob(self.store, Path(station_cfg.data_dir),
                                                       install_command=list(self.config.system.firmware_install_command)
                                                       or None,
-                                                      busy=transaction_running(self.station), clock=self.clock.time))
+                                                      busy=self.station.busy, clock=self.clock.time))
         self.core.network = self._network_profiles(certificates)
         self._monitoring_and_customer_info(local_list)
         self._record_startup()

@@ -8,7 +8,7 @@ import sys
 import tarfile
 import time
 
-from agent.core.management.firmware import FirmwareJob, transaction_running
+from agent.core.management.firmware import FirmwareJob
 from agent.core.management.security_events import SECURITY_EVENT
 from agent.runtime.clock import format_iso
 from tests.harness.transfer_servers import IMAGE
@@ -27,7 +27,7 @@ def wire(agent_, tmp_path, install_command, config_text: str | None = None):
     core = agent_.core
     core.data_dir = agent_.config.station.data_dir
     core.firmware = FirmwareJob(core.store, core.data_dir, install_command=install_command,
-                                busy=transaction_running(core.station), poll_s=0.05, clock=agent_.clock.time)
+                                busy=core.station.busy, poll_s=0.05, clock=agent_.clock.time)
     if config_text is not None:
         path = tmp_path / "agent.toml"
         path.write_text(config_text)

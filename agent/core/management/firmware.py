@@ -456,11 +456,6 @@ class FirmwareJob:
             return None
 
 
-def transaction_running(station) -> Callable[[], bool]:
-    """A ``busy`` predicate over the core's ChargingStation: any EVSE with a transaction."""
-    return lambda: any(machine.transaction is not None for machine in station.evses.values())
-
-
 def firmware_job(core, *, clock: Callable[[], float] = time.time) -> FirmwareJob | None:
     """The core's job, wired to its certificate store and board reboot; None without a data directory.
 
@@ -472,7 +467,7 @@ def firmware_job(core, *, clock: Callable[[], float] = time.time) -> FirmwareJob
     job = getattr(core, "firmware", None)
     if job is None and getattr(core, "data_dir", None) is not None:
         job = FirmwareJob(core.store, core.data_dir, install_command=getattr(core, "firmware_install_command", None),
-                          busy=transaction_running(core.station), clock=clock)
+                          busy=core.station.busy, clock=clock)
         core.firmware = job
     if job is not None:
         job.certificates = job.certificates or getattr(core, "certificates", None)
