@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 # Debian packages the tests need: socat (pty pairs for Modbus/RFID), systemd (systemd-analyze),
-# faketime (libfaketime: a wrong, then stepped, board clock for the daemon alone).
-TEST_DEBS := socat systemd faketime
+# faketime (libfaketime: a wrong, then stepped, board clock for the daemon alone),
+# chromium + chromium-driver (the dashboard's browser tests drive Debian's headless chromium via selenium).
+TEST_DEBS := socat systemd faketime chromium chromium-driver
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: demo test test-slow reliability bench docs venv test-venv system-deps clean install uninstall
@@ -27,6 +28,8 @@ system-deps:
 	command -v socat >/dev/null || missing="$$missing socat"; \
 	command -v systemd-analyze >/dev/null || missing="$$missing systemd"; \
 	command -v faketime >/dev/null || missing="$$missing faketime"; \
+	command -v /usr/bin/chromium >/dev/null || missing="$$missing chromium"; \
+	command -v /usr/bin/chromedriver >/dev/null || missing="$$missing chromium-driver"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages:$$missing"; \
 		$(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
