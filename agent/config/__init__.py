@@ -12,6 +12,7 @@ per restart. The package is split by job:
 
 from agent.config.checks import ConfigProblem, OneOf
 from agent.config.parsing import load_config, parse_config
+from agent.config.web import WebConfig
 from agent.config.schema import (
     DEFAULT_CONFIG_PATH, AgentConfig, CsmsConfig, EvseConfig, ExternalLimitConfig, GpioPinsConfig, HalConfig,
     LoggingConfig, MeterConfig, Ocpp16Config, Ocpp201Config, PilotConfig, RfidConfig, StationConfig, SystemConfig,
@@ -20,5 +21,5 @@ from agent.config.schema import (
 __all__ = [
     "DEFAULT_CONFIG_PATH", "AgentConfig", "ConfigProblem", "CsmsConfig", "EvseConfig", "ExternalLimitConfig",
     "GpioPinsConfig", "HalConfig", "LoggingConfig", "MeterConfig", "Ocpp16Config", "Ocpp201Config", "OneOf",
-    "PilotConfig", "RfidConfig", "StationConfig", "SystemConfig", "load_config", "parse_config",
+    "PilotConfig", "RfidConfig", "StationConfig", "SystemConfig", "WebConfig", "load_config", "parse_config",
 ]

@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from agent.config.checks import OneOf
+from agent.config.web import WebConfig
 from agent.runtime.settings import SETTINGS_BY_OCPP16, SETTINGS_BY_OCPP201, coerce_setting
 from hal.meters import available_models
 from hal.pilots import available_pilot_models
@@ -254,6 +255,7 @@ class AgentConfig:
     system: SystemConfig = SystemConfig()
     ocpp16: Ocpp16Config = Ocpp16Config()
     ocpp201: Ocpp201Config = Ocpp201Config()
+    web: WebConfig = WebConfig()
     source: str = ""
 
     @property
