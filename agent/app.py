@@ -152,7 +152,7 @@ class Agent:
         self._record_startup()
         self.settings.subscribe(self._security_setting_changed)
         await self.station.start()
-        display_messages.start()  # after the station: transactions a crash left open have ended
+        display_messages.start(running_cost=self.config.csms.ocpp_version == "2.1")  # after the station: see start()
         await self.sampler.start()
         if self.core.monitoring is not None:
             self.core.monitoring.start()

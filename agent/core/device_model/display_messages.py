@@ -9,8 +9,10 @@ shows now:
   start/end times only between them, one for a transaction only while that
   transaction runs; it is removed when the transaction ends, or when its end time
   has passed.
-* The running cost of a transaction (CostUpdated) takes its turn in the normal
-  cycle while that transaction runs.
+* The running cost of a transaction takes its turn in the normal cycle while that
+  transaction runs: the CSMS's (CostUpdated, or totalCost in a TransactionEvent's answer)
+  while it is fresh, else the station's own (OCPP 2.1 local cost calculation, see
+  :meth:`DisplayMessages.local_cost`).
 
 Nothing polls: a timer wakes at the next start or end time and, while several
 items share the display, at the next turn; the station's status and transaction
@@ -42,6 +44,7 @@ TEXT_FORMATS = ("ASCII", "UTF8")
 """What a display renders when its driver declares no ``formats``: every display we drive is text."""
 
 ROTATE_S = 5.0  # how long each item of a cycle stays on the display
+CSMS_COST_FRESH_S = 60.0  # how long the CSMS's running cost outranks the station's own (local_cost)
 STATION_MESSAGE_S = 5.0  # how long the station's own text ("Card refused") holds the display
 PERSONAL_MESSAGE_S = 15.0  # a tariff or greeting the driver must have time to read
 
@@ -188,6 +191,9 @@ class DisplayMessages:
         self.rotate_s = rotate_s
         self._messages: dict[int, DisplayMessage] = _load(store)
         self._costs: dict[str, float] = {}  # transaction id -> total cost (not kept: it ends with a restart)
+        self._cost_at: dict[str, float] = {}  # transaction id -> when the CSMS last said its cost
+        self._local_costs: dict[str, str] = {}  # transaction id -> the station's own cost, as shown ("EUR 3.47")
+        self._running_cost = None  # agent.core.charging.running_cost.RunningCost, when started with one
         self._current: tuple | None = None  # key of the item on the display
         self._shown: str | None = None  # the text we last put on the display
         self._priority: str | None = None  # priority of what is shown now
@@ -206,9 +212,20 @@ class DisplayMessages:
 
     # ------------------------------------------------------------ life cycle
 
-    def start(self) -> None:
-        """Drop what ended while the agent was down, follow the station, and show what applies now."""
+    def start(self, *, running_cost: bool = False) -> None:
+        """Drop what ended while the agent was down, follow the station, and show what applies now.
+
+        Start it after the station: transactions a crash left open have ended by then. ``running_cost``:
+        also show the station's own running cost of transactions priced by a tariff (OCPP 2.1 local cost).
+        """
         self._started = True
+        if running_cost and self._running_cost is None:
+            from agent.core.charging.running_cost import RunningCost, money_text
+            from agent.core.charging.tariffs import TariffBook
+
+            self._running_cost = RunningCost(
+                self._station, tariffs=TariffBook(self._store, evse_ids=self._station.evse_ids),
+                show=lambda ref, total, currency: self.local_cost(ref, money_text(total, currency)))
         if not self._following:
             self._following = True
             self._station.add_listener(self.refresh)
@@ -219,6 +236,9 @@ class DisplayMessages:
     def close(self) -> None:
         """Stop every timer (the display keeps its last text)."""
         self._started = False
+        if self._running_cost is not None:
+            self._running_cost.close()
+            self._running_cost = None
         for timer in (self._own_timer, self._turn_timer, self._change_timer):
             if timer is not None:
                 timer.cancel()
@@ -301,8 +321,24 @@ class DisplayMessages:
             log.info("cost %.2f for transaction %s not shown: it does not run here", total_cost, transaction_id)
             return False
         self._costs[transaction_id] = float(total_cost)
+        self._cost_at[transaction_id] = self._clock.time()
         self._evaluate()
         return True
+
+    def local_cost(self, transaction_id: str, text: str) -> None:
+        """The station's own running cost of a running transaction (``text``: "EUR 3.47"), shown in its turn.
+
+        The rule: the CSMS's running cost (CostUpdated, or totalCost in its answer to a TransactionEvent)
+        is shown while it is fresh (younger than ``CSMS_COST_FRESH_S``), since the CSMS bills the session
+        (central cost calculation, OCPP 2.0.1/2.1 I02) and may know what the station does not (a driver
+        discount); once it is stale, or when the CSMS never sent one, the station's own cost (2.1 local
+        cost calculation from the tariff) is shown, so the figure keeps up with the energy delivered, online
+        or not. The display is touched only when the text changes.
+        """
+        if self._local_costs.get(transaction_id) == text:
+            return
+        self._local_costs[transaction_id] = text
+        self.refresh()
 
     def final_cost(self, total_cost: float) -> bool:
         """The cost of a transaction that just ended (TransactionEvent Ended's answer), shown for a while."""
@@ -377,14 +413,18 @@ class DisplayMessages:
             del self._messages[message_id]
         if gone:
             self._save()
-        for ref in [ref for ref in self._costs if ref not in running]:
-            del self._costs[ref]
+        for costs in (self._costs, self._cost_at, self._local_costs):
+            for ref in [ref for ref in costs if ref not in running]:
+                del costs[ref]
 
     def _cost_texts(self) -> list[tuple[str, str]]:
-        if not self._costs or not self._settings["total_cost_enabled"]:
+        if not (self._costs or self._local_costs) or not self._settings["total_cost_enabled"]:
             return []
-        currency = self._settings["currency"]
-        return [(ref, f"Cost: {total:.2f} {currency}") for ref, total in self._costs.items()]
+        currency, now = self._settings["currency"], self._clock.time()
+        texts = {ref: f"Cost: {text}" for ref, text in self._local_costs.items()}
+        texts.update({ref: f"Cost: {total:.2f} {currency}" for ref, total in self._costs.items()
+                      if ref not in texts or now - self._cost_at.get(ref, now) < CSMS_COST_FRESH_S})
+        return list(texts.items())
 
     def _running(self) -> set[str]:
         """The ids of the transactions running now."""
