@@ -113,6 +113,15 @@ class Browser:
                 found.append(element)
         return found
 
+    def term(self, heading: str, term: str) -> str:
+        """The value shown for ``term`` (a ``<dt>``) in the section titled ``heading`` ("" if absent)."""
+        from selenium.webdriver.common.by import By
+
+        xpath = (f"//section[.//*[self::h2 or self::h3][normalize-space()={_xpath_literal(heading)}]]"
+                 f"//dt[normalize-space()={_xpath_literal(term)}]/following-sibling::dd[1]")
+        found = self.driver.find_elements(By.XPATH, xpath)
+        return found[0].text.strip() if found else ""
+
     def choose(self, label: str, option_text: str) -> None:
         """Pick the option showing ``option_text`` in the select labelled ``label``."""
         from selenium.webdriver.support.ui import Select
@@ -179,3 +188,12 @@ def chromium_version() -> str:
     if shutil.which(str(CHROMIUM)) is None:
         return "chromium missing"
     return subprocess.run([str(CHROMIUM), "--version"], capture_output=True, text=True, check=False).stdout.strip()
+
+
+def _xpath_literal(text: str) -> str:
+    """``text`` as an XPath 1.0 string literal (which has no escapes: quotes need concat)."""
+    if "'" not in text:
+        return f"'{text}'"
+    if '"' not in text:
+        return f'"{text}"'
+    return "concat(" + ", \"'\", ".join(f"'{part}'" for part in text.split("'")) + ")"
