@@ -42,6 +42,7 @@ class Agent:
         self.reset_requested: bool | None = None  # None, False (restart) or True (reboot the board)
         self.session = None
         self.mock_control = None
+        self.status = None  # agent.status.daemon.StatusService: <data_dir>/agent.sock
         self.hal_events: asyncio.Queue = asyncio.Queue()
         self._stop = asyncio.Event()
         self._reload = asyncio.Event()
@@ -59,8 +60,10 @@ class Agent:
         self._open_state(data_dir)
         await self._start_hal(data_dir)
         await self._start_core()
+        await self._start_status()
         self.notifier.ready(f"HAL up; connecting to {self.config.endpoint_url}")
         self._start_protocol()
+        self.status.follow(self.session)
         self._tasks.append(asyncio.create_task(self._dispatch_hal_events(), name="hal-events"))
         self._tasks.append(asyncio.create_task(self._watchdog(), name="watchdog"))
 
@@ -99,8 +102,17 @@ class Agent:
                                                   status_provider=self._status_for_mock)
             await self.mock_control.start()
 
+    async def _start_status(self) -> None:
+        """The status socket (every backend), told of changes by the station, meters, display and link."""
+        from agent.status.daemon import StatusService
+
+        self.status = StatusService(config=self.config, station=self.station, journal=self.core.journal,
+                                    hal=self.hal, clock=self.clock)
+        await self.status.start()
+
     async def _start_core(self) -> None:
         """The charging core: journal, authorization, EVSE machines, meter sampling."""
+        from agent.app_device_model import build_device_model, wire_monitoring_and_customer_info
         from agent.core.charging.auth import AuthorizationCache, Authorizer
         from agent.core.management.configuration import ConfigurationService
         from agent.core.management.certificates import CertificateStore
@@ -135,7 +147,7 @@ class Agent:
                                  configuration=ConfigurationService(self.settings), store=self.store,
                                  request_reset=self.request_reset, display_messages=display_messages,
                                  # The device model is 2.0.1's and 2.1's view of the settings: a 1.6 agent never loads it.
-                                 device_model=(self._device_model(display_messages)
+                                 device_model=(build_device_model(self, display_messages)
                                                if self.config.csms.ocpp_version != "1.6" else None),
                                  local_list=local_list, data_dir=Path(station_cfg.data_dir),
                                  certificates=certificates, station_certificate=StationCertificate(
@@ -148,7 +160,7 @@ class Agent:
                                                       or None,
                                                       busy=self.station.busy, clock=self.clock.time))
         self.core.network = self._network_profiles(certificates)
-        self._monitoring_and_customer_info(local_list)
+        wire_monitoring_and_customer_info(self, local_list)
         self._record_startup()
         self.settings.subscribe(self._security_setting_changed)
         await self.station.start()
@@ -156,25 +168,6 @@ class Agent:
         await self.sampler.start()
         if self.core.monitoring is not None:
             self.core.monitoring.start()
-
-    def _monitoring_and_customer_info(self, local_list) -> None:
-        """2.0.1 monitoring, told of every station change and every poll of a meter (it never polls), and
-        customer information over the cache, the local list and the message log."""
-        from agent.core.charging.auth import AuthorizationCache
-        from agent.core.device_model.customer_info import CustomerInformation
-        from agent.core.device_model.monitoring import Monitoring, preconfigured_monitors
-
-        self.core.customer_info = CustomerInformation(cache=AuthorizationCache(self.store, clock=self.clock),
-                                                      local_list=local_list, message_log=self.message_log)
-        if self.core.device_model is None:
-            return  # 1.6 has no monitoring
-        monitoring = self.core.monitoring = Monitoring(
-            self.store, device_model=self.core.device_model, settings=self.settings, clock=self.clock,
-            transaction_of=self.station.transaction_ref,
-            presets=preconfigured_monitors({e.id: e.phases for e in self.config.evse}))
-        self.station.add_listener(monitoring.check)
-        for hw in self.hal.evses.values():  # live values: evaluated on every poll, not only on samples
-            hw.meter.add_listener(lambda evse_id, reading: monitoring.check(evse_id=evse_id))
 
     def _network_profiles(self, certificates):
         """The connection profiles: the config file's [csms] as slot 0, and what the CSMS added."""
@@ -236,43 +229,13 @@ class Agent:
         if name == "basic_auth_password":
             self._security_event(RECONFIGURATION, "BasicAuthPassword changed")
 
-    def _device_model(self, display_messages):
-        """The 2.0.1 device model over the same settings, with the station's live facts."""
-        from agent.core.device_model import DeviceModel, max_power_W, station_suppliers, variable_key
-        from agent.core.device_model.station import meter_suppliers
-        from agent.core.device_model.monitoring import monitoring_variables
-
-        config = self.config
-        computed = {
-            **station_suppliers(self.station),
-            "ClockCtrlr.DateTime": self.clock.now_iso,
-            "SecurityCtrlr.Identity": lambda: config.station.id,
-            "OCPPCommCtrlr.MessageTimeout[Default]": lambda: int(config.csms.response_timeout_s),
-            "AuthCtrlr.Enabled": lambda: not config.station.free_vend,
-            "ChargingStation.SupplyPhases": lambda: max(e.phases for e in config.evse),
-            **display_messages.variables(),
-            **monitoring_variables(self.store),
-            **meter_suppliers({i: hw.meter for i, hw in self.hal.evses.items()},
-                              phases={e.id: e.phases for e in config.evse}),
-        }
-        for evse in config.evse:
-            computed[variable_key("EVSE", "SupplyPhases", evse_id=evse.id)] = lambda p=evse.phases: p
-        return DeviceModel(self.settings, evse_ids=[e.id for e in config.evse], computed=computed,
-                           evse_max_power_W={e.id: max_power_W(e.max_current_A, e.phases) for e in config.evse})
-
     def _status_for_mock(self, evse_id: int) -> dict:
         """`sim state`: the status last reported, in the words of the OCPP version in use."""
-        from agent.protocol.common.status import status_word
+        from agent.status.snapshot import evse_status
 
         if self.station is None:
             return {"status": None, "transaction_id": None}
-        view = self.station.evse(evse_id)
-        transaction_id = None
-        if view.transaction_ref is not None:
-            # 1.6: the CSMS's transactionId once confirmed; until then (offline) our own reference.
-            use_remote = self.config.csms.ocpp_version == "1.6" and view.remote_id is not None
-            transaction_id = int(view.remote_id) if use_remote else view.transaction_ref
-        return {"status": status_word(self.config.csms.ocpp_version, view.status), "transaction_id": transaction_id}
+        return evse_status(self.station, self.config.csms.ocpp_version, evse_id)
 
     def _start_protocol(self) -> None:
         from agent.protocol import adapter_class
@@ -311,6 +274,7 @@ class Agent:
                 await self.station.handle_hal_event(event)
             except Exception:
                 log.exception("hardware event %s could not be handled", event)
+            self.status.changed()  # a fault, a plug: no-op while nobody watches
 
     async def _watchdog(self) -> None:
         """Pet systemd's watchdog only while every loop has ticked recently."""
@@ -409,6 +373,8 @@ class Agent:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self.mock_control is not None:
             await self.mock_control.close()
+        if self.status is not None:
+            await self.status.close()
         if self.hal is not None:
             await self.hal.close()
         for closable in (self.message_log, self.store):

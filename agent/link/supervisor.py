@@ -59,6 +59,21 @@ class CsmsSession:
         self.connection: WebSocketConnection | None = None
         self.connected = asyncio.Event()
         self._stopping = False
+        self._listeners: list[Callable[[bool, str], None]] = []
+
+    def add_listener(self, changed: Callable[[bool, str], None]) -> None:
+        """Call ``changed(up, url)`` when a connection opens (True) and when it ends (False).
+
+        Listeners run on the event loop and must be quick; an exception is logged, not raised.
+        """
+        self._listeners.append(changed)
+
+    def _tell(self, up: bool, url: str) -> None:
+        for changed in list(self._listeners):
+            try:
+                changed(up, url)
+            except Exception:  # a status display must never cost the station its connection
+                log.exception("connection listener %r failed", changed)
 
     def transport_options(self) -> TransportOptions:
         """Transport options from the config file and the live settings."""
@@ -111,6 +126,7 @@ class CsmsSession:
             options["response_timeout_s"] = profile.message_timeout_s
         self.adapter = self._adapter_factory(connection, **options)
         self.connected.set()
+        self._tell(True, connection.url)
         log.info("connected to %s (%s)", display_url(connection.url), connection.subprotocol)
         try:
             await self.adapter.serve()
@@ -120,6 +136,7 @@ class CsmsSession:
             log.exception("protocol session failed; reconnecting")
         finally:
             self.connected.clear()
+            self._tell(False, connection.url)
             await connection.close()
             if not self._stopping:
                 log.warning("connection to the CSMS ended: %s", connection.close_reason or "closed")

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import abc
+import logging
+from typing import Callable
 
 from hal.roles._device import Device
+
+
+log = logging.getLogger(__name__)
 
 
 class Display(Device, abc.ABC):
@@ -16,6 +21,7 @@ class Display(Device, abc.ABC):
 
     def __init__(self) -> None:
         self._text: str | None = None
+        self._listeners: list[Callable[[str | None], None]] = []
 
     @property
     def text(self) -> str | None:
@@ -27,7 +33,17 @@ class Display(Device, abc.ABC):
         if text is not None and not isinstance(text, str):
             raise TypeError(f"display text must be a string or None, not {type(text).__name__}")
         self._render(text)
-        self._text = text
+        changed, self._text = text != self._text, text
+        if changed:
+            for listener in list(self._listeners):
+                try:
+                    listener(text)
+                except Exception:  # whoever follows the display must not break showing it
+                    log.exception("display listener %r failed", listener)
+
+    def add_listener(self, listener: Callable[[str | None], None]) -> None:
+        """Call ``listener(text)`` after the text shown changed; it runs in ``show()``, so it must be quick."""
+        self._listeners.append(listener)
 
     @abc.abstractmethod
     def _render(self, text: str | None) -> None:
