@@ -18,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from agent.commands.demo_view import make_view
+from agent.commands.demo_view import cents, make_view
 from agent.runtime.logging_setup import configure_logging
 
 STATION_ID = "DEMO01"
@@ -30,6 +30,12 @@ PAUSE_S = 1.0  # between steps, so a person can follow the panel
 LIMIT_A = 10.0  # the smart-charging limit the CSMS sets during the session
 STEP_TIMEOUT_S = 10.0  # generous: the slowest step waits for two meter values, 4 s
 CONFIG_NAME = "demo.toml"
+#: The default tariff the 2.1 CSMS sets before the session, prices before 20 % VAT: 0.30 EUR/kWh and, so that a
+#: 15 s demo shows its cost grow by more than a cent, 0.12 EUR per minute charging, to the driver.
+_VAT = [{"type": "VAT", "tax": 20}]
+TARIFF = {"tariff_id": "DEMO-0.30", "currency": "EUR",
+          "energy": {"prices": [{"price_kwh": 0.25}], "tax_rates": _VAT},
+          "charging_time": {"prices": [{"price_minute": 0.10}], "tax_rates": _VAT}}
 
 
 class DemoFailed(Exception):
@@ -93,6 +99,7 @@ class Terms:
 
     def __init__(self, ocpp_version: str):
         self.v16 = ocpp_version == "1.6"
+        self.v21 = ocpp_version == "2.1"
         self.plugged = "Preparing" if self.v16 else "Occupied"
         self.charging = "Charging" if self.v16 else "Occupied"
 
@@ -177,8 +184,11 @@ class Session:
 
     def steps(self) -> list[tuple[str, object, set[int]]]:
         """The session as (title, coroutine function, EVSEs it changes) triples, in order."""
+        priced = [("CSMS sets a default tariff, 0.30 EUR/kWh + 0.12 EUR/min incl. VAT (SetDefaultTariff): the "
+                   "station prices the session itself", self.set_tariff, set())] if self.terms.v21 else []
         return [
             ("boot: the agent connects, BootNotification, every EVSE reports its status", self.boot, {1, 2}),
+            *priced,
             ("plug the cable into EVSE 1 (pilot A -> B)", self.plug, {1}),
             (f"tap card {CARD}: Authorize, then the transaction starts", self.tap_start, {1}),
             ("the EV requests energy (pilot C): contactor closes, 7.4 kW", self.ev_charges, {1}),
@@ -197,6 +207,18 @@ class Session:
         # The agent starts out Available; wait until the CSMS has been told so.
         await self.until(lambda: all(self.csms.status[(STATION_ID, e)] == "Available" for e in (1, 2)),
                          "every EVSE reported Available")
+
+    async def set_tariff(self) -> None:
+        """2.1: the CSMS installs a default tariff on every EVSE; the running cost will show on the display."""
+        from ocpp.v21 import call
+
+        result = await self.csms.call(STATION_ID, call.SetDefaultTariff(evse_id=0, tariff=TARIFF))
+        if result.status != "Accepted":
+            raise DemoFailed(f"SetDefaultTariff: the agent answered {result.status}")
+
+    def display(self) -> str | None:
+        """What the station's display shows now."""
+        return self.agent.mock_control.answer(json.dumps({"cmd": "state"}))["display"]
 
     async def plug(self) -> None:
         """A driver plugs the cable into EVSE 1."""
@@ -223,6 +245,8 @@ class Session:
         """Charging goes on until two periodic meter values have reached the CSMS."""
         seen = self.terms.meter_reports(self.csms)
         await self.until(lambda: self.terms.meter_reports(self.csms) >= seen + 2, "two meter value reports")
+        if self.terms.v21:  # the station's own running cost, from the tariff
+            await self.until(lambda: (self.display() or "").startswith("Cost: EUR"), "the running cost on the display")
 
     async def smart_limit(self) -> None:
         """A smart-charging profile lowers the current offered to the EV; the EV follows it."""
@@ -245,6 +269,15 @@ class Session:
         await self.until(lambda: self.terms.ended(self.csms), "transaction end sent")
         await self.until(lambda: not self.evse(1)["contactor_closed"], "EVSE 1 contactor open")
         await self.until(lambda: not self.evse(1)["locked"], "EVSE 1 lock released")
+        if self.terms.v21:
+            ended = self.terms.events(self.csms, "Ended")[-1].payload
+            total = (ended.get("costDetails") or {}).get("totalCost") or {}
+            if "total" not in total:
+                raise DemoFailed("the Ended event has no costDetails total")
+            usage = ended["costDetails"]["totalUsage"]
+            self.view.note(f"Ended event: costDetails total {total['currency']} {cents(total['total'].get('inclTax'))} "
+                           f"incl. VAT ({cents(total['total']['exclTax'])} excl.) for {usage['energy']:g} Wh and "
+                           f"{usage['chargingTime']} s charging, tariff {TARIFF['tariff_id']}")
 
     async def unplug(self) -> None:
         """The driver unplugs: EVSE 1 is Available again."""
@@ -281,7 +314,7 @@ class Session:
         except DemoFailed as exc:
             raise DemoFailed(f"step {number} ({title}): {exc}") from None
         await asyncio.sleep(0.1)  # let the answers in flight print before the state does
-        self.view.report(self.state(), ids=changed)
+        self.view.report(self.state(), ids=changed, display=self.display())
         await asyncio.sleep(PAUSE_S)
 
 
@@ -316,7 +349,7 @@ def sim_hint(config_path: Path) -> str:
 async def _refresh(session: Session, period: float = 0.25) -> None:
     """Keep the live panel's EVSE table current (energy grows between OCPP messages)."""
     while True:
-        session.view.update(session.state())
+        session.view.update(session.state(), display=session.display())
         await asyncio.sleep(period)
 
 

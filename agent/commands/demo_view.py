@@ -17,9 +17,10 @@ import sys
 import time
 from collections import deque
 from dataclasses import dataclass
+from decimal import Decimal
 
 MESSAGES_SHOWN = 8
-PLAIN_BODY_CHARS = 300  # long enough for every field of the demo's messages, short enough for a CI log
+PLAIN_BODY_CHARS = 400  # long enough for every field of the demo's messages (2.1's too), short enough for a CI log
 
 _UUID = re.compile(r"[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
 _CSI = "\x1b["
@@ -78,7 +79,22 @@ def _shorten(value):
         return value
     if isinstance(value.get("sampledValue"), list):
         return " ".join(_reading(sample) for sample in value["sampledValue"] if isinstance(sample, dict))
+    if isinstance((value.get("costDetails") or {}).get("totalCost"), dict):  # 2.1: the cost, not its breakdown
+        value = {**value, "costDetails": _cost(value["costDetails"])}
     return {key: _shorten(item) for key, item in value.items() if key != "timestamp"}
+
+
+def _cost(details: dict) -> str:
+    """A 2.1 costDetails as ``EUR 0.03 incl. tax (0.02 excl.)``."""
+    total = details["totalCost"]
+    amounts = total.get("total") or {}
+    text = f"{total.get('currency', '?')} {cents(amounts.get('inclTax', amounts.get('exclTax')))}"
+    return text + (f" incl. tax ({cents(amounts['exclTax'])} excl.)" if "inclTax" in amounts else "")
+
+
+def cents(amount) -> str:
+    """A JSON amount to the cent, in Decimal (0.1 shows as 0.10)."""
+    return "?" if amount is None else f"{Decimal(str(amount)):.2f}"
 
 
 def _reading(sample: dict) -> str:
@@ -166,6 +182,7 @@ class PlainView(_Writer):
     def __init__(self, out=None) -> None:
         super().__init__(out or sys.stdout)
         self._decoder = FrameDecoder()
+        self._display: str | None = None  # the display's text last printed
 
     def note(self, text: str) -> None:
         """A line of commentary (start-up, hints, the end)."""
@@ -181,16 +198,19 @@ class PlainView(_Writer):
         body = line.body if len(line.body) <= PLAIN_BODY_CHARS else line.body[:PLAIN_BODY_CHARS - 3] + "..."
         self.write(f"{line.elapsed:6.2f}s  {self.arrow(line.from_station)}  {line.label:<24} {body}\n")
 
-    def report(self, evses: list[dict], ids=None) -> None:
-        """Show the state of the EVSEs ``ids`` (all by default) now."""
+    def report(self, evses: list[dict], ids=None, display: str | None = None) -> None:
+        """Show the state of the EVSEs ``ids`` (all by default) now, and the station's display if it changed."""
         for evse in evses:
             if ids is None or evse["id"] in ids:
                 s = evse_summary(evse)
                 self.write(f"{self.elapsed():6.2f}s     EVSE {s['EVSE']}: pilot {s['pilot']}, {s['status']}, "
                            f"contactor {s['contactor']}, {s['lock']}, offered {s['offered']}, {s['power']}, "
                            f"{s['energy']}, transaction {s['transaction']}\n")
+        if display != self._display:
+            self._display = display
+            self.write(f"{self.elapsed():6.2f}s     display: {display or '(blank)'}\n")
 
-    def update(self, evses: list[dict]) -> None:
+    def update(self, evses: list[dict], display: str | None = None) -> None:
         """The periodic state refresh: nothing to do, plain output reports at the end of each step."""
 
     def close(self) -> None:
@@ -214,6 +234,7 @@ class LiveView(_Writer):
         self._messages: deque[OcppLine] = deque(maxlen=MESSAGES_SHOWN)
         self._step = "starting"
         self._evses: list[dict] = []
+        self._display: str | None = None  # what the station's display shows
         self._drawn = 0  # lines of the panel now on screen
         self._closed = False
         self.write(_CSI + "?25l")  # hide the cursor: it would flicker over the panel
@@ -234,13 +255,13 @@ class LiveView(_Writer):
         self._messages.append(self._decoder.decode(from_station, text, self.elapsed()))
         self.redraw()
 
-    def report(self, evses: list[dict], ids=None) -> None:
+    def report(self, evses: list[dict], ids=None, display: str | None = None) -> None:
         """The state after a step: the panel shows every EVSE anyway."""
-        self.update(evses)
+        self.update(evses, display)
 
-    def update(self, evses: list[dict]) -> None:
-        """New EVSE state: redraw."""
-        self._evses = evses
+    def update(self, evses: list[dict], display: str | None = None) -> None:
+        """New EVSE state and display text: redraw."""
+        self._evses, self._display = evses, display
         self.redraw()
 
     def close(self) -> None:
@@ -269,7 +290,7 @@ class LiveView(_Writer):
 
     def _lines(self, height: int) -> list[tuple[str, str]]:
         lines = [(f"{self.title}   t={self.elapsed():5.1f}s", "bold"), (self._step, "step"), ("", "")]
-        lines += self._table()
+        lines += self._table() + [(f"display: {self._display or '(blank)'}", "")]
         lines += [("", ""), (f"last OCPP messages ({self.arrow(True, compact=True)}: sent by the station, "
                              f"{self.arrow(False, compact=True)}: sent by the CSMS)", "dim")]
         # A panel taller than the terminal cannot be redrawn in place: show fewer messages instead.

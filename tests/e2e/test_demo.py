@@ -22,6 +22,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -157,6 +158,21 @@ def test_demo_201_plays_a_whole_session(runs, version):
     assert_final_state(run.stdout)
 
 
+def test_demo_21_sets_a_tariff_and_shows_the_running_and_final_cost(runs):
+    run = runs["2.1"]
+    assert run.returncode == 0, run.stderr
+    found = messages(run.stdout)
+    tariff = index_of(found, lambda up, label, body: not up and label == "SetDefaultTariff"
+                      and body["tariff"]["energy"]["prices"] == [{"priceKwh": 0.25}])
+    index_of(found, lambda up, label, body: up and label == "SetDefaultTariff result" and body["status"] == "Accepted",
+             tariff)
+    index_of(found, lambda up, label, body: up and label == "Authorize", tariff)  # before the session
+    shown = [Decimal(m[1]) for m in re.finditer(r"display: Cost: EUR (\d+\.\d\d)$", run.stdout, re.M)]
+    assert len(shown) >= 2 and shown[-1] > shown[0]  # the station's own running cost, growing while it charges
+    total = re.search(r"^Ended event: costDetails total EUR (\d+\.\d\d) incl\. VAT", run.stdout, re.M)
+    assert total and Decimal(total[1]) >= shown[-1] > 0
+
+
 def assert_final_state(out: str) -> None:
     """The last state lines: both EVSEs idle and safe; energy was counted on EVSE 1."""
     evse1 = [line for line in out.splitlines() if "EVSE 1: pilot" in line]
@@ -176,7 +192,7 @@ def test_demo_on_a_terminal_redraws_a_panel_in_place(runs):
     assert "\x1b[?25l" in out and out.rstrip().endswith("outputs safe") and "\x1b[?25h" in out
     assert re.search(r"\x1b\[\d+F\x1b\[J", out)  # cursor up to the panel's top, clear below
     last_panel = out.rsplit("\x1b[J", 1)[1]
-    assert "step 10/10" in last_panel and "last OCPP messages" in last_panel
+    assert "step 10/10" in last_panel and "last OCPP messages" in last_panel and "display: " in last_panel
     rows = [re.sub(r"\x1b\[[\d;]*m", "", line).split() for line in last_panel.splitlines()]
     evses = {row[0]: row for row in rows if row and row[0] in ("1", "2")}
     assert evses["1"][1:5] == ["A", "Available", "open", "unlocked"]
