@@ -85,6 +85,16 @@ def cmd_log(args) -> int:
         return 1
 
 
+def cmd_status(args) -> int:
+    """The running agent's live state, from its status socket."""
+    from agent.commands.status import run_status_command
+
+    config = _load_or_report(_config_path(args))
+    if config is None:
+        return 1
+    return run_status_command(data_dir=config.station.data_dir, as_json=args.json)
+
+
 def cmd_bench(args) -> int:
     """Hardware bring-up on a bench rig."""
     from agent.commands.bench import run_bench
@@ -142,6 +152,11 @@ def build_parser() -> argparse.ArgumentParser:
     log.add_argument("--limit", type=int, default=100)
     log.add_argument("--json", action="store_true", help="one JSON object per line")
     log.set_defaults(func=cmd_log)
+
+    status = sub.add_parser("status", help="the running agent's live state: connection, EVSEs, faults")
+    status.add_argument("--config")
+    status.add_argument("--json", action="store_true", help="the status object (as GET /api/status)")
+    status.set_defaults(func=cmd_status)
 
     pics = sub.add_parser("pics", help="print the implementation statement")
     pics.add_argument("--ocpp", choices=OCPP_VERSIONS, default="1.6")

@@ -52,7 +52,7 @@ def read_snapshot(data_dir: Path | str, *, timeout: float = 2.0) -> dict:
             sock.sendall(b'{"cmd": "snapshot"}\n')
             line = _read_line(sock, deadline)
     except (OSError, TimeoutError) as exc:  # FileNotFoundError, ConnectionRefusedError, timeouts
-        raise AgentNotRunning(f"no agent is running on {path}: {exc.strerror or exc}") from exc
+        raise AgentNotRunning(_unreachable(path, exc)) from exc
     return _status_of(_decode(line, path), path)
 
 
@@ -66,7 +66,7 @@ async def watch(data_dir: Path | str) -> AsyncIterator[dict]:
     try:
         reader, writer = await asyncio.open_unix_connection(str(path), limit=MAX_LINE)
     except OSError as exc:
-        raise AgentNotRunning(f"no agent is running on {path}: {exc.strerror or exc}") from exc
+        raise AgentNotRunning(_unreachable(path, exc)) from exc
     try:
         writer.write(b'{"cmd": "watch"}\n')
         await writer.drain()
@@ -84,6 +84,19 @@ async def watch(data_dir: Path | str) -> AsyncIterator[dict]:
         writer.close()
         with contextlib.suppress(Exception):
             await writer.wait_closed()
+
+
+def _unreachable(path: Path, exc: BaseException) -> str:
+    """Why the agent at ``path`` cannot be asked, in words for a person."""
+    if isinstance(exc, FileNotFoundError):
+        return f"no agent is running (no status socket {path})"
+    if isinstance(exc, ConnectionRefusedError):
+        return f"no agent is running (nothing listens on {path})"
+    if isinstance(exc, PermissionError):
+        return f"cannot open {path}: permission denied (run as the agent's user or a member of its group)"
+    if isinstance(exc, TimeoutError):
+        return f"the agent on {path} did not answer in time"
+    return f"cannot reach the agent on {path}: {getattr(exc, 'strerror', None) or exc}"
 
 
 def _read_line(sock: socket.socket, deadline: float) -> bytes:
