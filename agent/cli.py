@@ -85,6 +85,16 @@ def cmd_log(args) -> int:
         return 1
 
 
+def cmd_web(args) -> int:
+    """Serve the local web dashboard."""
+    from agent.commands.web import run_web_command
+
+    config = _load_or_report(_config_path(args))
+    if config is None:
+        return 1
+    return run_web_command(config, listen=args.listen)
+
+
 def cmd_status(args) -> int:
     """The running agent's live state, from its status socket."""
     from agent.commands.status import run_status_command
@@ -152,6 +162,11 @@ def build_parser() -> argparse.ArgumentParser:
     log.add_argument("--limit", type=int, default=100)
     log.add_argument("--json", action="store_true", help="one JSON object per line")
     log.set_defaults(func=cmd_log)
+
+    web = sub.add_parser("web", help="the local web dashboard (a process of its own beside the daemon)")
+    web.add_argument("--config")
+    web.add_argument("--listen", metavar="HOST:PORT", help="default: [web] listen, 127.0.0.1:8080")
+    web.set_defaults(func=cmd_web)
 
     status = sub.add_parser("status", help="the running agent's live state: connection, EVSEs, faults")
     status.add_argument("--config")
