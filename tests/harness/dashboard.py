@@ -40,7 +40,7 @@ def free_port() -> int:
 
 
 def config_text(*, data_dir: Path, csms_url: str, ocpp_version: str, web_password: str = "",
-                sample_s: int = 1) -> str:
+                sample_s: int = 1, message_log_max_MiB: float = 16.0, meter_poll_s: float = 1.0) -> str:
     """The agent's TOML: two EVSEs on the mock HAL, profile 1 to the CSMS, fast meter values."""
     q = json.dumps  # a JSON string is a valid TOML basic string
     return f"""\
@@ -60,17 +60,22 @@ password = {q(CSMS_PASSWORD)}
 id = 1
 max_current_A = 32.0
 phases = 3
+[evse.meter]
+poll_interval_s = {meter_poll_s}
 
 [[evse]]
 id = 2
 max_current_A = 16.0
 phases = 1
+[evse.meter]
+poll_interval_s = {meter_poll_s}
 
 [hal]
 backend = "mock"
 
 [logging]
 level = "warning"
+message_log_max_MiB = {message_log_max_MiB}
 
 [web]
 password = {q(web_password)}
@@ -102,7 +107,8 @@ class DashboardStack:
     """CSMS + daemon + ``ocpp-agent web``; use as a context manager (everything stops on exit)."""
 
     def __init__(self, directory: Path, *, ocpp_version: str = "1.6", web_password: str = "",
-                 sample_s: int = 1, heartbeat_interval: int = 300):
+                 sample_s: int = 1, heartbeat_interval: int = 300, message_log_max_MiB: float = 16.0,
+                 meter_poll_s: float = 1.0):
         self.directory = Path(directory)
         self.data_dir = self.directory / "data"
         self.config_path = self.directory / "agent.toml"
@@ -110,6 +116,8 @@ class DashboardStack:
         self.web_password = web_password
         self.sample_s = sample_s
         self.heartbeat_interval = heartbeat_interval
+        self.message_log_max_MiB = message_log_max_MiB
+        self.meter_poll_s = meter_poll_s  # shorter: a meter-offline fault is noticed sooner
         self.port = 0
         self.csms: CsmsSimulator | None = None
         self.daemon: subprocess.Popen | None = None
@@ -137,7 +145,8 @@ class DashboardStack:
         self.csms = self.in_csms_loop(self._start_csms())
         self.config_path.write_text(config_text(
             data_dir=self.data_dir, csms_url=self.csms.url, ocpp_version=self.ocpp_version,
-            web_password=self.web_password, sample_s=self.sample_s))
+            web_password=self.web_password, sample_s=self.sample_s, message_log_max_MiB=self.message_log_max_MiB,
+            meter_poll_s=self.meter_poll_s))
         self.daemon = self._spawn("daemon.log", "run", "--config", str(self.config_path))
         self.wait_for_status(lambda status: status["connected"], what="the agent connected")
         self.start_web()
