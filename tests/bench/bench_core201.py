@@ -46,8 +46,8 @@ def _runs(ctx, full: int, quick: int) -> int:
     return quick if ctx.settings.quick else full
 
 
-async def _csms(on_frame=None) -> CsmsSimulator:
-    sim = CsmsSimulator(ocpp_version="2.0.1", behaviour=CsmsBehaviour(heartbeat_interval=HEARTBEAT_INTERVAL_S),
+async def _csms(on_frame=None, *, ocpp_version: str = "2.0.1") -> CsmsSimulator:
+    sim = CsmsSimulator(ocpp_version=ocpp_version, behaviour=CsmsBehaviour(heartbeat_interval=HEARTBEAT_INTERVAL_S),
                         on_frame=on_frame)
     await sim.start()
     return sim
@@ -68,10 +68,11 @@ async def _registered(sim: CsmsSimulator, station_id: str) -> None:
 
 
 @contextlib.asynccontextmanager
-async def _running_daemon(sim: CsmsSimulator, workdir: Path, station_id: str):
-    """`ocpp-agent run` on 2.0.1, registered with ``sim``; yields the process, stops it on exit."""
+async def _running_daemon(sim: CsmsSimulator, workdir: Path, station_id: str, *, ocpp_version: str = "2.0.1"):
+    """`ocpp-agent run` on 2.0.1 (or 2.1), registered with ``sim``; yields the process, stops it on exit."""
     log_path = workdir / "agent.log"
-    process = await daemon.spawn_agent(write_config(workdir, sim.url, station_id=station_id), log_path)
+    process = await daemon.spawn_agent(write_config(workdir, sim.url, station_id=station_id,
+                                                     ocpp_version=ocpp_version), log_path)
     try:
         await race_process(_registered(sim, station_id), process, what="registration", log_path=log_path)
         yield process
@@ -84,17 +85,24 @@ async def _running_daemon(sim: CsmsSimulator, workdir: Path, station_id: str):
 @benchmark("core201_getvariables_cpu", goal=Goal("<=", 1.2))
 async def core201_getvariables_cpu(ctx) -> list[Figure]:
     """CPU per GetVariables (10 variables) round trip: the real daemon vs. a bare `ocpp` 2.0.1 station."""
+    return await getvariables_cpu(ctx, ocpp_version="2.0.1")
+
+
+async def getvariables_cpu(ctx, *, ocpp_version: str) -> list[Figure]:
+    """The GetVariables CPU figures of the daemon and bare `ocpp` stations speaking ``ocpp_version`` (2.0.1, 2.1)."""
     runs = _runs(ctx, 2000, 500)
-    sim = await _csms()
+    sim = await _csms(ocpp_version=ocpp_version)
     try:
         with tempfile.TemporaryDirectory(prefix="ocpp-bench-") as tmp:
             workdir = Path(tmp)
-            async with _running_daemon(sim, workdir, GETVAR_STATION) as process:
+            async with _running_daemon(sim, workdir, GETVAR_STATION, ocpp_version=ocpp_version) as process:
                 agent = _Answerer(GETVAR_STATION, process.pid)
                 values_path = workdir / "values.json"
                 values_path.write_text(json.dumps(await agent.warm_up(sim)))
-                async with _bare_station(sim, workdir, values_path, sync_validation=False) as bare, \
-                        _bare_station(sim, workdir, values_path, sync_validation=True) as sync:
+                async with _bare_station(sim, workdir, values_path, sync_validation=False,
+                                         ocpp_version=ocpp_version) as bare, \
+                        _bare_station(sim, workdir, values_path, sync_validation=True,
+                                      ocpp_version=ocpp_version) as sync:
                     await bare.warm_up(sim)
                     await sync.warm_up(sim)
                     await _take_turns(sim, [agent, bare, sync], runs)
@@ -106,7 +114,8 @@ async def core201_getvariables_cpu(ctx) -> list[Figure]:
                note=f"{runs} round trips, {len(VARIABLES)} variables each, in turns of {TURN} with the bare "
                     "stations; utime+stime of the daemon; by thread (schedstat): " + agent.breakdown()),
         Figure("bare ocpp CPU per round trip", bare_us, "µs", goal=None,
-               note="ocpp.v201.ChargePoint on a websockets client, same variables from a fixed table; by thread: "
+               note=f"ocpp.v{ocpp_version.replace('.', '')}.ChargePoint on a websockets client, same variables from "
+                    "a fixed table; by thread: "
                     + bare.breakdown()),
         Figure("ratio agent/bare", agent_us / bare_us, "x",
                note="utime+stime of each answering process over its own round trips, the simulator's not counted"),
@@ -169,11 +178,13 @@ class _Answerer:
 
 
 @contextlib.asynccontextmanager
-async def _bare_station(sim: CsmsSimulator, workdir: Path, values_path: Path, *, sync_validation: bool):
-    """A bare `ocpp` 2.0.1 station connected to ``sim``; yields its ``_Answerer``, stops it on exit."""
+async def _bare_station(sim: CsmsSimulator, workdir: Path, values_path: Path, *, sync_validation: bool,
+                       ocpp_version: str = "2.0.1"):
+    """A bare `ocpp` 2.0.1 (or 2.1) station connected to ``sim``; yields its ``_Answerer``, stops it on exit."""
     station_id = "CP201-BENCH-BARE-SYNC" if sync_validation else "CP201-BENCH-BARE"
     log_path = workdir / f"{station_id}.log"
-    process = await spawn_bare_station(sim.url, station_id, values_path, log_path, sync_validation=sync_validation)
+    process = await spawn_bare_station(sim.url, station_id, values_path, log_path, sync_validation=sync_validation,
+                                       ocpp_version=ocpp_version)
     try:
         await race_process(sim.wait_for_station(station_id, timeout=20), process,
                            what="the bare station's connection", log_path=log_path)
@@ -218,13 +229,18 @@ class _ReportStamps:
 @benchmark("core201_full_inventory", goal=below(1.0, "s"))
 async def core201_full_inventory(ctx) -> list[Figure]:
     """GetBaseReport(FullInventory) sent -> the CSMS has read the last NotifyReport (real daemon, 2 EVSEs)."""
+    return await full_inventory(ctx, ocpp_version="2.0.1")
+
+
+async def full_inventory(ctx, *, ocpp_version: str) -> list[Figure]:
+    """The full-inventory report figures of the daemon speaking ``ocpp_version`` (2.0.1, 2.1)."""
     runs = _runs(ctx, 20, 5)
     stamps = _ReportStamps()
-    sim = await _csms(stamps)
+    sim = await _csms(stamps, ocpp_version=ocpp_version)
     try:
         with tempfile.TemporaryDirectory(prefix="ocpp-bench-") as tmp:
             log_path = Path(tmp) / "agent.log"
-            async with _running_daemon(sim, Path(tmp), REPORT_STATION) as process:
+            async with _running_daemon(sim, Path(tmp), REPORT_STATION, ocpp_version=ocpp_version) as process:
                 timings = []
                 for request_id in range(1, runs + 1):
                     # A task, so its result can be read after racing it against the daemon's exit.

@@ -40,8 +40,8 @@ class _Frames:
             self.boot_at[station_id] = now
 
 
-async def _start_csms(frames: _Frames) -> CsmsSimulator:
-    sim = CsmsSimulator(ocpp_version="1.6", behaviour=CsmsBehaviour(heartbeat_interval=HEARTBEAT_INTERVAL_S),
+async def _start_csms(frames: _Frames, *, ocpp_version: str = "1.6") -> CsmsSimulator:
+    sim = CsmsSimulator(ocpp_version=ocpp_version, behaviour=CsmsBehaviour(heartbeat_interval=HEARTBEAT_INTERVAL_S),
                         on_frame=frames)
     await sim.start()
     return sim
@@ -65,11 +65,12 @@ async def _wait_for_boot(sim: CsmsSimulator, frames: _Frames, process, station_i
 
 # ------------------------------------------------------------------ 1. start -> BootNotification
 
-async def _boot_once(sim: CsmsSimulator, frames: _Frames, station_id: str) -> tuple[float, int | None]:
+async def _boot_once(sim: CsmsSimulator, frames: _Frames, station_id: str, *,
+                     ocpp_version: str = "1.6") -> tuple[float, int | None]:
     """One cold start in a fresh data dir: (seconds from spawn to BootNotification, exit status)."""
     with tempfile.TemporaryDirectory(prefix="ocpp-bench-") as tmp:
         workdir = Path(tmp)
-        config = daemon.write_config(workdir, sim.url, station_id=station_id)
+        config = daemon.write_config(workdir, sim.url, station_id=station_id, ocpp_version=ocpp_version)
         log_path = workdir / "agent.log"
         started = time.perf_counter()
         process = await daemon.spawn_agent(config, log_path)
@@ -118,21 +119,23 @@ class IdleRun:
     exit_status: int | None
 
 
-async def measure_idle(ctx) -> IdleRun:
+async def measure_idle(ctx, *, ocpp_version: str = "1.6") -> IdleRun:
     """Boot the daemon, let it sit connected for ``idle_s``, sample /proc at both ends, stop it."""
     frames = _Frames()
-    sim = await _start_csms(frames)
+    sim = await _start_csms(frames, ocpp_version=ocpp_version)
     try:
         with tempfile.TemporaryDirectory(prefix="ocpp-bench-") as tmp:
-            return await _idle_in(Path(tmp), sim, frames, ctx.settings.idle_s)
+            return await _idle_in(Path(tmp), sim, frames, ctx.settings.idle_s, ocpp_version=ocpp_version)
     finally:
         await sim.stop()
 
 
-async def _idle_in(workdir: Path, sim: CsmsSimulator, frames: _Frames, idle_s: float) -> IdleRun:
+async def _idle_in(workdir: Path, sim: CsmsSimulator, frames: _Frames, idle_s: float, *,
+                   ocpp_version: str = "1.6") -> IdleRun:
     station_id = "CP-BENCH-IDLE"
     log_path = workdir / "agent.log"
-    process = await daemon.spawn_agent(daemon.write_config(workdir, sim.url, station_id=station_id), log_path)
+    config = daemon.write_config(workdir, sim.url, station_id=station_id, ocpp_version=ocpp_version)
+    process = await daemon.spawn_agent(config, log_path)
     try:
         await _wait_for_boot(sim, frames, process, station_id, log_path)
         await asyncio.sleep(SETTLE_S)

@@ -67,26 +67,31 @@ def values_of(results: list[dict]) -> dict[str, str]:
     return {variable_key(r["component"], r["variable"]): r["attribute_value"] for r in results}
 
 
-def write_config(directory: Path, csms_url: str, *, station_id: str) -> Path:
-    """The daemon config of ``daemon.write_config`` (two EVSEs, mock HAL), speaking OCPP 2.0.1."""
-    return daemon.write_config(directory, csms_url, station_id=station_id, ocpp_version="2.0.1")
+def write_config(directory: Path, csms_url: str, *, station_id: str, ocpp_version: str = "2.0.1") -> Path:
+    """The daemon config of ``daemon.write_config`` (two EVSEs, mock HAL), speaking OCPP 2.0.1 (or 2.1)."""
+    return daemon.write_config(directory, csms_url, station_id=station_id, ocpp_version=ocpp_version)
 
 
 # ------------------------------------------------------------------ the bare station
 
 async def spawn_bare_station(url: str, station_id: str, values_path: Path, log_path: Path, *,
-                             sync_validation: bool = False) -> asyncio.subprocess.Process:
-    """Start the bare 2.0.1 station of this module."""
-    return await spawn_bare("tests.bench.core201_helpers", url, station_id, values_path, log_path, sync_validation=sync_validation)
+                             sync_validation: bool = False, ocpp_version: str = "2.0.1") -> asyncio.subprocess.Process:
+    """Start the bare 2.0.1 station of this module (2.1: of ``tests.bench.core21_helpers``)."""
+    module = "tests.bench.core21_helpers" if ocpp_version == "2.1" else "tests.bench.core201_helpers"
+    return await spawn_bare(module, url, station_id, values_path, log_path, sync_validation=sync_validation)
 
 
-def _bare_station_class():
+def _bare_station_class(ocpp_version: str = "2.0.1"):
     # Imported here so the benchmark process does not pay for it when it only imports the helpers.
     from ocpp.routing import on
-    from ocpp.v201 import ChargePoint, call_result
+
+    if ocpp_version == "2.1":
+        from ocpp.v21 import ChargePoint, call_result
+    else:
+        from ocpp.v201 import ChargePoint, call_result
 
     class BareStation(ChargePoint):
-        """The `ocpp` library's 2.0.1 ChargePoint with one handler: GetVariables from a fixed table."""
+        """The `ocpp` library's 2.0.1 (or 2.1) ChargePoint with one handler: GetVariables from a fixed table."""
 
         def __init__(self, station_id: str, connection, values: dict[str, str]):
             super().__init__(station_id, connection)
