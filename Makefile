@@ -65,7 +65,8 @@ docs: venv
 	$(BIN)/ocpp-agent pics --ocpp 2.1 > docs/PICS-2.1.md
 
 # Install as a systemd service (see README, "Installing on a Raspberry Pi"): `sudo make install`.
-# DESTDIR=/some/root stages into a tree; EXTRAS=pi (RPi.GPIO) or EXTRAS=pi5 (gpiod) adds GPIO support.
+# DESTDIR=/some/root stages into a tree; EXTRAS=pi (RPi.GPIO) or EXTRAS=pi5 (gpiod) adds GPIO support,
+# EXTRAS=web (or pi,web / pi5,web) the dashboard's aiohttp; its unit ocpp-agent-web.service is installed disabled.
 install:
 	DESTDIR="$(DESTDIR)" PYTHON="$(PYTHON)" EXTRAS="$(EXTRAS)" scripts/install.sh
 

@@ -8,11 +8,13 @@
 #   /etc/ocpp-agent/agent.toml       from config/raspberry-pi.toml, only if absent (0640 root:ocpp-agent)
 #   /var/lib/ocpp-agent              data directory (0750 ocpp-agent:ocpp-agent)
 #   /etc/systemd/system/ocpp-agent.service, then daemon-reload + enable (not started)
+#   /etc/systemd/system/ocpp-agent-web.service, the dashboard: installed, NOT enabled (needs EXTRAS=web)
 #
 # Environment:
 #   DESTDIR=/some/root      prefix every path; user/group creation and systemctl are skipped
 #   PYTHON=python3          interpreter for the venv (>= 3.11)
-#   EXTRAS=pi|pi5           also install the GPIO extra (RPi.GPIO for Pi 1-4, gpiod for Pi 5)
+#   EXTRAS=pi|pi5           also install the GPIO extra (RPi.GPIO for Pi 1-4, gpiod for Pi 5);
+#                           add web (EXTRAS=web, pi,web, pi5,web) for the dashboard's aiohttp
 #   OCPP_AGENT_SKIP_VENV=1  do not create/update the venv (tests, packaging)
 # Running it twice is fine: the venv is updated in place, an existing config is never touched.
 set -euo pipefail
@@ -32,6 +34,7 @@ CONF="$CONF_DIR/agent.toml"
 DATA_DIR=/var/lib/ocpp-agent
 UNIT_DIR=/etc/systemd/system
 UNIT=ocpp-agent.service
+WEB_UNIT=ocpp-agent-web.service
 BIN_LINK=/usr/local/bin/ocpp-agent
 
 say()  { printf '==> %s\n' "$*"; }
@@ -44,7 +47,9 @@ if [ -z "$DESTDIR" ] && [ "$(id -u)" != 0 ]; then
 fi
 [ -f "$SRC/pyproject.toml" ] && [ -f "$SRC/config/raspberry-pi.toml" ] && [ -f "$SRC/systemd/$UNIT" ] \
     || die "$SRC does not look like an ocpp-agent checkout"
-case "$EXTRAS" in ""|pi|pi5) ;; *) die "EXTRAS must be empty, 'pi' or 'pi5' (got '$EXTRAS')" ;; esac
+for extra in ${EXTRAS//,/ }; do
+    case "$extra" in pi|pi5|web) ;; *) die "EXTRAS must be empty, 'pi' or 'pi5', optionally with ',web' (got '$EXTRAS')" ;; esac
+done
 
 say "installing ocpp-agent from $SRC into ${DESTDIR:-/}"
 
@@ -128,6 +133,8 @@ fi
 # --- systemd unit ----------------------------------------------------------------------------
 install -m 0644 "$SRC/systemd/$UNIT" "$DESTDIR$UNIT_DIR/$UNIT"
 note "unit: $UNIT_DIR/$UNIT"
+install -m 0644 "$SRC/systemd/$WEB_UNIT" "$DESTDIR$UNIT_DIR/$WEB_UNIT"
+note "unit: $UNIT_DIR/$WEB_UNIT (the web dashboard; not enabled)"
 if [ -n "$DESTDIR" ]; then
     note "DESTDIR set: skipping systemctl daemon-reload / enable"
 elif ! command -v systemctl >/dev/null; then
@@ -168,4 +175,6 @@ cat <<EOF
     and check it:         sudo -u $USER_NAME ocpp-agent check-config $CONF
   * start and follow:     sudo systemctl start ocpp-agent && journalctl -u ocpp-agent -f
   * OCPP message log:     sudo -u $USER_NAME ocpp-agent log --limit 20
+  * web dashboard:        install with EXTRAS=web, set [web] in $CONF, then
+                          sudo systemctl enable --now ocpp-agent-web
 EOF

@@ -12,6 +12,7 @@ CONF_DIR=/etc/ocpp-agent
 DATA_DIR=/var/lib/ocpp-agent
 UNIT=ocpp-agent.service
 UNIT_FILE=/etc/systemd/system/$UNIT
+WEB_UNIT=ocpp-agent-web.service
 BIN_LINK=/usr/local/bin/ocpp-agent
 
 say()  { printf '==> %s\n' "$*"; }
@@ -39,6 +40,19 @@ else
     fi
 fi
 
+# The dashboard first: it reads what the daemon leaves.
+if [ -z "$DESTDIR" ] && command -v systemctl >/dev/null; then
+    if [ -d /run/systemd/system ] && systemctl is-active --quiet "$WEB_UNIT"; then
+        systemctl stop "$WEB_UNIT" && say "stopped $WEB_UNIT"
+    fi
+    if systemctl is-enabled --quiet "$WEB_UNIT" 2>/dev/null; then
+        systemctl disable "$WEB_UNIT" >/dev/null 2>&1 || note "systemctl disable $WEB_UNIT failed"
+    fi
+fi
+if [ -e "$DESTDIR/etc/systemd/system/$WEB_UNIT" ]; then
+    rm -f "$DESTDIR/etc/systemd/system/$WEB_UNIT"
+    say "removed /etc/systemd/system/$WEB_UNIT"
+fi
 if [ -e "$DESTDIR$UNIT_FILE" ]; then
     rm -f "$DESTDIR$UNIT_FILE"
     say "removed $UNIT_FILE"
