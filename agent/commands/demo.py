@@ -18,6 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from agent.commands.demo_dashboard import start_dashboard, stop_dashboard
 from agent.commands.demo_view import cents, make_view
 from agent.runtime.logging_setup import configure_logging
 
@@ -409,8 +410,12 @@ async def _play_agent(config_path: Path, csms, view, *, ocpp_version: str, inter
     from agent.config import load_config
 
     agent = Agent(load_config(config_path), config_path=str(config_path))
+    dashboard = None
     try:
         await agent.start()
+        if interactive:  # the dashboard beside the station, as on a charger (agent.commands.demo_dashboard)
+            dashboard, line = await start_dashboard(config_path)
+            view.note(line)
         session = Session(agent=agent, csms=csms, view=view, ocpp_version=ocpp_version)
         refresher = asyncio.create_task(_refresh(session))
         try:
@@ -418,6 +423,7 @@ async def _play_agent(config_path: Path, csms, view, *, ocpp_version: str, inter
         finally:
             refresher.cancel()
     finally:
+        stop_dashboard(dashboard)
         await agent.shutdown()
 
 
