@@ -243,6 +243,13 @@ class Csms21ChargePoint(Csms201ChargePoint):
         """The station closed a stream: nothing to answer but the empty result."""
         return r21.ClosePeriodicEventStream()
 
+    @on("Authorize")
+    def on_authorize(self, id_token, **_):
+        """As in 2.0.1; an accepted answer carries the behaviour's driver tariff, if any."""
+        info = self._id_token_info()
+        tariff = self.sim.behaviour.authorize_tariff if info["status"] == "Accepted" else None
+        return r21.Authorize(id_token_info=info, tariff=tariff)
+
     @on("TransactionEvent")
     def on_transaction_event(self, event_type, **fields):
         """As in 2.0.1; the answer to a Started event carries the behaviour's transactionLimit, if any."""

@@ -165,6 +165,16 @@ class StationApi(Protocol):
     def transaction_limit(self, ref: str) -> TransactionLimit | None:
         """The limit set on transaction ``ref`` (running or recently ended), to report it; or None."""
 
+    # ------------------------------------------------------------ tariffs of running transactions
+
+    def change_transaction_tariff(self, ref: str, tariff: dict) -> str:
+        """Price running transaction ``ref`` with ``tariff`` (snake_case TariffType) from now on: "Accepted", or
+        ``TariffRefused`` (TxNotFound, NoCurrencyChange, or a refusal of the tariff itself)."""
+
+    def offer_driver_tariff(self, id_token: str, tariff: dict) -> None:
+        """A tariff given with ``id_token``'s authorization prices its next transaction; ``TariffRefused`` if the
+        station cannot price it (the default tariff then applies)."""
+
     # ------------------------------------------------------------ charging limits
 
     def external_limit(self):

@@ -15,6 +15,12 @@ Any other condition makes the tariff be refused (ConditionNotSupported), as do r
 and a tariff valid only from a later time (Rejected): a tariff is never accepted and then priced
 otherwise than it says. Money is rounded to cents (half up) per part, and the totals are the sums
 of the rounded parts, so that the parts always add up to the total the driver sees.
+
+A transaction is priced with its EVSE's default tariff (fixed at its start, :meth:`TariffBook.bind`),
+unless the CSMS gave a tariff for its driver with the idToken's authorization (that one, from the
+start), or changed its tariff while it runs (:meth:`TariffBook.change`: what it used until the change
+stays priced with the tariff it had, a period of its own; every period is priced by its tariff like a
+transaction of its own, and the cost is their sum, :func:`combined`).
 """
 
 from __future__ import annotations
@@ -31,6 +37,9 @@ _PARTS = (("energy", "price_kwh"), ("charging_time", "price_minute"), ("idle_tim
           ("fixed_fee", "price_fixed"))
 _STORE_KEY = "tariffs.default"  # {evse_id (str): TariffType dict}
 _BOUND_KEY = "tariffs.tx."  # + transaction ref: the tariff a transaction is priced with
+_DRIVER_KEY = "tariffs.driver"  # {idToken: {"tariff": TariffType dict, "at": time}}: from an Authorize answer
+#: How long a driver tariff waits for its idToken's transaction (authorization to plug-in, at most).
+DRIVER_TARIFF_WAIT_S = 600
 
 
 class TariffRefused(Exception):
@@ -183,6 +192,49 @@ def calculate(tariff: dict, usage: Usage) -> Cost:
     return Cost(tariff["tariff_id"], tariff["currency"], kind, parts, total_excl, total_incl)
 
 
+def _usage(started_at: float, stopped_at: float, energy_Wh: float, charging: float) -> Usage:
+    duration = round(max(0.0, stopped_at - started_at))
+    charging_s = min(round(charging), duration)
+    return Usage(dec(round(energy_Wh, 3)), charging_s, duration - charging_s)  # to the mWh: a meter's best
+
+
+@dataclass(frozen=True)
+class PricedPeriod:
+    """A part of a transaction priced with one tariff: from ``started_at``, what it used, what that cost."""
+
+    started_at: float
+    usage: Usage
+    cost: Cost
+
+
+def combined(costs: list[Cost]) -> Cost:
+    """The cost of a transaction priced in periods (a tariff change): the sum of the periods' costs.
+
+    Each period is priced with its tariff as a transaction of its own would be (its fixed fee, energy
+    thresholds counted from the period's start, its minCost/maxCost); the parts and totals add up.
+    """
+    if len(costs) == 1:
+        return costs[0]
+    parts: dict[str, PartCost] = {}
+    for cost in costs:
+        for name, part in cost.parts.items():
+            was = parts.get(name)
+            if was is None:
+                parts[name] = part
+                continue
+            taxed = was.incl_tax is not None or part.incl_tax is not None
+            parts[name] = PartCost(was.excl_tax + part.excl_tax, (
+                (was.excl_tax if was.incl_tax is None else was.incl_tax)
+                + (part.excl_tax if part.incl_tax is None else part.incl_tax)) if taxed else None)
+    total_excl = sum((c.total_excl_tax for c in costs), Decimal(0))
+    taxed = any(c.total_incl_tax is not None for c in costs)
+    total_incl = (sum(((c.total_excl_tax if c.total_incl_tax is None else c.total_incl_tax) for c in costs),
+                      Decimal(0)) if taxed else None)
+    kinds = {c.type_of_cost for c in costs}
+    kind = kinds.pop() if len(kinds) == 1 else "NormalCost"
+    return Cost(costs[-1].tariff_id, costs[-1].currency, kind, parts, total_excl, total_incl)
+
+
 def _first(part: dict, key: str) -> Decimal:
     return dec(part["prices"][0][key])  # no conditions here (check): the first price holds
 
@@ -242,6 +294,51 @@ class TariffBook:
             self._store.put(key, bound)
         return bound["tariff"]
 
+    def change(self, ref: str, tariff: dict, *, at: float, energy_Wh: float) -> None:
+        """Price running transaction ``ref`` with ``tariff`` from ``at`` on (ChangeTransactionTariff).
+
+        What it used until then (``energy_Wh`` since its start, and its charging time so far) stays priced
+        with the tariff it had: a period of its own. Raises TariffRefused: a tariff :func:`check` refuses,
+        or NoCurrencyChange (a transaction is priced in one currency). A transaction that had no tariff
+        is priced with this one from ``at`` on; what it used before is free.
+        """
+        check(tariff, now=at)
+        key = _BOUND_KEY + ref
+        bound = self._store.get(key) or {"tariff": None}
+        old = bound.get("tariff")
+        if old is not None and old["currency"] != tariff["currency"]:
+            raise TariffRefused("NoCurrencyChange", f"transaction {ref} is priced in {old['currency']}, "
+                                                    f"not {tariff['currency']}")
+        bound.setdefault("periods", []).append({"tariff": old, "until": at, "energy_Wh": energy_Wh,
+                                                "charging_s": self._charging_s(bound, at)})
+        bound["tariff"] = tariff
+        self._store.put(key, bound)
+
+    def offer_driver_tariff(self, id_token: str, tariff: dict, *, now: float) -> None:
+        """Keep the tariff the CSMS gave with an idToken's authorization, for that idToken's next transaction
+        (:meth:`take_driver_tariff`); raise TariffRefused (and keep nothing) if it cannot be priced."""
+        check(tariff, now=now)
+        offered = {k: v for k, v in (self._store.get(_DRIVER_KEY) or {}).items()
+                   if now - v["at"] <= DRIVER_TARIFF_WAIT_S}  # older offers went unused: forget them
+        offered[id_token] = {"tariff": tariff, "at": now}
+        self._store.put(_DRIVER_KEY, offered)
+
+    def take_driver_tariff(self, ref: str, evse_id: int, id_token: str, *, now: float) -> dict | None:
+        """Price transaction ``ref`` of ``id_token`` with the driver tariff offered for it (if one is, recently),
+        instead of the default tariff, from its start; the offer is used up. Returns the tariff applied."""
+        offered = self._store.get(_DRIVER_KEY) or {}
+        offer = offered.pop(id_token, None)
+        if offer is None:
+            return None
+        self._store.put(_DRIVER_KEY, offered)
+        if now - offer["at"] > DRIVER_TARIFF_WAIT_S:
+            return None
+        key = _BOUND_KEY + ref
+        bound = self._store.get(key) or {}
+        bound["tariff"] = offer["tariff"]
+        self._store.put(key, bound)
+        return offer["tariff"]
+
     def note_state(self, ref: str, *, seq_no: int, charging: bool, timestamp: float) -> None:
         """Account a reported state of a bound transaction: charging or not, since ``timestamp``.
 
@@ -260,12 +357,39 @@ class TariffBook:
     def usage(self, ref: str, *, started_at: float, stopped_at: float, energy_Wh: float) -> Usage:
         """What transaction ``ref`` used: the time it spent charging (as :meth:`note_state` saw it), the rest idle."""
         bound = self._store.get(_BOUND_KEY + ref) or {}
+        return _usage(started_at, stopped_at, energy_Wh, self._charging_s(bound, stopped_at))
+
+    @staticmethod
+    def _charging_s(bound: dict, at: float) -> float:
         charging = bound.get("charging_s", 0.0)
         if bound.get("charging_since") is not None:
-            charging += max(0.0, stopped_at - bound["charging_since"])
-        duration = round(max(0.0, stopped_at - started_at))
-        charging_s = min(round(charging), duration)
-        return Usage(dec(round(energy_Wh, 3)), charging_s, duration - charging_s)  # to the mWh: a meter's best
+            charging += max(0.0, at - bound["charging_since"])
+        return charging
+
+    def cost(self, ref: str, evse_id: int, *, started_at: float, stopped_at: float,
+             energy_Wh: float) -> tuple[Cost, Usage, list[PricedPeriod]] | None:
+        """The cost of transaction ``ref`` until ``stopped_at`` (``energy_Wh`` since its start), its whole usage,
+        and each period priced by one tariff (more than one after a tariff change); None: it has no tariff."""
+        tariff = self.bind(ref, evse_id)
+        bound = self._store.get(_BOUND_KEY + ref) or {}
+        total = self.usage(ref, started_at=started_at, stopped_at=stopped_at, energy_Wh=energy_Wh)
+        changes = bound.get("periods") or []
+        if not changes:
+            if not tariff:
+                return None
+            cost = calculate(tariff, total)
+            return cost, total, [PricedPeriod(started_at, total, cost)]
+        marks = [(started_at, 0.0, 0.0)] + [(c["until"], c["energy_Wh"], c["charging_s"]) for c in changes]
+        marks.append((stopped_at, energy_Wh, self._charging_s(bound, stopped_at)))
+        tariffs = [c["tariff"] for c in changes] + [tariff]
+        periods = []
+        for priced_with, (start, e0, c0), (end, e1, c1) in zip(tariffs, marks, marks[1:]):
+            if priced_with:  # a period without a tariff (none until the first change) costs nothing
+                usage = _usage(start, max(start, end), max(0.0, e1 - e0), max(0.0, c1 - c0))
+                periods.append(PricedPeriod(start, usage, calculate(priced_with, usage)))
+        if not periods:
+            return None
+        return combined([p.cost for p in periods]), total, periods
 
     def release(self, ref: str) -> None:
         """Forget the tariff of an ended transaction whose cost went out."""

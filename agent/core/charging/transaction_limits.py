@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 from agent.core.charging.evse_inputs import Stop
 from agent.core.charging.model import StopReason
+from agent.core.charging.station_tariffs import StationTariffs
 
 log = logging.getLogger("agent.station")
 
@@ -141,8 +142,9 @@ class TransactionLimits:
         self._watches.clear()
 
 
-class StationTransactionLimits:
-    """Mixed into ``ChargingStation``: the ``StationApi`` members for transaction limits."""
+class StationTransactionLimits(StationTariffs):
+    """Mixed into ``ChargingStation``: the ``StationApi`` members for transaction limits, and for the
+    tariffs of running transactions (``StationTariffs``), whose cost the cost limit watches."""
 
     @property
     def transaction_limits(self) -> TransactionLimits:

@@ -29,13 +29,13 @@ from agent.protocol.v21.network import NetworkHandlers21
 from agent.protocol.v21.reset import ResetHandlers21
 from agent.protocol.v21.smart_charging import NO_15118, NO_V2X, SmartChargingHandlers21
 from agent.protocol.v21.tariffs import TariffHandlers21, tariff_book
+from agent.protocol.v21.transaction_tariffs import TransactionTariffHandlers21
 
 log = logging.getLogger("agent.ocpp21")
 
 #: 2.1's SEND (never answered): the one action ocpp.v21's Action enum lacks.
 NOTIFY_PERIODIC_EVENT_STREAM = "NotifyPeriodicEventStream"
 
-_TARIFFS = "not yet: changing the tariff of a running transaction is planned"
 _DYNAMIC = "not yet: dynamic charging profiles are planned"
 _PRIORITY = "not yet: priority charging is planned"
 _NO_DER = "needs DER control of an inverter, which an AC charger has not"
@@ -44,7 +44,7 @@ _NO_PAYMENT = "needs a payment terminal, which this station has not"
 
 class Ocpp21Adapter(Frames21, DiagnosticsHandlers21, DisplayHandlers21, EventStreamHandlers21,
                     MonitoringHandlers21, NetworkHandlers21,
-                    ResetHandlers21, SmartChargingHandlers21, TariffHandlers21, Ocpp201Adapter):
+                    ResetHandlers21, SmartChargingHandlers21, TariffHandlers21, TransactionTariffHandlers21, Ocpp201Adapter):
     """The Charging Station side of OCPP 2.1."""
 
     ocpp_version = "2.1"
@@ -62,9 +62,7 @@ class Ocpp21Adapter(Frames21, DiagnosticsHandlers21, DisplayHandlers21, EventStr
     not_offered = {
         **Ocpp201Adapter.not_offered,
         "GetCertificateChainStatus": NO_15118,
-        # Tariffs and local cost (I), dynamic and priority charging (K):
-        # planned, and answered NotSupported until they work.
-        "ChangeTransactionTariff": _TARIFFS,
+        # Dynamic and priority charging (K): planned, and answered NotSupported until they work.
         "UpdateDynamicSchedule": _DYNAMIC, "PullDynamicScheduleUpdate": _DYNAMIC,
         "UsePriorityCharging": _PRIORITY, "NotifyPriorityCharging": _PRIORITY,
         # By design: what an AC charger without these parts cannot do.
@@ -82,10 +80,3 @@ class Ocpp21Adapter(Frames21, DiagnosticsHandlers21, DisplayHandlers21, EventStr
                                    display=core.display_messages)
         codec.tariffs = tariff_book(core)  # prices the transactions (tariffId, costDetails)
         return codec
-
-    def id_token_info(self, result):
-        """As in 2.0.1; a driver tariff in the answer is logged as not applied (tariffs: not yet supported)."""
-        if getattr(result, "tariff", None):
-            log.warning("Authorize: the CSMS's tariff %s is not applied (not yet supported)",
-                        result.tariff.get("tariff_id"))
-        return super().id_token_info(result)

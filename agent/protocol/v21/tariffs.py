@@ -2,9 +2,10 @@
 
 The tariffs and the arithmetic are the core's (``agent.core.charging.tariffs``); this module words
 them. A transaction is priced with its EVSE's default tariff as it was when its Started event went
-out (``tariffId`` in that event's transactionInfo); its Ended event carries the ``costDetails`` the
-station computed. The cost is computed from the journal when the event is encoded, so it goes out
-with the queued events after an offline session as well. Money leaves the core as Decimal rounded to
+out (``tariffId`` in that event's transactionInfo), or its driver's tariff, or the tariff a
+ChangeTransactionTariff gave it (``transaction_tariffs``); its Ended event carries the ``costDetails``
+the station computed, one charging period per tariff. The cost is computed from the journal when the
+event is encoded, so it goes out with the queued events after an offline session as well. Money leaves the core as Decimal rounded to
 cents and becomes a JSON number only here (the ``ocpp`` library would round a Decimal to 1 decimal).
 """
 
@@ -18,7 +19,7 @@ from ocpp.v21 import call as call21
 from ocpp.v21 import call_result
 from ocpp.v21.enums import Action
 
-from agent.core.charging.tariffs import Cost, TariffBook, TariffRefused, Usage, calculate
+from agent.core.charging.tariffs import Cost, PricedPeriod, TariffBook, TariffRefused, Usage
 from agent.core.charging.transactions import ENDED, METER_VALUES, STARTED, STATUS
 from agent.runtime.clock import format_iso
 
@@ -103,25 +104,24 @@ class CostCodec21:
 
     def _running_cost(self, request, p: dict):
         """A periodic Updated event also says the cost so far (I: running cost), from the sample's register."""
-        tariff = self.tariffs.bind(p["ref"], p["evse_id"])
         tx = self._journal.get(p["ref"])
         register = _energy_register_Wh(p.get("sample") or {})
-        if not tariff or tx is None or register is None:
+        if tx is None or register is None:
             return request
-        at = p["sample"]["timestamp"]
-        usage = self.tariffs.usage(p["ref"], started_at=tx.started_at, stopped_at=at,
-                                   energy_Wh=max(0.0, register - tx.meter_start_Wh))
-        return _with_cost(request, calculate(tariff, usage), usage, started_at=tx.started_at)
+        priced = self.tariffs.cost(p["ref"], p["evse_id"], started_at=tx.started_at,
+                                   stopped_at=p["sample"]["timestamp"], energy_Wh=max(0.0, register - tx.meter_start_Wh))
+        return request if priced is None else _with_cost(request, *priced)
 
     def _priced(self, request, p: dict):
-        tariff = self.tariffs.bind(p["ref"], p["evse_id"])
         tx = self._journal.get(p["ref"])
-        if not tariff or tx is None:
+        if tx is None:
             return request
-        usage = self.tariffs.usage(p["ref"], started_at=tx.started_at, stopped_at=p["timestamp"],
+        priced = self.tariffs.cost(p["ref"], p["evse_id"], started_at=tx.started_at, stopped_at=p["timestamp"],
                                    energy_Wh=max(0.0, p["meter_stop_Wh"] - tx.meter_start_Wh))
-        request.transaction_info["tariff_id"] = tariff["tariff_id"]
-        return _with_cost(request, calculate(tariff, usage), usage, started_at=tx.started_at)
+        if priced is None:
+            return request
+        request.transaction_info["tariff_id"] = priced[0].tariff_id  # the tariff it ended with
+        return _with_cost(request, *priced)
 
     def after_commit(self, item, result) -> None:
         """As before; the tariff of a transaction whose Ended event the CSMS has is forgotten."""
@@ -130,10 +130,10 @@ class CostCodec21:
             self.tariffs.release(item.payload["ref"])
 
 
-def _with_cost(request, cost: Cost, usage: Usage, *, started_at: float):
+def _with_cost(request, cost: Cost, usage: Usage, periods: list[PricedPeriod]):
     """The TransactionEvent (2.0.1's or 2.1's dataclass) as a 2.1 one with ``costDetails``."""
     args = {f.name: getattr(request, f.name) for f in fields(request)}
-    args["cost_details"] = cost_details(cost, usage, started_at=started_at)
+    args["cost_details"] = cost_details(cost, usage, periods=periods)
     return call21.TransactionEvent(**args)
 
 
@@ -148,17 +148,21 @@ def _energy_register_Wh(sample: dict) -> float | None:
 _PART_NAMES = {"fixed_fee": "fixed", "energy": "energy", "charging_time": "charging_time", "idle_time": "idle_time"}
 
 
-def cost_details(cost: Cost, usage: Usage, *, started_at: float) -> dict:
-    """A 2.1 CostDetailsType (snake_case) for the cost of a whole transaction: one charging period."""
+def cost_details(cost: Cost, usage: Usage, *, periods: list[PricedPeriod]) -> dict:
+    """A 2.1 CostDetailsType (snake_case) for the cost of a whole transaction: one charging period per tariff
+    it was priced with (more than one after ChangeTransactionTariff), each with its tariffId and usage."""
     total_cost = {"currency": cost.currency, "type_of_cost": cost.type_of_cost,
                   "total": _price(cost.total_excl_tax, cost.total_incl_tax)}
     for part, priced in cost.parts.items():
         total_cost[_PART_NAMES[part]] = _price(priced.excl_tax, priced.incl_tax)
     energy = float(usage.energy_Wh)
     return {
-        "charging_periods": [{"start_period": format_iso(started_at), "tariff_id": cost.tariff_id, "dimensions": [
-            {"type": "Energy", "volume": energy}, {"type": "ChargingTime", "volume": usage.charging_s},
-            {"type": "IdleTIme", "volume": usage.idle_s}]}],  # sic: 2.1's spelling of the enum value
+        "charging_periods": [{
+            "start_period": format_iso(period.started_at), "tariff_id": period.cost.tariff_id, "dimensions": [
+                {"type": "Energy", "volume": float(period.usage.energy_Wh)},
+                {"type": "ChargingTime", "volume": period.usage.charging_s},
+                {"type": "IdleTIme", "volume": period.usage.idle_s}]}  # sic: 2.1's spelling of the enum value
+            for period in periods],
         "total_cost": total_cost,
         "total_usage": {"energy": energy, "charging_time": usage.charging_s, "idle_time": usage.idle_s},
     }

@@ -81,11 +81,10 @@ def test_pics_21_lists_91_messages_each_with_a_reason_when_not_offered():
     streams = {"OpenPeriodicEventStream", "ClosePeriodicEventStream", "NotifyPeriodicEventStream",
                "GetPeriodicEventStream", "AdjustPeriodicEventStream"}
     assert all(rows[a]["supported"] for a in streams)
-    tariffs = {"SetDefaultTariff", "GetTariffs", "ClearTariffs"}
+    tariffs = {"SetDefaultTariff", "GetTariffs", "ClearTariffs", "ChangeTransactionTariff"}
     assert all(rows[a]["supported"] for a in tariffs)
     assert {a for a, r in rows.items() if r["supported"]} - streams - tariffs == {
         r["action"] for r in pics.support_table("2.0.1") if r["supported"]}
-    assert rows["ChangeTransactionTariff"]["why_not"].startswith("not yet")
     assert "V2X" in rows["AFRRSignal"]["why_not"] and "DER" in rows["SetDERControl"]["why_not"]
     assert "| RequestBatterySwap | CSMS | S Battery Swapping | no (a battery swap station's) |" in pics.render_pics("2.1")
 

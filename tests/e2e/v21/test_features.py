@@ -110,7 +110,7 @@ async def test_v21_display_network_and_trigger_refuse_what_2_1_adds_and_the_stat
         assert csms.schema_errors == []
 
 
-async def test_v21_a_tariff_or_transaction_limit_in_an_answer_is_logged_as_not_applied(tmp_path, csms, caplog):
+async def test_v21_a_tariff_and_a_transaction_limit_in_the_answers_are_applied(tmp_path, csms, caplog):
     import json
     import logging
 
@@ -130,8 +130,8 @@ async def test_v21_a_tariff_or_transaction_limit_in_an_answer_is_logged_as_not_a
         await reach_status(csms, "Available")
         agent.hal.plug(1)
         agent.hal.tap(CARD)
-        await wait_until(lambda: "tariff T1" in caplog.text)
-        assert "Authorize: the CSMS's tariff T1 is not applied (not yet supported)" in caplog.text
-        # The limit is enforced now (tests/e2e/v21/test_transaction_limits.py): set, and not reached yet.
+        # The limit is enforced now (tests/e2e/v21/test_transaction_limits.py): set, and not reached yet;
+        # the driver tariff prices the session (tests/e2e/v21/test_tariffs.py).
         await wait_until(lambda: agent.station.transaction_limit(agent.station.evse(1).transaction_ref))
-        assert agent.station.busy(1)
+        assert agent.station.busy(1) and "not applied" not in caplog.text
+        assert agent.station.tariff_book().bind(agent.station.evse(1).transaction_ref, 1)["tariff_id"] == "T1"

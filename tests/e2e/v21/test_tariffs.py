@@ -119,3 +119,67 @@ async def test_v21_an_offline_session_is_priced_and_its_cost_goes_out_with_the_q
         assert cents(total["energy"]["exclTax"]) == energy_excl and "inclTax" not in total["total"]
         assert cents(total["total"]["exclTax"]) == energy_excl + Decimal("1.25")
         assert csms.schema_errors == []
+
+
+async def test_v21_change_transaction_tariff_prices_the_rest_of_the_session_with_the_new_tariff(tmp_path, csms):
+    dearer = {"tariff_id": "T2", "currency": "EUR", "energy": {"prices": [{"price_kwh": 100}]}}
+    async with running_agent(config(tmp_path, csms)) as agent:
+        await reach_status(csms, "Available")
+        cheap = {"tariff_id": "T1", "currency": "EUR", "energy": {"prices": [{"price_kwh": 50}]}}
+        assert (await csms.call("CP1", call21.SetDefaultTariff(evse_id=0, tariff=cheap))).status == "Accepted"
+        await charge(agent, csms)
+        tx_id = agent.station.transaction_ref(1)
+        answer = await csms.call("CP1", call21.ChangeTransactionTariff(transaction_id="no-such-tx", tariff=dearer))
+        assert answer.status == "TxNotFound"
+        swiss = {**dearer, "tariff_id": "T3", "currency": "CHF"}
+        answer = await csms.call("CP1", call21.ChangeTransactionTariff(transaction_id=tx_id, tariff=swiss))
+        assert answer.status == "NoCurrencyChange"
+        await asyncio.sleep(1.0)
+        answer = await csms.call("CP1", call21.ChangeTransactionTariff(transaction_id=tx_id, tariff=dearer))
+        assert answer.status == "Accepted"
+        await csms.wait_for(lambda: [e for e in events(csms) if e["triggerReason"] == "TariffChanged"])
+        await asyncio.sleep(1.0)
+        agent.hal.tap(CARD)
+        ended = (await csms.wait_for(lambda: [e for e in events(csms) if e["eventType"] == "Ended"]))[0]
+    details = ended["costDetails"]
+    first, second = details["chargingPeriods"]  # before the change, and after it
+    assert (first["tariffId"], second["tariffId"]) == ("T1", "T2") and ended["transactionInfo"]["tariffId"] == "T2"
+    volumes = [next(d["volume"] for d in p["dimensions"] if d["type"] == "Energy") for p in (first, second)]
+    assert volumes[0] > 0 and volumes[1] > 0
+    assert abs(Decimal(str(sum(volumes))) - Decimal(str(details["totalUsage"]["energy"]))) < Decimal("0.01")
+    expected = cents(Decimal(str(volumes[0])) * 50 / 1000) + cents(Decimal(str(volumes[1])) * 100 / 1000)
+    assert cents(details["totalCost"]["energy"]["exclTax"]) == expected
+    assert cents(details["totalCost"]["total"]["exclTax"]) == expected
+    changed = next(e for e in events(csms) if e["triggerReason"] == "TariffChanged")
+    assert seconds(second["startPeriod"]) == seconds(changed["timestamp"])  # the new tariff from the change on
+    assert csms.schema_errors == []
+
+
+async def test_v21_a_driver_tariff_in_the_authorize_answer_prices_the_session(tmp_path, csms):
+    csms.behaviour.authorize_tariff = {"tariff_id": "D1", "currency": "EUR",
+                                       "fixed_fee": {"prices": [{"price_fixed": 2}]}}
+    async with running_agent(config(tmp_path, csms)) as agent:
+        await reach_status(csms, "Available")
+        assert (await csms.call("CP1", call21.SetDefaultTariff(evse_id=0, tariff=TARIFF))).status == "Accepted"
+        await charge(agent, csms)
+        agent.hal.tap(CARD)
+        ended = (await csms.wait_for(lambda: [e for e in events(csms) if e["eventType"] == "Ended"]))[0]
+    started = next(e for e in events(csms) if e["eventType"] == "Started")
+    assert started["transactionInfo"]["tariffId"] == "D1" and ended["transactionInfo"]["tariffId"] == "D1"
+    total = ended["costDetails"]["totalCost"]
+    assert cents(total["total"]["exclTax"]) == Decimal("2.00") and set(total) >= {"fixed"} and "energy" not in total
+    assert csms.schema_errors == []
+
+
+async def test_v21_a_driver_tariff_the_station_cannot_price_leaves_the_default_tariff(tmp_path, csms, caplog):
+    csms.behaviour.authorize_tariff = {"tariff_id": "D2", "currency": "EUR", "energy": {"prices": [
+        {"price_kwh": 0.1, "conditions": {"day_of_week": ["Monday"]}}]}}
+    async with running_agent(config(tmp_path, csms)) as agent:
+        await reach_status(csms, "Available")
+        assert (await csms.call("CP1", call21.SetDefaultTariff(evse_id=0, tariff=TARIFF))).status == "Accepted"
+        await charge(agent, csms)
+        agent.hal.tap(CARD)
+        ended = (await csms.wait_for(lambda: [e for e in events(csms) if e["eventType"] == "Ended"]))[0]
+    assert ended["transactionInfo"]["tariffId"] == "T1" and ended["costDetails"]["totalCost"]["currency"] == "EUR"
+    assert "the driver tariff D2 is not applied, the default tariff stays: energy: condition dayOfWeek" in caplog.text
+    assert csms.schema_errors == []

@@ -84,3 +84,45 @@ def test_book_sets_clears_and_binds():
     assert set(book.defaults()) == {1}
     assert book.clear(tariff_ids=None, evse_id=None) == [("T1", True)] and book.defaults() == {}
     assert book.bind("tx", 1) == t  # fixed at the first ask: clearing the default does not change it
+
+
+def test_a_tariff_change_prices_each_period_with_its_own_tariff():
+    book = TariffBook(Store(), evse_ids=lambda: [1])
+    book.set_default(1, tariff(energy={"prices": [{"price_kwh": 0.3}]}, fixed_fee={"prices": [{"price_fixed": 1}]}))
+    book.note_state("tx", seq_no=1, charging=True, timestamp=100.0)  # not bound yet: not counted
+    assert book.bind("tx", 1)["tariff_id"] == "T1"
+    book.note_state("tx", seq_no=2, charging=True, timestamp=100.0)
+    with pytest.raises(TariffRefused) as refused:
+        book.change("tx", {"tariff_id": "T2", "currency": "USD", "energy": {"prices": [{"price_kwh": 1}]}},
+                    at=160.0, energy_Wh=1000.0)
+    assert refused.value.status == "NoCurrencyChange"
+    dearer = {"tariff_id": "T2", "currency": "EUR", "energy": {"prices": [{"price_kwh": 0.5}]},
+              "charging_time": {"prices": [{"price_minute": 0.1}]}}
+    book.change("tx", dearer, at=160.0, energy_Wh=1000.0)
+    cost, usage, periods = book.cost("tx", 1, started_at=100.0, stopped_at=280.0, energy_Wh=3000.0)
+    assert usage == Usage(D("3000.0"), 180) and [p.cost.tariff_id for p in periods] == ["T1", "T2"]
+    assert [p.usage for p in periods] == [Usage(D("1000.0"), 60), Usage(D("2000.0"), 120)]
+    assert [p.started_at for p in periods] == [100.0, 160.0]
+    # T1: 1 kWh * 0.30 + fixed 1.00; T2: 2 kWh * 0.50 + 2 minutes * 0.10
+    assert periods[0].cost.total_excl_tax == D("1.30") and periods[1].cost.total_excl_tax == D("1.20")
+    assert (cost.tariff_id, cost.total_excl_tax, cost.total_incl_tax) == ("T2", D("2.50"), None)
+    assert cost.parts["energy"].excl_tax == D("1.30") and cost.parts["charging_time"].excl_tax == D("0.20")
+    with pytest.raises(TariffRefused) as refused:
+        book.change("tx", tariff(idle_time={"prices": [{"price_minute": 1, "conditions": {"min_power": 1}}]}),
+                    at=200.0, energy_Wh=2000.0)
+    assert refused.value.status == "ConditionNotSupported"
+
+
+def test_a_driver_tariff_prices_its_tokens_next_transaction_from_the_start():
+    book = TariffBook(Store(), evse_ids=lambda: [1])
+    book.set_default(1, tariff(energy={"prices": [{"price_kwh": 0.3}]}))
+    driver = {"tariff_id": "D1", "currency": "EUR", "energy": {"prices": [{"price_kwh": 0.2}]}}
+    with pytest.raises(TariffRefused):
+        book.offer_driver_tariff("CARD", {**driver, "reservation_time": {"prices": [{"price_minute": 1}]}}, now=0.0)
+    assert book.take_driver_tariff("tx", 1, "CARD", now=1.0) is None  # a refused one is not kept
+    book.offer_driver_tariff("CARD", driver, now=10.0)
+    assert book.take_driver_tariff("tx", 1, "OTHER", now=11.0) is None
+    assert book.take_driver_tariff("tx", 1, "CARD", now=12.0) == driver
+    assert book.bind("tx", 1) == driver and book.take_driver_tariff("tx2", 1, "CARD", now=13.0) is None  # used up
+    book.offer_driver_tariff("CARD", driver, now=20.0)
+    assert book.take_driver_tariff("tx3", 1, "CARD", now=20.0 + 601) is None  # too old: the default prices it
