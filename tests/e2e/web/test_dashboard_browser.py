@@ -125,7 +125,7 @@ def test_the_log_filters_by_their_labels_and_shows_a_frame(dashboard, browser):
     browser.set_value("From", tomorrow)
     browser.wait_for(lambda b: not _rows(b), what="no rows from tomorrow on")
     browser.set_value("From", yesterday)
-    browser.wait_for(lambda b: len(_rows(b)) == len(everything), what="every row since yesterday")
+    browser.wait_for(lambda b: len(_rows(b)) >= len(everything), what="every row since yesterday")
     browser.set_value("To", yesterday)
     browser.wait_for(lambda b: not _rows(b), what="no rows up to yesterday")
     browser.set_value("To", "")
