@@ -233,13 +233,19 @@ def tls_context(cert_file: str, key_file: str) -> ssl.SSLContext:
     return context
 
 
-def run_web(config, listen: str | None = None) -> int:
-    """Serve the dashboard on ``listen`` (default ``[web] listen``) until SIGTERM/SIGINT; the exit status."""
+def listening_plan(config, listen: str | None = None) -> tuple[str, int, ssl.SSLContext | None]:
+    """Host, port and TLS context to serve on; warns when a non-loopback address goes without TLS."""
     host, port = parse_listen(listen or config.web.listen)
     context = tls_context(config.web.tls_cert_file, config.web.tls_key_file) if config.web.tls else None
     if context is None and not is_loopback(host):
         log.warning("dashboard on %s:%d without TLS: the password and the pages cross the network in clear "
                     "(set [web] tls_cert_file and tls_key_file)", host, port)
+    return host, port, context
+
+
+def run_web(config, listen: str | None = None) -> int:
+    """Serve the dashboard on ``listen`` (default ``[web] listen``) until SIGTERM/SIGINT; the exit status."""
+    host, port, context = listening_plan(config, listen)
     asyncio.run(_serve(create_app(config), host, port, context))
     return 0
 
