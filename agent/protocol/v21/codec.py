@@ -4,7 +4,10 @@ A TransactionEvent Started says the transaction's ``operationMode``: ChargingOnl
 of an AC station without V2X (2.1 reports a change of mode with triggerReason
 OperationModeChanged, which cannot happen here). Every other record is worded as in 2.0.1, and
 the 2.1 schemas accept it (checked when it is sent). A ``transactionLimit`` in the CSMS's answer is
-enforced by the station and echoed in later events (``transaction_limits``).
+enforced by the station and echoed in later events (``transaction_limits``). An event whose meter
+sample has per-phase Current.Import values says ``numberOfPhasesUsed``: the phases that carry current
+(2.1: "if the Charging Station is able to report [it], then it SHALL"); without per-phase currents in
+the sample it is left out, and the CSMS falls back on the schedule's or the device model's phases.
 """
 
 from __future__ import annotations
@@ -21,6 +24,17 @@ log = logging.getLogger("agent.ocpp21")
 
 #: The operationMode of every transaction here (2.1 OperationModeEnumType).
 OPERATION_MODE = "ChargingOnly"
+#: A phase carrying less current than this (A) is not in use: a meter reads a few mA of noise on an idle phase.
+PHASE_IN_USE_A = 0.5
+
+
+def phases_used(sample: dict | None) -> int | None:
+    """How many phases carry current in an outbox sample (its per-phase Current.Import values), or None if
+    the sample has no per-phase currents or none flows."""
+    currents = {v["phase"][:2]: v["value"] for v in (sample or {}).get("values") or []
+                if v.get("measurand") == "Current.Import" and (v.get("phase") or "").startswith("L")}
+    used = sum(1 for amps in currents.values() if amps >= PHASE_IN_USE_A)
+    return used or None
 
 
 class TransactionCodec21(CostCodec21, TransactionLimitCodec, TransactionCodec):
@@ -29,6 +43,11 @@ class TransactionCodec21(CostCodec21, TransactionLimitCodec, TransactionCodec):
     def encode(self, item: OutboxItem):
         """The 2.0.1 CALL for the record; a Started event also says the operation mode."""
         request = super().encode(item)
-        if item.group is not None and item.action == STARTED and request is not None:
+        if item.group is None or request is None:
+            return request
+        if item.action == STARTED:
             request.transaction_info["operation_mode"] = OPERATION_MODE
+        phases = phases_used(item.payload.get("sample"))
+        if phases is not None and hasattr(request, "number_of_phases_used"):
+            request.number_of_phases_used = phases
         return request

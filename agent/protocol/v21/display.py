@@ -2,8 +2,9 @@
 
 A QRCODE message needs a display that can draw one (ours are text): NotSupportedMessageFormat,
 as for HTML or URI. The states Suspended and Discharging are not states this station shows
-messages in: Rejected with the reason. ``messageExtra`` (the same message in other languages) is
-not shown: the display shows the message's own language.
+messages in: Rejected with the reason. ``messageExtra`` (the same message in up to four more
+languages or formats) is Rejected with the reason too: the displays this station drives show one
+text, in the message's own language, and accepting the message would drop what the CSMS asked to show.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from agent.protocol.v201.display import DisplayHandlers201
 log = logging.getLogger("agent.ocpp21")
 
 #: MessageStateEnumType values 2.1 adds: a transaction suspended, an EV discharging (V2X).
+#: Why a message with ``messageExtra`` is refused (SetDisplayMessage statusInfo).
+NO_MESSAGE_EXTRA = "messageExtra: this display shows one text, in the message's own language"
 _NEW_STATES = {"Suspended": "messages for a suspended transaction are not supported",
                "Discharging": "this station does no bidirectional (V2X) charging"}
 
@@ -31,6 +34,10 @@ class DisplayHandlers21(DisplayHandlers201):
         """SetDisplayMessage: the 2.0.1 handling, after refusing what 2.1 adds and the display cannot do."""
         if (message.get("message") or {}).get("format") == "QRCODE":
             return call_result.SetDisplayMessage(status="NotSupportedMessageFormat")
+        if message.get("message_extra"):
+            log.warning("SetDisplayMessage %s refused: %s", message.get("id"), NO_MESSAGE_EXTRA)
+            return call_result.SetDisplayMessage(status="Rejected", status_info={
+                "reason_code": "UnsupportedParam", "additional_info": NO_MESSAGE_EXTRA})
         problem = _NEW_STATES.get(message.get("state"))
         if problem is not None:
             log.warning("SetDisplayMessage %s refused: state %s: %s", message.get("id"), message["state"], problem)

@@ -1,6 +1,7 @@
 """OCPP 2.1 block N over the 2.0.1 monitoring handlers: the fields 2.1 adds.
 
 * NotifyMonitoringReport: 2.1 requires each monitor's ``eventNotificationType`` (who made it).
+* NotifyEvent: each monitor event also says the monitor's ``severity`` (2.1 EventDataType).
 * SetVariableMonitoring: a Periodic or PeriodicClockAligned monitor the CSMS marks for a periodic
   event stream gets its stream (``agent.core.device_model.event_streams``; opened by
   ``event_streams.EventStreamHandlers21`` after the answer); any other type asking for one is
@@ -14,7 +15,8 @@ from ocpp.routing import on
 from ocpp.v21 import call_result
 from ocpp.v21.enums import Action
 
-from agent.protocol.v201.monitoring import MonitoringHandlers201
+from agent.protocol.v201.codec import notify_event
+from agent.protocol.v201.monitoring import MonitoringHandlers201, monitor_event_data
 
 STREAMS_PERIODIC_ONLY = "a periodic event stream needs a Periodic or PeriodicClockAligned monitor"
 _PERIODIC = ("Periodic", "PeriodicClockAligned")
@@ -26,6 +28,12 @@ class MonitoringHandlers21(MonitoringHandlers201):
     def monitor_report_entry(self, monitor) -> dict:
         """The 2.0.1 entry and who made the monitor (PreconfiguredMonitor or CustomMonitor)."""
         return {**super().monitor_report_entry(monitor), "event_notification_type": monitor.kind.value}
+
+    def _monitor_events(self, events) -> None:
+        """The core's sink: one NotifyEvent for the events of one evaluation, each with its monitor's severity."""
+        data = [{**monitor_event_data(self._next_event_id(), event), "severity": event.monitor.severity}
+                for event in events]
+        self.spawn(self._send_quietly(notify_event(data, generated_at=self.clock.time())), name="notify-event")
 
     @on(Action.set_variable_monitoring)
     def on_set_variable_monitoring(self, set_monitoring_data: list[dict], **_):
