@@ -4,8 +4,9 @@ Every hook only calls :meth:`agent.status.server.StatusServer.changed` (a no-op 
 or records a fact (the CSMS link went up or down). The hooks:
 
 - the station's listener: after every EVSE status or transaction change;
-- each meter's reading listener: after every poll (power, energy, a meter going stale), which also
-  catches what has no hook of its own (an offered current changed by a charging profile);
+- each meter's reading listener: after a poll that changed what the snapshot shows of the EVSE (power,
+  energy, the meter going stale), or the offered current, which has no hook of its own (a charging
+  profile, an external limit) and so shows at the next poll; an unchanged poll builds nothing;
 - the display's listener: its text changed;
 - the CSMS session's listener: the connection opened or ended;
 - the agent's hardware-event loop: after each event is handled (faults, plug, external limit).
@@ -35,9 +36,11 @@ class StatusService:
                                          station=station, journal=journal, hal=hal, clock=clock, link=self.link)
         self.server = StatusServer(socket_path(Path(config.station.data_dir)), build=self.snapshots.build)
         self.changed = self.server.changed  # the hook: cheap, returns at once without a watcher
+        self._hal = hal
+        self._polled: dict[int, tuple] = {}  # EVSE -> what its last poll showed, while somebody watches
         station.add_listener(self.changed)
         for hardware in hal.evses.values():
-            hardware.meter.add_listener(self.changed)
+            hardware.meter.add_listener(self._meter_polled)
         if getattr(hal, "display", None) is not None:
             hal.display.add_listener(self.changed)
 
@@ -47,6 +50,16 @@ class StatusService:
             await self.server.start()
         except StatusSocketError as exc:
             log.error("no status socket (ocpp-agent status and web will not see this agent): %s", exc)
+
+    def _meter_polled(self, evse_id: int, reading) -> None:
+        if not self.server.watchers:
+            self._polled.clear()  # a new watcher starts from its own first snapshot
+            return
+        shown = (None if reading is None else (reading.power_W, reading.energy_import_Wh),
+                 self._hal.evse(evse_id).pilot.current_limit_A)
+        if self._polled.get(evse_id) != shown:
+            self._polled[evse_id] = shown
+            self.changed()
 
     def follow(self, session) -> None:
         """Follow the CSMS session's connection (``agent.link.supervisor.CsmsSession``)."""

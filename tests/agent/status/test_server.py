@@ -142,6 +142,10 @@ async def test_status_nobody_listening_builds_no_snapshot(tmp_path, csms):
             agent.hal.clear_fault(1, "reader-offline")
             await wait_until(lambda: any(s["evses"][0]["faults"] == [] for _, s in watcher.seen[1:]))
             assert built.built >= 2
+            await asyncio.sleep(2 * POLL_S)
+            settled = built.built
+            await asyncio.sleep(3 * POLL_S)  # watched but idle: polls that change nothing build nothing
+            assert built.built == settled
         finally:
             await watcher.close()
         await wait_until(lambda: agent.status.server.watchers == 0)
@@ -180,7 +184,7 @@ async def test_status_a_client_that_never_reads_does_not_stall_the_agent(tmp_pat
             stuck.close()
 
 
-async def test_status_a_stale_socket_file_is_replaced_at_start(tmp_path, csms):
+async def test_status_a_stale_socket_file_is_replaced_at_start_and_watchers_learn_of_the_stop(tmp_path, csms):
     data = tmp_path / "data"
     data.mkdir()
     dead = socket.socket(socket.AF_UNIX)
@@ -189,6 +193,14 @@ async def test_status_a_stale_socket_file_is_replaced_at_start(tmp_path, csms):
     async with running_agent(config(tmp_path, csms.url)):
         status = await asyncio.to_thread(client.read_snapshot, data)
         assert status["station_id"] == "CP1"
+        stream = client.watch(data)
+        assert (await anext(stream))["station_id"] == "CP1"
+    try:  # the agent stopped: the watcher is told, not left hanging
+        await asyncio.wait_for(anext(stream), 5)
+    except client.AgentNotRunning:
+        pass
+    else:
+        raise AssertionError("watch went on after the agent stopped")
 
 
 async def test_status_server_answers_without_waiting_for_a_watcher(tmp_path):
