@@ -83,7 +83,8 @@ class StatusHub:
                     self._publish(snapshot)
             except AgentNotRunning as exc:
                 reason = str(exc)
-            except OSError as exc:  # anything else the socket throws: keep following
+            except Exception as exc:  # a bug or a surprise must not freeze every open page: keep following
+                log.exception("agent status: following the status socket failed")
                 reason = f"status socket: {exc}"
             else:
                 reason = "the agent closed its status stream"
