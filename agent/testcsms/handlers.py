@@ -250,6 +250,14 @@ class Csms21ChargePoint(Csms201ChargePoint):
         tariff = self.sim.behaviour.authorize_tariff if info["status"] == "Accepted" else None
         return r21.Authorize(id_token_info=info, tariff=tariff)
 
+    @on("PullDynamicScheduleUpdate")
+    def on_pull_dynamic_schedule_update(self, **_):
+        """The station asks for a Dynamic profile's update: the behaviour's dynamic_update, or Rejected."""
+        update = self.sim.behaviour.dynamic_update
+        if update is None:
+            return r21.PullDynamicScheduleUpdate(status="Rejected")
+        return r21.PullDynamicScheduleUpdate(status="Accepted", schedule_update=update)
+
     @on("TransactionEvent")
     def on_transaction_event(self, event_type, **fields):
         """As in 2.0.1; the answer to a Started event carries the behaviour's transactionLimit, if any."""

@@ -67,6 +67,9 @@ class CsmsBehaviour:
     total_cost: float | None = None
     #: 2.1: the transactionLimit (snake_case TransactionLimitType) of the answer to a TransactionEvent Started.
     transaction_limit: dict | None = None
+    #: 2.1: the scheduleUpdate (snake_case ChargingScheduleUpdateType) an Accepted answer to
+    #: PullDynamicScheduleUpdate carries; None answers Rejected.
+    dynamic_update: dict | None = None
     #: 2.1: the tariff (snake_case TariffType) of an accepted Authorize answer: the driver's tariff.
     authorize_tariff: dict | None = None
     #: action -> the CALLERROR code the CSMS answers it with (the CALL is recorded as any other).

@@ -193,6 +193,9 @@ class StationApi(Protocol):
     def install_profile(self, profile: ChargingProfile) -> None:
         """SetChargingProfile (validated with ``profile_problems``): store it and apply it at once."""
 
+    def update_dynamic_profile(self, profile_id: int, *, limit: float | None) -> str | None:
+        """A Dynamic profile's new limit (its rate unit), stored and applied at once: None, else why not."""
+
     def clear_profiles(self, **filters) -> bool:
         """ClearChargingProfile by id or filter: True if anything was cleared."""
 

@@ -12,6 +12,7 @@ import asyncio
 
 from agent.core.charging.evse_inputs import Limit
 from agent.core.charging.smart_charging import composite_schedule, limit_at, next_change
+from agent.core.charging.smart_charging.dynamic import update_problem, with_limit
 
 
 class ChargingLimits:
@@ -96,6 +97,16 @@ class ChargingLimits:
         """SetChargingProfile (validated by the caller): store it and apply it at once."""
         self.profiles.install(profile)
         self.apply_limits()
+
+    def update_dynamic_profile(self, profile_id: int, *, limit: float | None) -> str | None:
+        """A Dynamic profile's new limit (in its rate unit; UpdateDynamicSchedule or a pulled update): stored,
+        persisted and applied to the offered current at once. None when done, else why it was not."""
+        profile = next((p for p in self.profiles if p.profile_id == profile_id), None)
+        problem = update_problem(profile, profile_id=profile_id, limit=limit)
+        if problem is None:
+            self.profiles.update(with_limit(profile, limit=limit, now=self.clock.time()))
+            self.apply_limits()
+        return problem
 
     def clear_profiles(self, **filters) -> bool:
         """ClearChargingProfile: True if anything was cleared."""

@@ -86,6 +86,10 @@ class SmartChargingHandlers201(SmartChargingBase):
         """A 2.0.1 ChargingProfileType as the core's profile."""
         return profile_from_201(data, evse_id=evse_id, transaction_ref=transaction_ref)
 
+    def profile_to_message(self, profile: ChargingProfile) -> dict:
+        """The core's profile as the version's ChargingProfileType, for ReportChargingProfiles."""
+        return profile_to_201(profile)
+
     def profile_transaction(self, evse_id: int, data: dict) -> str | None:
         """A 2.0.1 TxProfile names its transaction by the id the station gave it."""
         return self.core.station.transaction_for_profile(evse_id, ref=data.get("transaction_id"))
@@ -166,7 +170,7 @@ class SmartChargingHandlers201(SmartChargingBase):
             # Every profile of one message shares a source; ours all come from the CSMS.
             await self.call(call.ReportChargingProfiles(
                 request_id=request_id, charging_limit_source="CSO", evse_id=evse,
-                charging_profile=[profile_to_201(p) for p in profiles], tbc=i < len(by_evse) - 1))
+                charging_profile=[self.profile_to_message(p) for p in profiles], tbc=i < len(by_evse) - 1))
 
     @on(Action.get_composite_schedule)
     def on_get_composite_schedule(self, duration: int, evse_id: int, charging_rate_unit: str | None = None, **_):

@@ -22,6 +22,7 @@ from agent.protocol.v201.adapter import Ocpp201Adapter
 from agent.protocol.v21.codec import TransactionCodec21
 from agent.protocol.v21.diagnostics import DiagnosticsHandlers21
 from agent.protocol.v21.display import DisplayHandlers21
+from agent.protocol.v21.dynamic_profiles import DYNAMIC_SENDS, DynamicProfileHandlers21
 from agent.protocol.v21.event_streams import STREAM_SENDS, EventStreamHandlers21
 from agent.protocol.v21.frames import Frames21
 from agent.protocol.v21.monitoring import MonitoringHandlers21
@@ -36,14 +37,13 @@ log = logging.getLogger("agent.ocpp21")
 #: 2.1's SEND (never answered): the one action ocpp.v21's Action enum lacks.
 NOTIFY_PERIODIC_EVENT_STREAM = "NotifyPeriodicEventStream"
 
-_DYNAMIC = "not yet: dynamic charging profiles are planned"
 _PRIORITY = "not yet: priority charging is planned"
 _NO_DER = "needs DER control of an inverter, which an AC charger has not"
 _NO_PAYMENT = "needs a payment terminal, which this station has not"
 
 
 class Ocpp21Adapter(Frames21, DiagnosticsHandlers21, DisplayHandlers21, EventStreamHandlers21,
-                    MonitoringHandlers21, NetworkHandlers21,
+                    DynamicProfileHandlers21, MonitoringHandlers21, NetworkHandlers21,
                     ResetHandlers21, SmartChargingHandlers21, TariffHandlers21, TransactionTariffHandlers21, Ocpp201Adapter):
     """The Charging Station side of OCPP 2.1."""
 
@@ -56,14 +56,13 @@ class Ocpp21Adapter(Frames21, DiagnosticsHandlers21, DisplayHandlers21, EventStr
     _ocpp_version = "2.1"
 
     #: Station-initiated messages this adapter sends (read by `ocpp-agent pics`): 2.0.1's and the streams'.
-    sends = Ocpp201Adapter.sends | STREAM_SENDS
+    sends = Ocpp201Adapter.sends | STREAM_SENDS | DYNAMIC_SENDS
 
     #: Messages this station does not offer, and why (read by `ocpp-agent pics`).
     not_offered = {
         **Ocpp201Adapter.not_offered,
         "GetCertificateChainStatus": NO_15118,
         # Dynamic and priority charging (K): planned, and answered NotSupported until they work.
-        "UpdateDynamicSchedule": _DYNAMIC, "PullDynamicScheduleUpdate": _DYNAMIC,
         "UsePriorityCharging": _PRIORITY, "NotifyPriorityCharging": _PRIORITY,
         # By design: what an AC charger without these parts cannot do.
         "NotifyAllowedEnergyTransfer": NO_V2X, "AFRRSignal": NO_V2X,

@@ -52,8 +52,6 @@ class Unsupported21(ProfileRefused, ValueError):
 
 def unsupported_21(profile: dict) -> str | None:
     """Why this station cannot honour a 2.1 ChargingProfileType (snake_case dict), or None for one it can."""
-    if profile.get("charging_profile_kind") == "Dynamic":
-        return f"Dynamic charging profiles: {NOT_YET}"
     problem = _PURPOSES.get(profile.get("charging_profile_purpose"))
     problem = problem or _first(profile, _PROFILE_FIELDS)
     for schedule in profile.get("charging_schedule") or []:
@@ -71,6 +69,12 @@ def _period_problem(period: dict) -> str | None:
         return f"operationMode {mode}: {NO_V2X}" if mode != "Idle" else f"operationMode Idle: {NOT_YET}"
     if period.get("preconditioning_request") or period.get("evse_sleep"):
         return f"preconditioningRequest / evseSleep: {NO_15118}"
+    return _first(period, _PERIOD_FIELDS)
+
+
+def unsupported_period_fields(period: dict) -> str | None:
+    """Why a period (or a Dynamic profile's scheduleUpdate) sets a per-phase or V2X field this station cannot
+    honour, or None."""
     return _first(period, _PERIOD_FIELDS)
 
 

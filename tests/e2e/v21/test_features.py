@@ -31,7 +31,6 @@ async def test_v21_profiles_in_201_terms_work_and_21_options_are_refused_with_th
                 ).status == "Accepted"
         await wait_until(lambda: agent.hal.evse(1).pilot.current_limit_A == 13)
         for refused, words in (
-                (profile(12, 10, kind="Dynamic", dyn_update_interval=60), "Dynamic charging profiles: not yet"),
                 (profile(13, 10, purpose="PriorityCharging"), "priority charging: not yet"),
                 (profile(14, 10, max_offline_duration=600), "maxOfflineDuration: not yet")):
             result = await csms.call("CP1", call21.SetChargingProfile(evse_id=1, charging_profile=refused))

@@ -37,6 +37,7 @@ from agent.core.charging.smart_charging.model import (
     ABSOLUTE,
     AMPS,
     CHARGE_POINT_MAX,
+    DYNAMIC,
     RECURRENCE_S,
     RECURRING,
     RELATIVE,
@@ -264,6 +265,8 @@ def _anchor(profile: ChargingProfile, t: float, tx_start: float | None) -> float
     start = profile.schedule.start_schedule
     if profile.kind == RELATIVE:
         return tx_start
+    if profile.kind == DYNAMIC:  # its one period holds from startSchedule, or from its installation on
+        return start if start is not None else t
     if profile.kind == RECURRING and start is not None and profile.recurrency in RECURRENCE_S:
         length = RECURRENCE_S[profile.recurrency]
         return start + max(0, math.floor((t - start) / length)) * length

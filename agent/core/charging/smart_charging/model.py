@@ -21,7 +21,8 @@ PURPOSES = (CHARGE_POINT_MAX, TX_DEFAULT, TX_PROFILE)
 ABSOLUTE = "Absolute"
 RECURRING = "Recurring"
 RELATIVE = "Relative"
-KINDS = (ABSOLUTE, RECURRING, RELATIVE)
+DYNAMIC = "Dynamic"  # 2.1: one period whose limit the CSMS updates (agent.core.charging.smart_charging.dynamic)
+KINDS = (ABSOLUTE, RECURRING, RELATIVE, DYNAMIC)
 
 DAILY = "Daily"
 WEEKLY = "Weekly"
@@ -71,6 +72,8 @@ class ChargingProfile:
     valid_to: float | None = None
     transaction_ref: str | None = None  # the core's transaction ref, TxProfile only
     evse_id: int = STATION
+    dyn_update_interval_s: int | None = None  # Dynamic only: ask the CSMS for an update this often (None/0: never)
+    dyn_update_time: float | None = None  # Dynamic only: when its limit was last updated (unix time)
 
 
 def profile_to_json(profile: ChargingProfile) -> dict[str, Any]:

@@ -52,6 +52,14 @@ class ProfileStore:
                  f", replacing {[p.profile_id for p in replaced]}" if replaced else "")
         return replaced
 
+    def update(self, profile: ChargingProfile) -> None:
+        """Put a changed version of an installed profile (same id: a Dynamic profile's new limit) in its
+        place and persist it; nothing is replaced besides."""
+        if profile.profile_id not in self._by_id:
+            raise KeyError(profile.profile_id)
+        self._by_id[profile.profile_id] = profile
+        self._save()
+
     def clear(self, *, profile_id: int | None = None, evse_id: int | None = None, purpose: str | None = None,
               stack_level: int | None = None) -> bool:
         """ClearChargingProfile: True when at least one profile was removed.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 
+from agent.core.charging.smart_charging.dynamic import dynamic_problems
 from agent.core.charging.smart_charging.model import (
     ABSOLUTE,
     CHARGE_POINT_MAX,
@@ -79,7 +80,7 @@ def _kind_problems(profile: ChargingProfile) -> list[str]:
     # Absolute and Recurring periods count from startSchedule: without it they have no anchor.
     if profile.kind in (ABSOLUTE, RECURRING) and profile.schedule.start_schedule is None:
         problems.append(f"{profile.kind} profile needs startSchedule")
-    return problems
+    return problems + dynamic_problems(profile)
 
 
 def _schedule_problems(schedule: ChargingSchedule, max_periods: int, allowed_units: set[str]) -> list[str]:

@@ -20,7 +20,6 @@ def test_smart_charging21_a_201_profile_passes():
 
 
 @pytest.mark.parametrize("changes, words", [
-    ({"kind": "Dynamic", "dyn_update_interval": 60}, "Dynamic charging profiles: not yet"),
     ({"purpose": "PriorityCharging"}, "priority charging: not yet"),
     ({"purpose": "LocalGeneration"}, "LocalGeneration: not yet"),
     ({"period": {"limit_l2": 10.0}}, "per-phase limits"),
@@ -37,3 +36,14 @@ def test_smart_charging21_a_201_profile_passes():
 def test_smart_charging21_names_what_it_cannot_honour(changes, words):
     problem = unsupported_21(profile(**changes))
     assert problem is not None and words in problem
+
+
+
+def test_smart_charging21_a_dynamic_profile_passes_and_its_updates_are_checked_alike():
+    from agent.protocol.v21.smart_charging import unsupported_period_fields
+
+    assert unsupported_21(profile(kind="Dynamic", dyn_update_interval=60, dyn_update_time="2025-01-01T00:00:00Z")) \
+        is None
+    assert unsupported_period_fields({"limit": 10.0}) is None
+    assert "per-phase limits" in unsupported_period_fields({"limit": 10.0, "limit_l3": 10.0})
+    assert "V2X" in unsupported_period_fields({"setpoint_reactive": 5.0})
