@@ -42,6 +42,8 @@ def create_app(config, *, failure_delay_s: float = FAILURE_DELAY_S, hub: StatusH
     middlewares = [_bad_request]
     if config.web.password:
         middlewares.insert(0, basic_auth(config.web.password, failure_delay_s=failure_delay_s))
+    else:
+        middlewares.insert(0, _loopback_names_only)
     app = web.Application(middlewares=middlewares)
     app[CONFIG] = config
     app[HUB] = hub or StatusHub(config.station.data_dir)
@@ -67,6 +69,19 @@ async def _security_headers(request: web.Request, response: web.StreamResponse) 
     response.headers.setdefault("Content-Security-Policy", CSP)
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "no-referrer")
+
+
+@web.middleware
+async def _loopback_names_only(request: web.Request, handler):
+    """Without a password, answer only requests addressed to a loopback name (Host header).
+
+    The dashboard then trusts whoever can reach 127.0.0.1; a web page elsewhere could still reach it
+    through the visitor's browser by pointing its own host name at 127.0.0.1 (DNS rebinding), and that
+    request carries the foreign name.
+    """
+    if is_loopback(request.url.host or ""):
+        return await handler(request)
+    return web.json_response({"error": "only loopback host names are served without [web] password"}, status=403)
 
 
 @web.middleware

@@ -208,3 +208,6 @@ async def test_web_is_read_only_and_status_is_503_without_an_agent(tmp_path):
         response = await client.get("/api/status")
         assert response.status == 503 and "not running" in (await response.json())["error"]
         assert "The agent is not running" in await (await client.get("/")).text()
+        # Without a password only loopback names are served: no DNS-rebinding page can read it.
+        assert (await client.get("/api/log", headers={"Host": "localhost:8080"})).status == 200
+        assert (await client.get("/api/log", headers={"Host": "evil.example:8080"})).status == 403
