@@ -14,6 +14,7 @@ from agent.status.server import StatusServer
 from agent.status.snapshot import LinkState
 from agent.runtime.clock import Clock
 from tests.harness import FAST_RETRY, running_agent, wait_until
+from tests.harness import v201
 from tests.harness.v16 import CARD, reach_status
 
 POLL_S = 0.2  # [evse.meter] poll_interval_s: a power change shows at the next poll
@@ -22,10 +23,10 @@ PROMPT_S = 1.0  # a change must reach a watcher within this (the goal is < 0.5 s
 EVSE_KEYS = {"id", "status", "power_W", "energy_Wh", "meter_Wh", "transaction_id", "faults", "current_limit_A"}
 
 
-def config(tmp_path, url: str):
+def config(tmp_path, url: str, *, ocpp_version: str = "1.6"):
     return parse_config({
         "station": {"id": "CP1", "data_dir": str(tmp_path / "data")},
-        "csms": {"url": url, "ocpp_version": "1.6", "response_timeout_s": 5.0},
+        "csms": {"url": url, "ocpp_version": ocpp_version, "response_timeout_s": 5.0},
         "evse": [{"id": 1, "meter": {"poll_interval_s": POLL_S}}],
         "hal": {"backend": "mock"},
         "ocpp201": {"variables": FAST_RETRY},
@@ -78,6 +79,20 @@ async def test_status_snapshot_has_the_interface_shape(tmp_path, csms):
         pass
     else:
         raise AssertionError("read_snapshot answered without an agent")
+
+
+async def test_status_under_2_1_speaks_its_words_and_transaction_ids(tmp_path, csms_factory):
+    csms = await csms_factory("2.1")
+    async with running_agent(config(tmp_path, csms.url, ocpp_version="2.1")) as agent:
+        await v201.reach_status(csms, "Available")
+        agent.hal.plug(1)
+        agent.hal.tap(CARD)
+        await csms.wait_for_call("TransactionEvent")
+        status = await asyncio.to_thread(client.read_snapshot, tmp_path / "data")
+        (evse,) = status["evses"]
+        assert status["ocpp_version"] == "2.1" and status["connected"] is True
+        assert evse["status"] == "Occupied"  # 2.x folds the session states into Occupied
+        assert evse["transaction_id"] == agent.station.evse(1).transaction_ref and evse["energy_Wh"] == 0.0
 
 
 async def test_status_watch_gets_each_change_within_a_second(tmp_path, csms):
