@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import signal
+import sqlite3
 import ssl
 import sys
 
@@ -86,13 +87,17 @@ async def _loopback_names_only(request: web.Request, handler):
 
 @web.middleware
 async def _bad_request(request: web.Request, handler):
-    """A parameter that does not parse is a 400 with its message (JSON under /api), never a traceback."""
+    """A parameter that does not parse is a 400 with its message (JSON under /api), never a traceback;
+    data the process cannot read is a 503 that says so."""
     try:
         return await handler(request)
     except ValueError as exc:
-        if request.path.startswith("/api/"):
-            return web.json_response({"error": str(exc)}, status=400)
-        return web.Response(text=pages.error_page(400, str(exc)), content_type="text/html", status=400)
+        status, message = 400, str(exc)
+    except sqlite3.Error as exc:  # the daemon's files unreadable (permissions, a broken disk)
+        status, message = 503, f"cannot read the agent's data: {exc}"
+    if request.path.startswith("/api/"):
+        return web.json_response({"error": message}, status=status)
+    return web.Response(text=pages.error_page(status, message), content_type="text/html", status=status)
 
 
 def _html(text: str) -> web.Response:

@@ -211,3 +211,13 @@ async def test_web_is_read_only_and_status_is_503_without_an_agent(tmp_path):
         # Without a password only loopback names are served: no DNS-rebinding page can read it.
         assert (await client.get("/api/log", headers={"Host": "localhost:8080"})).status == 200
         assert (await client.get("/api/log", headers={"Host": "evil.example:8080"})).status == 403
+
+
+async def test_web_unreadable_data_is_a_503_that_says_so(tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "messages.sqlite").write_text("not a database at all" * 100)
+    async with dashboard(config_for(tmp_path)) as client:
+        response = await client.get("/api/log")
+        assert response.status == 503 and "cannot read the agent's data" in (await response.json())["error"]
+        page = await client.get("/log")
+        assert page.status == 503 and "Traceback" not in await page.text()
