@@ -159,7 +159,7 @@ class StationApi(Protocol):
     # ------------------------------------------------------------ transaction limits
 
     def set_transaction_limit(self, ref: str, limit: TransactionLimit) -> bool:
-        """Enforce a limit (energy, time; cost and SoC kept, not enforced) on running transaction ``ref``,
+        """Enforce a limit (energy, time, cost; SoC kept, not enforced) on running transaction ``ref``,
         replacing an earlier one: it ends by itself when reached. False if it does not run here."""
 
     def transaction_limit(self, ref: str) -> TransactionLimit | None:

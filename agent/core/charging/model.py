@@ -48,6 +48,7 @@ class StopReason(str, enum.Enum):
     GROUND_FAULT = "GroundFault"  # the residual-current device tripped
     ENERGY_LIMIT_REACHED = "EnergyLimitReached"  # the transaction's limit (2.1 transactionLimit.maxEnergy)
     TIME_LIMIT_REACHED = "TimeLimitReached"  # the transaction's limit (2.1 transactionLimit.maxTime)
+    COST_LIMIT_REACHED = "CostLimitReached"  # the transaction's limit (2.1 transactionLimit.maxCost)
 
     @property
     def basic(self) -> "StopReason":
@@ -57,7 +58,8 @@ class StopReason(str, enum.Enum):
 
 _BASIC = {StopReason.MASTER_PASS: StopReason.LOCAL, StopReason.TIMEOUT: StopReason.OTHER,
           StopReason.STOPPED_BY_EV: StopReason.OTHER, StopReason.GROUND_FAULT: StopReason.OTHER,
-          StopReason.ENERGY_LIMIT_REACHED: StopReason.OTHER, StopReason.TIME_LIMIT_REACHED: StopReason.OTHER}
+          StopReason.ENERGY_LIMIT_REACHED: StopReason.OTHER, StopReason.TIME_LIMIT_REACHED: StopReason.OTHER,
+          StopReason.COST_LIMIT_REACHED: StopReason.OTHER}
 
 
 class AuthorizationStatus(str, enum.Enum):

@@ -86,4 +86,7 @@ class StationResume:
             log.warning("transaction %s on EVSE %d not resumed: the cable was unplugged during the restart",
                         tx.ref, tx.evse_id)
             return True
-        return await machine.adopt_transaction(tx)
+        if not await machine.adopt_transaction(tx):
+            return False
+        self.transaction_limits.resume(tx.ref)  # a limit set before the restart holds on (time from the start)
+        return True

@@ -1,5 +1,6 @@
-"""Transaction limits: the station ends a transaction by itself once it has delivered so much energy or
-lasted so long (OCPP 2.1 ``transactionLimit``; version-neutral here, so any protocol may set one).
+"""Transaction limits: the station ends a transaction by itself once it has delivered so much energy,
+lasted so long or cost so much (OCPP 2.1 ``transactionLimit``; version-neutral here, so any protocol may
+set one).
 
 A CSMS sets the limit of a running transaction (2.1: in its answer to a TransactionEvent); a later one
 replaces it as a whole, since the CSMS states the limit entire each time. What the station can measure
@@ -10,12 +11,17 @@ TxStopPoint, the closing meter value and the cable release are as always:
   listener on the EVSE's meter, called at every poll: no reading of our own, no polling loop). Reached:
   ``StopReason.ENERGY_LIMIT_REACHED``.
 * ``max_time_s``: from the transaction's start, one timer. Reached: ``StopReason.TIME_LIMIT_REACHED``.
-* ``max_cost``: kept and reported, not enforced: enforcing it needs the station to calculate the cost
-  itself (local cost calculation), which it does not yet; it is enforced once that exists.
+* ``max_cost``: the station's own cost of the transaction (``agent.core.charging.tariffs``: the tariff it
+  is priced with, on the energy of each published reading and the time so far), what the driver pays:
+  including tax when the tariff states taxes. Reached: ``StopReason.COST_LIMIT_REACHED``. A transaction
+  no tariff prices costs nothing here, so its cost limit is kept and reported but never reached.
 * ``max_soc``: kept and reported, never enforced: the EV's state of charge comes only over ISO 15118,
   which an AC station on the control pilot alone never learns.
 
-Limits live in memory: a restart of the agent ends its transactions anyway (with Reboot or PowerLoss).
+A limit is persisted in the state store while its transaction runs (and dropped when the journal says
+it ended), so a restart that keeps the transaction (2.1 Reset ImmediateAndResume,
+``station_resume``) arms it again: the time still counted from the transaction's start, the energy from
+its meter start. Any other restart ends the transaction anyway.
 """
 
 from __future__ import annotations
@@ -23,16 +29,20 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from decimal import Decimal
 
 from agent.core.charging.evse_inputs import Stop
 from agent.core.charging.model import StopReason
 from agent.core.charging.station_tariffs import StationTariffs
+from agent.core.charging.tariffs import dec
 
 log = logging.getLogger("agent.station")
 
 #: Limits remembered for reporting after their transaction ended (its Ended event may go out later).
 _KEEP = 64
+#: + transaction ref: the limit of a running transaction, kept across a restart that resumes it.
+_STORE_KEY = "limits.tx."
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -41,35 +51,51 @@ class TransactionLimit:
 
     max_energy_Wh: float | None = None
     max_time_s: int | None = None
-    max_cost: float | None = None  # in the tariff's currency; not enforced without local cost calculation
+    max_cost: float | None = None  # in the tariff's currency; reached by the station's own cost
     max_soc: int | None = None  # percent; never enforced (needs ISO 15118)
 
     @property
     def enforced(self) -> tuple[str, ...]:
-        """The kinds of this limit the station enforces ("energy", "time")."""
-        return tuple(kind for kind, value in (("energy", self.max_energy_Wh), ("time", self.max_time_s))
-                     if value is not None)
+        """The kinds of this limit the station enforces ("energy", "time", "cost")."""
+        return tuple(kind for kind, value in (("energy", self.max_energy_Wh), ("time", self.max_time_s),
+                                              ("cost", self.max_cost)) if value is not None)
 
 
 class _Watch:
-    """Enforces one limit on one running transaction: a meter listener and a timer, until cancelled."""
+    """Enforces one limit on one running transaction: a meter listener and a timer, until cancelled.
+
+    ``cost_of(reading)`` is the transaction's cost so far with that reading (None: nothing prices it).
+    """
 
     def __init__(self, *, machine, meter, limit: TransactionLimit, ref: str, meter_start_Wh: float,
-                 remaining_s: float | None):
+                 remaining_s: float | None, cost_of=None):
         self._machine, self._meter, self._limit, self._ref = machine, meter, limit, ref
         self._energy_until = None if limit.max_energy_Wh is None else meter_start_Wh + limit.max_energy_Wh
+        self._max_cost = None if limit.max_cost is None or cost_of is None else dec(limit.max_cost)
+        self._cost_of = cost_of
+        self._listening = self._energy_until is not None or self._max_cost is not None
         self._timer = None
         self.done = False
         if remaining_s is not None:
             self._timer = asyncio.get_running_loop().call_later(max(0.0, remaining_s), self._reached,
                                                                 StopReason.TIME_LIMIT_REACHED)
-        if self._energy_until is not None:
+        if self._listening:
             meter.add_listener(self._reading)
             self._reading(machine.evse_id, meter.last_reading)  # perhaps delivered already
 
     def _reading(self, _evse_id: int, reading) -> None:
-        if reading is not None and reading.energy_import_Wh >= self._energy_until:
+        if reading is None or self.done:
+            return
+        if self._energy_until is not None and reading.energy_import_Wh >= self._energy_until:
             self._reached(StopReason.ENERGY_LIMIT_REACHED)
+        elif self._max_cost is not None:
+            try:
+                cost = self._cost_of(reading)
+            except Exception:  # a pricing bug must never cost a meter poll: the other limits still hold
+                log.exception("transaction %s: cost limit not checked", self._ref)
+                return
+            if cost is not None and cost >= self._max_cost:
+                self._reached(StopReason.COST_LIMIT_REACHED)
 
     def _reached(self, reason: StopReason) -> None:
         if self.done:
@@ -87,7 +113,7 @@ class _Watch:
         self.done = True
         if self._timer is not None:
             self._timer.cancel()
-        if self._energy_until is not None:
+        if self._listening:
             self._meter.remove_listener(self._reading)
 
 
@@ -98,12 +124,31 @@ class TransactionLimits:
         self._station = station  # agent.core.charging.station.ChargingStation
         self._limits: OrderedDict[str, TransactionLimit] = OrderedDict()
         self._watches: dict[str, _Watch] = {}
+        self._unpriced: set[str] = set()  # transactions whose cost limit was said to be unenforceable
+        self._persisted: set[str] = set()  # transactions whose limit is in the store
         station.add_listener(self._follow)
 
     def set(self, ref: str, limit: TransactionLimit) -> bool:
         """Enforce ``limit`` on running transaction ``ref`` from now on; False if it does not run here."""
-        machine = next((m for m in self._station.evses.values()
-                        if m.transaction is not None and m.transaction.ref == ref), None)
+        if not self._arm(ref, limit):
+            return False
+        self._station.store.put(_STORE_KEY + ref, asdict(limit))  # for a restart that resumes it
+        self._persisted.add(ref)
+        return True
+
+    def resume(self, ref: str) -> TransactionLimit | None:
+        """Arm again the persisted limit of transaction ``ref``, resumed after a restart; the limit, or None."""
+        saved = self._station.store.get(_STORE_KEY + ref)
+        if not saved:
+            return None
+        limit = TransactionLimit(**saved)
+        if not self._arm(ref, limit):
+            return None
+        self._persisted.add(ref)
+        return limit
+
+    def _arm(self, ref: str, limit: TransactionLimit) -> bool:
+        machine = self._station._running_machine(ref)
         if machine is None:
             return False
         old = self._watches.pop(ref, None)
@@ -119,21 +164,45 @@ class TransactionLimits:
             remaining = tx.started_at + limit.max_time_s - self._station.clock.time()
         if limit.enforced:
             self._watches[ref] = _Watch(machine=machine, meter=self._station.hal.evse(machine.evse_id).meter,
-                                        limit=limit, ref=ref, meter_start_Wh=tx.meter_start_Wh, remaining_s=remaining)
+                                        limit=limit, ref=ref, meter_start_Wh=tx.meter_start_Wh, remaining_s=remaining,
+                                        cost_of=lambda reading: self._cost_so_far(machine, ref, reading))
         log.info("transaction %s: limit %s (enforced: %s)", ref, limit, ", ".join(limit.enforced) or "nothing")
         return True
+
+    def _cost_so_far(self, machine, ref: str, reading) -> Decimal | None:
+        """What transaction ``ref`` costs with ``reading`` (what the driver pays), or None if no tariff prices it."""
+        tx = machine.transaction
+        if tx is None or tx.ref != ref:
+            return None
+        priced = self._station.tariff_book().cost(
+            ref, machine.evse_id, started_at=tx.started_at, stopped_at=self._station.clock.time(),
+            energy_Wh=max(0.0, reading.energy_import_Wh - tx.meter_start_Wh))
+        if priced is None:
+            if ref not in self._unpriced:
+                self._unpriced.add(ref)
+                log.warning("transaction %s: no tariff prices it, so its cost limit is never reached", ref)
+            return None
+        cost = priced[0]
+        return cost.total_excl_tax if cost.total_incl_tax is None else cost.total_incl_tax
 
     def get(self, ref: str) -> TransactionLimit | None:
         """The limit last set on transaction ``ref`` (running or recently ended), or None."""
         return self._limits.get(ref)
 
     def _follow(self) -> None:
-        """A station change: drop the watches of transactions that no longer run."""
-        if not self._watches:
+        """A station change: drop the watches of transactions that no longer run, and the persisted limits
+        of those the journal says ended (a stop of the agent leaves them open, to resume)."""
+        if not self._watches and not self._persisted:
             return
         running = {m.transaction.ref for m in self._station.evses.values() if m.transaction is not None}
         for ref in [r for r, w in self._watches.items() if r not in running or w.done]:
             self._watches.pop(ref).cancel()
+        for ref in [r for r in self._persisted if r not in running]:
+            tx = self._station.journal.get(ref)
+            if tx is None or not tx.active:
+                self._station.store.delete(_STORE_KEY + ref)
+                self._persisted.discard(ref)
+                self._unpriced.discard(ref)
 
     def cancel_all(self) -> None:
         """Stop every watch (the station stops)."""

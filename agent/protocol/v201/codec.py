@@ -29,6 +29,7 @@ STOPPED_REASON = {
     StopReason.GROUND_FAULT: "GroundFault",
     # A transaction limit (set only by a 2.1 CSMS; the words are 2.0.1's too).
     StopReason.ENERGY_LIMIT_REACHED: "EnergyLimitReached", StopReason.TIME_LIMIT_REACHED: "TimeLimitReached",
+    StopReason.COST_LIMIT_REACHED: "Other",  # ReasonEnumType has no cost reason: the trigger says it (2.1)
 }
 END_TRIGGER = {
     StopReason.LOCAL: "StopAuthorized", StopReason.REMOTE: "RemoteStop",
@@ -37,6 +38,7 @@ END_TRIGGER = {
     StopReason.UNLOCK_COMMAND: "UnlockCommand", StopReason.MASTER_PASS: "StopAuthorized",
     StopReason.TIMEOUT: "EVConnectTimeout", StopReason.STOPPED_BY_EV: "ChargingStateChanged",
     StopReason.ENERGY_LIMIT_REACHED: "EnergyLimitReached", StopReason.TIME_LIMIT_REACHED: "TimeLimitReached",
+    StopReason.COST_LIMIT_REACHED: "CostLimitReached",  # (a 2.1 TriggerReason: only a 2.1 CSMS sets maxCost)
 }
 DEFAULT_TOKEN_TYPE = "ISO14443"  # a record without a type: a card on our reader
 CHARGING_STATE = {

@@ -4,9 +4,10 @@ it says it in ``transactionInfo.transactionLimit``.
 
 2.1 sets a limit only in a TransactionEventResponse (the 2.1 schemas have it nowhere else a station
 receives). maxEnergy and maxTime end the transaction by themselves (stoppedReason EnergyLimitReached /
-TimeLimitReached); maxCost is reported and enforced once the station calculates the cost itself (local
-cost calculation: not yet); maxSoC needs the EV's state of charge over ISO 15118, which this AC station
-never learns: reported, never enforced. A limit for a transaction that no longer runs (the answer to
+TimeLimitReached), and so does maxCost, against the cost the station calculates itself from the tariff
+the transaction is priced with (triggerReason CostLimitReached; 2.1's ReasonEnumType has no cost reason,
+so stoppedReason Other); a transaction no tariff prices never reaches its maxCost. maxSoC needs the EV's
+state of charge over ISO 15118, which this AC station never learns: reported, never enforced. A limit for a transaction that no longer runs (the answer to
 its Ended event) changes nothing.
 """
 
@@ -58,8 +59,8 @@ class TransactionLimitCodec:
             log.info("transaction %s: transactionLimit %s ignored: the transaction no longer runs", ref, given)
             return
         if limit.max_cost is not None:
-            log.warning("transaction %s: maxCost %s is reported, not enforced: the station does not calculate "
-                        "the cost itself yet", ref, limit.max_cost)
+            log.info("transaction %s: maxCost %s, against the station's own cost of it (its tariff's currency)",
+                     ref, limit.max_cost)
         if limit.max_soc is not None:
             log.warning("transaction %s: maxSoC %s%% is ignored: the EV's state of charge needs ISO 15118",
                         ref, limit.max_soc)

@@ -5,11 +5,17 @@ once (EVDisconnected) if it was unplugged during the restart."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from ocpp.v21 import call as call21
 
 from agent.app import Agent
 from tests.harness import running_agent, wait_until
 from tests.harness.v201 import CARD, charge, config, events
+
+
+def seconds(stamp: str) -> float:
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
 
 
 def boot_reasons(csms) -> list[str]:
@@ -99,3 +105,22 @@ async def test_v21_an_immediate_reset_still_ends_the_transaction_with_the_cable_
         assert agent.station.transaction_ref(1) is None and not agent.hal.evse(1).contactor.closed
     assert [e["eventType"] for e in events(csms)].count("Ended") == 1
     assert not any(e["triggerReason"] == "TxResumed" for e in events(csms))
+
+
+async def test_v21_a_time_limit_still_ends_the_transaction_resumed_after_the_restart(tmp_path, csms, monkeypatch):
+    csms.behaviour.transaction_limit = {"max_time": 3}  # set in the answer to Started only: not again after
+    cfg = config(tmp_path, csms)
+    async with running_agent(cfg) as agent:
+        tx_id, _ = await reset_keeping_the_transaction(agent, csms)
+    plug_at_start(monkeypatch, charging=True)
+    async with running_agent(cfg) as agent:
+        ended = await csms.wait_for(lambda: next((e for e in events(csms) if e["eventType"] == "Ended"), None),
+                                    timeout=8.0)
+        assert any(e["triggerReason"] == "TxResumed" for e in events(csms))
+    started = next(e for e in events(csms) if e["eventType"] == "Started")
+    info = ended["transactionInfo"]
+    assert info["transactionId"] == tx_id and info["stoppedReason"] == "TimeLimitReached"
+    assert info["transactionLimit"] == {"maxTime": 3}
+    lasted = seconds(ended["timestamp"]) - seconds(started["timestamp"])
+    assert 3 - 0.1 <= lasted < 6  # counted from the transaction's start, not from the restart
+    assert csms.schema_errors == []

@@ -1,15 +1,19 @@
 """2.1 transaction limits against the test CSMS over a real WebSocket: the CSMS answers TransactionEvent
 Started with a transactionLimit, and the station ends the transaction by itself when it is reached
-(maxEnergy from the meter's readings, maxTime by a timer), saying the limit in transactionInfo.
-maxCost (no local cost calculation yet) and maxSoC (needs ISO 15118) are echoed, never enforced."""
+(maxEnergy from the meter's readings, maxTime by a timer, maxCost by the station's own cost of the
+session), saying the limit in transactionInfo. maxSoC (needs ISO 15118) is echoed, never enforced; maxCost
+without a tariff is echoed too (nothing prices the session, so it never costs anything)."""
 
 from __future__ import annotations
 
 import asyncio
 from datetime import datetime
+from decimal import Decimal
+
+from ocpp.v21 import call as call21
 
 from tests.harness import running_agent, wait_until
-from tests.harness.v201 import charge, config, events
+from tests.harness.v201 import charge, config, events, reach_status
 
 
 def _ended(csms):
@@ -61,4 +65,22 @@ async def test_v21_a_limit_not_reached_leaves_the_transaction_running(tmp_path, 
                                      if e["eventType"] == "Updated"))
         await asyncio.sleep(1.0)
         assert agent.station.busy(1) and agent.hal.evse(1).contactor.closed and _ended(csms) is None
+        assert csms.schema_errors == []
+
+
+async def test_v21_max_cost_reached_ends_the_transaction_with_cost_limit_reached(tmp_path, csms):
+    csms.behaviour.transaction_limit = {"max_cost": 0.5}
+    dear = {"tariff_id": "C1", "currency": "EUR", "energy": {"prices": [{"price_kwh": 100}]}}  # ~0.2 EUR a second
+    async with running_agent(config(tmp_path, csms)) as agent:
+        await reach_status(csms, "Available")
+        assert (await csms.call("CP1", call21.SetDefaultTariff(evse_id=0, tariff=dear))).status == "Accepted"
+        await charge(agent, csms)
+        ended = await csms.wait_for(lambda: _ended(csms), timeout=8.0)
+        info = ended["transactionInfo"]
+        # 2.1's ReasonEnumType has no cost reason: the trigger says it, the stoppedReason is Other.
+        assert ended["triggerReason"] == "CostLimitReached" and info["stoppedReason"] == "Other"
+        assert info["transactionLimit"] == {"maxCost": 0.5}
+        total = Decimal(str(ended["costDetails"]["totalCost"]["total"]["exclTax"]))
+        assert Decimal("0.5") <= total < Decimal("1.0")  # stopped at the reading that reached it
+        assert not agent.hal.evse(1).contactor.closed
         assert csms.schema_errors == []
