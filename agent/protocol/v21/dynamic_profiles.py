@@ -11,7 +11,8 @@
   one timer (no polling) that asks the CSMS that many seconds after the last update received (or the
   profile's installation); a scheduleUpdate in an Accepted answer is applied like UpdateDynamicSchedule.
   The timers run only while registered (the next pull goes out after a reconnect, at once when one
-  fell due offline), and a timer is dropped when its profile is cleared, replaced or expires.
+  fell due offline), and a timer is dropped when its profile is cleared, replaced or expires. A Dynamic
+  TxProfile that came with a remote start is installed when its transaction starts: its timer starts then.
 """
 
 from __future__ import annotations
@@ -116,6 +117,12 @@ class DynamicProfileHandlers21:
             timer.cancel()
         self._dyn_timers().clear()
         super().on_disconnected()
+
+    def outbox_changed(self) -> None:
+        """CsmsPort: as before; a transaction's records also mean a Dynamic TxProfile that came with a remote
+        start may just have been installed with it, so its pull timer starts."""
+        super().outbox_changed()
+        self._arm_pulls()
 
     def _dyn_timers(self) -> dict[int, asyncio.TimerHandle]:
         if not hasattr(self, "_dynamic_timers"):
