@@ -12,6 +12,8 @@
 - :mod:`tests.harness.storage`: a full data_dir (a tmpfs mounted by the test, filled), one storage fault
   measured against a charging agent, and what reached the CSMS.
 - :mod:`tests.harness.faketime`: the real daemon on a board clock made wrong and stepped with libfaketime.
+- :mod:`tests.harness.web`: ``ocpp-agent web`` as a subprocess on a free loopback port (``running_web``), and
+  the config file it reads beside an agent's data_dir (``web_config_file``).
 
 Fixtures (a started CSMS simulator, a state store...) live in the conftest.py files.
 """
