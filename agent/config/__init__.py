@@ -8,6 +8,7 @@ per restart. The package is split by job:
 - ``parsing``: ``load_config``/``parse_config`` and the walk of TOML tables against the schema;
 - ``cross_checks``: rules spanning sections (EVSE numbering, real-hardware pins, OCPP setting tables);
 - ``checks``: ``ConfigProblem``, ``OneOf`` (choices read from the HAL's tables and data files), hints.
+- ``web``: the ``[web]`` section of the dashboard (``ocpp-agent web``) and its listen/exposure rules.
 """
 
 from agent.config.checks import ConfigProblem, OneOf

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from agent.runtime.message_log import REDACTED
 from agent.runtime.message_log import _is_secret_name as is_secret_name  # one rule for what a secret is
-from agent.runtime.settings import Settings
+from agent.runtime.settings import Settings, render_setting
 from agent.runtime.store import BUSY_TIMEOUT_MS
 
 STORE_FILE = "state.sqlite"  # as the daemon names it (agent/app.py)
@@ -115,8 +115,6 @@ def read_settings(data_dir: Path | str, config) -> list[tuple[str, str]]:
     Precedence as the daemon's: a value the CSMS set (the store) over the config file over the default.
     Read-only settings are left out: the running station supplies them, the files do not hold them.
     """
-    from agent.runtime.settings import render_setting
-
     version = config.csms.ocpp_version
     settings = Settings(_ReadOnlyKv(data_dir), initial=config.initial_settings, ocpp_version=version)
     shown = []
