@@ -2,7 +2,7 @@
 
 While a transaction runs with a tariff (``agent.core.charging.tariffs.TariffBook``: the tariff the
 transaction is priced with), each reading the EVSE's meter publishes (every poll, about once a second)
-prices the usage so far with :func:`~agent.core.charging.tariffs.calculate`, exactly as the Ended event
+prices the usage so far with :meth:`~agent.core.charging.tariffs.TariffBook.cost`, exactly as the Ended event
 will, and hands the total (including tax when the tariff has tax rates) to ``show``: the display's
 running cost. No timer and no reading of our own: a listener on the meter, as the transaction limits
 use. A transaction without a tariff costs nothing to follow beyond one look-up per reading.
@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable
 from decimal import ROUND_HALF_UP, Decimal
 
-from agent.core.charging.tariffs import Cost, TariffBook, calculate
+from agent.core.charging.tariffs import Cost, TariffBook
 
 log = logging.getLogger("agent.station")
 
@@ -91,10 +91,11 @@ class RunningCost:
         tx = machine.transaction
         if reading is None or tx is None or tx.ref != ref:
             return
-        tariff = self._tariffs.bind(ref, machine.evse_id)
-        if not tariff:
-            return
-        usage = self._tariffs.usage(ref, started_at=tx.started_at, stopped_at=self._station.clock.time(),
+        # TariffBook.cost, as the events: each period with its tariff after a ChangeTransactionTariff.
+        priced = self._tariffs.cost(ref, machine.evse_id, started_at=tx.started_at,
+                                    stopped_at=self._station.clock.time(),
                                     energy_Wh=max(0.0, reading.energy_import_Wh - tx.meter_start_Wh))
-        cost = calculate(tariff, usage)
+        if priced is None:
+            return
+        cost = priced[0]
         self._show(ref, driver_total(cost), cost.currency)
