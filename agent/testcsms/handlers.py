@@ -243,6 +243,11 @@ class Csms21ChargePoint(Csms201ChargePoint):
         """The station closed a stream: nothing to answer but the empty result."""
         return r21.ClosePeriodicEventStream()
 
+    @on("NotifyPriorityCharging")
+    def on_notify_priority_charging(self, **_):
+        """The station switched priority charging by itself: noted (``calls``), nothing to answer."""
+        return r21.NotifyPriorityCharging()
+
     @on("Authorize")
     def on_authorize(self, id_token, **_):
         """As in 2.0.1; an accepted answer carries the behaviour's driver tariff, if any."""

@@ -53,6 +53,12 @@ class CsmsPort(Protocol):
         Optional, looked up like ``fault_changed``: only 2.0.1 has a message for it.
         """
 
+    def priority_charging_changed(self, transaction_ref: str, active: bool) -> None:
+        """The station switched priority charging of a transaction by itself (2.1 NotifyPriorityCharging).
+
+        Optional, looked up like ``fault_changed``: only 2.1 has a message for it.
+        """
+
 
 @dataclass(frozen=True)
 class EvseView:
@@ -201,3 +207,10 @@ class StationApi(Protocol):
 
     def composite(self, evse_id: int, *, duration_s: int, rate_unit: str) -> CompositeSchedule | None:
         """GetCompositeSchedule from now (evse 0: the station); None when it cannot be answered."""
+
+    def set_priority_charging(self, ref: str, active: bool) -> str:
+        """UsePriorityCharging for running transaction ``ref``: "Accepted" (its PriorityCharging profile replaces
+        its Tx profiles, or no longer does), "Rejected" (not running here) or "NoProfile"."""
+
+    def priority_charging(self, ref: str) -> bool:
+        """Whether priority charging is active for transaction ``ref``."""

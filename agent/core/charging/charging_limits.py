@@ -59,10 +59,11 @@ class ChargingLimits:
         now, profiles, wake = self.clock.time(), list(self.profiles), None
         for evse_id, machine in self.evses.items():
             site = self._site(evse_id)
-            amps = limit_at(profiles, now, **site)
+            evse_profiles = self.limit_profiles(evse_id, profiles)  # priority charging (2.1) swaps Tx profiles
+            amps = limit_at(evse_profiles, now, **site)
             if amps != machine.limit_A:
                 machine.submit(Limit(amps=amps))
-            boundary = next_change(profiles, now, **site)
+            boundary = next_change(evse_profiles, now, **site)
             if boundary is not None:
                 wake = boundary if wake is None else min(wake, boundary)
         if wake is not None:
@@ -96,6 +97,7 @@ class ChargingLimits:
     def install_profile(self, profile) -> None:
         """SetChargingProfile (validated by the caller): store it and apply it at once."""
         self.profiles.install(profile)
+        self.check_priority_charging()  # a PriorityCharging profile in use may have been replaced
         self.apply_limits()
 
     def update_dynamic_profile(self, profile_id: int, *, limit: float | None) -> str | None:
@@ -111,6 +113,7 @@ class ChargingLimits:
     def clear_profiles(self, **filters) -> bool:
         """ClearChargingProfile: True if anything was cleared."""
         cleared = self.profiles.clear(**filters)
+        self.check_priority_charging()  # priority charging ends with the last PriorityCharging profile
         self.apply_limits()
         return cleared
 
@@ -125,5 +128,6 @@ class ChargingLimits:
                     "evse_max_A": self._capped(0, max(m.max_current_A for m in self.evses.values()))}
         else:
             site = self._site(evse_id)
-        return composite_schedule(list(self.profiles), start=float(int(self.clock.time())),
+        profiles = self.limit_profiles(evse_id, list(self.profiles))  # priority charging (2.1) swaps Tx profiles
+        return composite_schedule(profiles, start=float(int(self.clock.time())),
                                   duration_s=duration_s, rate_unit=rate_unit, **site)

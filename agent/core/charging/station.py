@@ -26,6 +26,7 @@ from agent.core.charging.reporting import StationReporting
 from agent.core.charging.station_reservations import StationReservations
 from agent.core.charging.station_resume import StationResume
 from agent.core.charging.station_storage import StationStorage
+from agent.core.charging.station_priority import StationPriorityCharging
 from agent.core.charging.smart_charging import ProfileStore
 from agent.core.charging.transactions import Transaction, TransactionJournal
 from agent.core.charging.transaction_limits import StationTransactionLimits
@@ -40,7 +41,7 @@ _AVAILABILITY_KEY = "station:inoperative"  # list of inoperative EVSE ids (0 = t
 
 
 class ChargingStation(StationReporting, StationReservations, StationResume, StationStorage, ChargingLimits,
-                      StationTransactionLimits):
+                      StationTransactionLimits, StationPriorityCharging):
     """All EVSEs of the station and the logic between them; what the protocol adapters may use of it
     is declared in :class:`agent.core.charging.api.StationApi`."""
 

@@ -27,6 +27,7 @@ from agent.protocol.v21.event_streams import STREAM_SENDS, EventStreamHandlers21
 from agent.protocol.v21.frames import Frames21
 from agent.protocol.v21.monitoring import MonitoringHandlers21
 from agent.protocol.v21.network import NetworkHandlers21
+from agent.protocol.v21.priority_charging import PRIORITY_SENDS, PriorityChargingHandlers21
 from agent.protocol.v21.reset import ResetHandlers21
 from agent.protocol.v21.smart_charging import NO_15118, NO_V2X, SmartChargingHandlers21
 from agent.protocol.v21.tariffs import TariffHandlers21, tariff_book
@@ -37,13 +38,12 @@ log = logging.getLogger("agent.ocpp21")
 #: 2.1's SEND (never answered): the one action ocpp.v21's Action enum lacks.
 NOTIFY_PERIODIC_EVENT_STREAM = "NotifyPeriodicEventStream"
 
-_PRIORITY = "not yet: priority charging is planned"
 _NO_DER = "needs DER control of an inverter, which an AC charger has not"
 _NO_PAYMENT = "needs a payment terminal, which this station has not"
 
 
 class Ocpp21Adapter(Frames21, DiagnosticsHandlers21, DisplayHandlers21, EventStreamHandlers21,
-                    DynamicProfileHandlers21, MonitoringHandlers21, NetworkHandlers21,
+                    DynamicProfileHandlers21, PriorityChargingHandlers21, MonitoringHandlers21, NetworkHandlers21,
                     ResetHandlers21, SmartChargingHandlers21, TariffHandlers21, TransactionTariffHandlers21, Ocpp201Adapter):
     """The Charging Station side of OCPP 2.1."""
 
@@ -56,14 +56,12 @@ class Ocpp21Adapter(Frames21, DiagnosticsHandlers21, DisplayHandlers21, EventStr
     _ocpp_version = "2.1"
 
     #: Station-initiated messages this adapter sends (read by `ocpp-agent pics`): 2.0.1's and the streams'.
-    sends = Ocpp201Adapter.sends | STREAM_SENDS | DYNAMIC_SENDS
+    sends = Ocpp201Adapter.sends | STREAM_SENDS | DYNAMIC_SENDS | PRIORITY_SENDS
 
     #: Messages this station does not offer, and why (read by `ocpp-agent pics`).
     not_offered = {
         **Ocpp201Adapter.not_offered,
         "GetCertificateChainStatus": NO_15118,
-        # Dynamic and priority charging (K): planned, and answered NotSupported until they work.
-        "UsePriorityCharging": _PRIORITY, "NotifyPriorityCharging": _PRIORITY,
         # By design: what an AC charger without these parts cannot do.
         "NotifyAllowedEnergyTransfer": NO_V2X, "AFRRSignal": NO_V2X,
         "SetDERControl": _NO_DER, "GetDERControl": _NO_DER, "ClearDERControl": _NO_DER,

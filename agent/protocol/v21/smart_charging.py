@@ -25,7 +25,11 @@ NO_V2X = "needs bidirectional (V2X) charging, which this AC station does not do"
 NO_15118 = "needs ISO 15118-20, which this station does not have"
 
 #: Purposes 2.1 adds, and why they are refused.
-_PURPOSES = {"PriorityCharging": f"priority charging: {NOT_YET}", "LocalGeneration": f"LocalGeneration: {NOT_YET}"}
+#: (PriorityCharging is honoured: ``priority_charging``.) LocalGeneration declares power from local generation
+#: that the external constraints may be raised by; this station's one external constraint is a fixed cap
+#: contact (hal ExternalLimit) and it measures no local generation, so there is nothing it could add to.
+_PURPOSES = {"LocalGeneration": "LocalGeneration: this station has no local generation input, and its only external"
+                                " constraint is a contact with a fixed cap that a generation profile cannot raise"}
 #: Period fields 2.1 adds that carry V2X or per-phase control; any value refuses the profile.
 _PERIOD_FIELDS = {
     "limit_l2": "per-phase limits (limit_L2, limit_L3): the pilot offers one current to every phase",
@@ -65,8 +69,8 @@ def _period_problem(period: dict) -> str | None:
     if period.get("limit") is None:
         return "a period without a limit (2.1 allows setpoints instead): only limits are supported"
     mode = period.get("operation_mode")
-    if mode not in (None, "ChargingOnly"):
-        return f"operationMode {mode}: {NO_V2X}" if mode != "Idle" else f"operationMode Idle: {NOT_YET}"
+    if mode not in (None, "ChargingOnly", "Idle"):  # Idle: no energy transfer (0 A) while it is in force
+        return f"operationMode {mode}: {NO_V2X}"
     if period.get("preconditioning_request") or period.get("evse_sleep"):
         return f"preconditioningRequest / evseSleep: {NO_15118}"
     return _first(period, _PERIOD_FIELDS)

@@ -85,7 +85,9 @@ def test_pics_21_lists_91_messages_each_with_a_reason_when_not_offered():
     assert all(rows[a]["supported"] for a in tariffs)
     dynamic = {"UpdateDynamicSchedule", "PullDynamicScheduleUpdate"}
     assert all(rows[a]["supported"] for a in dynamic)
-    assert {a for a, r in rows.items() if r["supported"]} - streams - tariffs - dynamic == {
+    priority = {"UsePriorityCharging", "NotifyPriorityCharging"}
+    assert all(rows[a]["supported"] for a in priority)
+    assert {a for a, r in rows.items() if r["supported"]} - streams - tariffs - priority - dynamic == {
         r["action"] for r in pics.support_table("2.0.1") if r["supported"]}
     assert "V2X" in rows["AFRRSignal"]["why_not"] and "DER" in rows["SetDERControl"]["why_not"]
     assert "| RequestBatterySwap | CSMS | S Battery Swapping | no (a battery swap station's) |" in pics.render_pics("2.1")

@@ -31,7 +31,7 @@ async def test_v21_profiles_in_201_terms_work_and_21_options_are_refused_with_th
                 ).status == "Accepted"
         await wait_until(lambda: agent.hal.evse(1).pilot.current_limit_A == 13)
         for refused, words in (
-                (profile(13, 10, purpose="PriorityCharging"), "priority charging: not yet"),
+                (profile(13, 10, purpose="LocalGeneration"), "no local generation input"),
                 (profile(14, 10, max_offline_duration=600), "maxOfflineDuration: not yet")):
             result = await csms.call("CP1", call21.SetChargingProfile(evse_id=1, charging_profile=refused))
             assert result.status == "Rejected" and result.status_info["reason_code"] == "UnsupportedParam"
@@ -43,10 +43,10 @@ async def test_v21_profiles_in_201_terms_work_and_21_options_are_refused_with_th
         assert result.status == "Rejected" and "V2X" in result.status_info["additional_info"]
         # A purpose only 2.1 has matches nothing: never every profile.
         found = await csms.call("CP1", call21.GetChargingProfiles(request_id=3, charging_profile={
-            "charging_profile_purpose": "PriorityCharging"}))
+            "charging_profile_purpose": "LocalGeneration"}))
         assert found.status == "NoProfiles"
         cleared = await csms.call("CP1", call21.ClearChargingProfile(charging_profile_criteria={
-            "charging_profile_purpose": "PriorityCharging"}))
+            "charging_profile_purpose": "LocalGeneration"}))
         assert cleared.status == "Unknown"
         assert agent.hal.evse(1).pilot.current_limit_A == 13  # profile 11 still holds, alone
         composite = await csms.call("CP1", call21.GetCompositeSchedule(duration=300, evse_id=1))

@@ -38,6 +38,7 @@ from agent.core.charging.smart_charging.model import (
     AMPS,
     CHARGE_POINT_MAX,
     DYNAMIC,
+    IDLE,
     RECURRENCE_S,
     RECURRING,
     RELATIVE,
@@ -192,6 +193,8 @@ def _evaluate(relevant: list[ChargingProfile], t: float, site: _Site, unit: str)
     limit = min([_to_unit(site.evse_max_A, AMPS, unit, site.phases, site)]
                 + [_to_unit(period.limit, p.schedule.rate_unit, unit, _phases(period, site), site)
                    for p, period in constraints])
+    if any(period.operation_mode == IDLE for _, period in constraints):
+        return 0.0  # 2.1 operationMode Idle: no energy transfer while that period is in force
     return _suspend_below_min_rate(limit, constraints, unit, site)
 
 

@@ -16,7 +16,13 @@ from typing import Any
 CHARGE_POINT_MAX = "ChargePointMaxProfile"
 TX_DEFAULT = "TxDefaultProfile"
 TX_PROFILE = "TxProfile"
-PURPOSES = (CHARGE_POINT_MAX, TX_DEFAULT, TX_PROFILE)
+# OCPP 2.1: replaces TxProfile / TxDefaultProfile of a transaction while priority charging is active for it
+# (see :mod:`.priority`); stored, but no limit otherwise.
+PRIORITY_CHARGING = "PriorityCharging"
+PURPOSES = (CHARGE_POINT_MAX, TX_DEFAULT, TX_PROFILE, PRIORITY_CHARGING)
+
+# OCPP 2.1 operationMode of a period: Idle means no energy transfer while the period is in force.
+IDLE = "Idle"
 
 ABSOLUTE = "Absolute"
 RECURRING = "Recurring"
@@ -44,6 +50,7 @@ class ChargingSchedulePeriod:
     start_period_s: int
     limit: float  # in the schedule's rate unit
     number_phases: int | None = None  # None: the EVSE's own phase count
+    operation_mode: str | None = None  # OCPP 2.1; None or ChargingOnly: charge; IDLE: offer 0
 
 
 @dataclass(frozen=True)

@@ -115,7 +115,7 @@ async def test_rpc21_send_goes_out_unanswered_and_checked(station21):
 async def test_rpc21_every_unoffered_action_is_not_supported_and_unknown_ones_not_implemented(station21):
     adapter, conn = station21
     for i, action in enumerate(["SetDERControl", "RequestBatterySwap", "AFRRSignal",
-                                "NotifyPeriodicEventStream", "UsePriorityCharging"]):
+                                "NotifyPeriodicEventStream", "ClearDERControl"]):
         await conn.inbox.put(json.dumps([2, f"k{i}", action, {}]))
         assert (await conn.next_out())[:3] == [4, f"k{i}", "NotSupported"], action
     await conn.inbox.put('[2,"u1","SetTariff",{}]')  # not a 2.1 action

@@ -20,13 +20,11 @@ def test_smart_charging21_a_201_profile_passes():
 
 
 @pytest.mark.parametrize("changes, words", [
-    ({"purpose": "PriorityCharging"}, "priority charging: not yet"),
-    ({"purpose": "LocalGeneration"}, "LocalGeneration: not yet"),
+    ({"purpose": "LocalGeneration"}, "LocalGeneration: this station has no local generation input"),
     ({"period": {"limit_l2": 10.0}}, "per-phase limits"),
     ({"period": {"setpoint": -3000.0}}, "setpoint: needs bidirectional (V2X)"),
     ({"period": {"discharge_limit": -5000.0}}, "discharge_limit: needs bidirectional (V2X)"),
     ({"period": {"operation_mode": "CentralSetpoint"}}, "operationMode CentralSetpoint: needs bidirectional"),
-    ({"period": {"operation_mode": "Idle"}}, "operationMode Idle: not yet"),
     ({"period": {"limit": None, "setpoint": 3000.0}}, "a period without a limit"),
     ({"period": {"evse_sleep": True}}, "needs ISO 15118-20"),
     ({"schedule": {"limit_at_soc": {"soc": 80, "limit": 6.0}}}, "limitAtSoC: needs ISO 15118-20"),
