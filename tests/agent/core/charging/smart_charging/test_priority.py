@@ -17,6 +17,7 @@ from agent.core.charging.smart_charging import (
 )
 from agent.core.charging.smart_charging.model import IDLE, PRIORITY_CHARGING
 from agent.core.charging.smart_charging.priority import priority_profiles, profiles_for_evse
+from agent.core.charging.station_priority import StationPriorityCharging
 
 T0 = 1_704_067_200
 SITE = {"evse_id": 1, "now_tx_start": T0, "transaction_ref": "tx1", "phases": 3, "evse_max_A": 32.0}
@@ -60,3 +61,40 @@ def test_an_idle_period_offers_0_a_while_in_force_and_shows_in_the_composite():
     assert limit_at([idle], T0 + 60, **SITE) == 16
     composite = composite_schedule([idle], start=T0, duration_s=120, rate_unit=AMPS, **SITE)
     assert [(p.start_period_s, p.limit) for p in composite.periods] == [(0, 0), (60, 16)]
+
+
+class _Store(dict):
+    def put(self, key, value):
+        self[key] = value
+
+
+class _Station(StationPriorityCharging):
+    """The mixin over the few station parts it uses: EVSE 1 runs transaction tx1."""
+
+    def __init__(self, store, profiles):
+        tx = type("Tx", (), {"ref": "tx1"})()
+        self.evses = {1: type("Evse", (), {"transaction": tx})(), 2: type("Evse", (), {"transaction": None})()}
+        self.store, self.profiles, self.applied, self.told = store, profiles, 0, []
+        self.port = self
+
+    def apply_limits(self):
+        self.applied += 1
+
+    def priority_charging_changed(self, ref, active):
+        self.told.append((ref, active))
+
+
+def test_the_station_answers_use_priority_charging_keeps_it_across_a_restart_and_ends_it_with_its_profile():
+    store, profiles = _Store(), [PROFILES[0]]
+    station = _Station(store, profiles)
+    assert station.set_priority_charging("tx1", True) == "NoProfile"
+    assert station.set_priority_charging("tx9", True) == "Rejected"
+    profiles.append(PROFILES[2])
+    assert station.set_priority_charging("tx1", True) == "Accepted" and station.applied == 1
+    assert [p.profile_id for p in station.limit_profiles(1, profiles)] == [3]  # as a TxDefault of EVSE 1
+    restarted = _Station(store, profiles)  # e.g. Reset ImmediateAndResume: the transaction goes on
+    assert restarted.priority_charging("tx1")
+    profiles.remove(PROFILES[2])  # ClearChargingProfile of the profile in use
+    restarted.check_priority_charging()
+    assert not restarted.priority_charging("tx1") and restarted.told == [("tx1", False)]
+    assert _Station(store, profiles).priority_charging("tx1") is False
