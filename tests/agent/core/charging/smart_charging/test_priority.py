@@ -1,6 +1,7 @@
 """OCPP 2.1 in the version-neutral engine (pure, no I/O): PriorityCharging profiles stand in for the Tx profiles
 of an EVSE only while priority charging is active for its transaction, the station maximum still caps them;
-an Idle period offers 0 A while it is in force."""
+an Idle period offers 0 A while it is in force. And the station's side (StationPriorityCharging): the
+UsePriorityCharging statuses, the state kept across a restart, and the end it tells the CSMS of."""
 
 from agent.core.charging.smart_charging import (
     ABSOLUTE,
