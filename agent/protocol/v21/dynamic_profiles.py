@@ -1,8 +1,9 @@
 """OCPP 2.1 dynamic charging profiles (block K, chargingProfileKind Dynamic) over the core's
 ``agent.core.charging.smart_charging.dynamic``.
 
-* SetChargingProfile takes a Dynamic profile like any other (one period; ``dynUpdateInterval`` and
-  ``dynUpdateTime`` kept), and GetChargingProfiles reports both back, ``dynUpdateTime`` as last updated.
+* SetChargingProfile takes a Dynamic profile like any other (one period; ``dynUpdateInterval`` kept,
+  ``dynUpdateTime`` set to when the station received it: the period and a ``duration`` count from it),
+  and GetChargingProfiles reports both back, ``dynUpdateTime`` as last updated.
 * UpdateDynamicSchedule (CSMS -> station): the profile's new limit, in its chargingRateUnit, stored and
   applied to the pilot at once. Rejected, with the reason, for an id that is no Dynamic profile here
   and for what an AC pilot cannot do (per-phase limits, setpoints, discharging: the same words as a
@@ -25,11 +26,11 @@ from ocpp.routing import on
 from ocpp.v21 import call, call_result
 from ocpp.v21.enums import Action
 
-from agent.core.charging.smart_charging.dynamic import next_pull
+from agent.core.charging.smart_charging.dynamic import next_pull, update_stamp
 from agent.core.charging.smart_charging.model import DYNAMIC
 from agent.errors import CallAborted, CallErrorReceived, CallTimeout, ConnectionLost, InvalidResponse
 from agent.protocol.v21.smart_charging import unsupported_period_fields
-from agent.runtime.clock import format_iso, unix_time
+from agent.runtime.clock import format_iso
 
 log = logging.getLogger("agent.ocpp21")
 
@@ -44,12 +45,14 @@ class DynamicProfileHandlers21:
     # ------------------------------------------------------------ the profile, both ways
 
     def profile_from_message(self, data: dict, *, evse_id: int, transaction_ref: str | None):
-        """The 2.1 conversion, keeping a Dynamic profile's dynUpdateInterval and dynUpdateTime."""
+        """The 2.1 conversion, keeping a Dynamic profile's dynUpdateInterval; its dynUpdateTime is now, when the
+        station receives it (K28: the station sets it at installation and at each update, whatever the CSMS
+        wrote there)."""
         profile = super().profile_from_message(data, evse_id=evse_id, transaction_ref=transaction_ref)
         if profile.kind != DYNAMIC:
             return profile
         return replace(profile, dyn_update_interval_s=data.get("dyn_update_interval"),
-                       dyn_update_time=unix_time(data.get("dyn_update_time")))
+                       dyn_update_time=update_stamp(self.clock.time()))
 
     def profile_to_message(self, profile) -> dict:
         """As in 2.0.1, with a Dynamic profile's dynUpdateInterval and its last dynUpdateTime."""

@@ -4,7 +4,8 @@ Rules (OCPP 1.6 §3.13.4-3.13.6, 2.0.1 K08 / "Smart Charging" chapter):
 
 * A profile applies at ``t`` when ``valid_from <= t < valid_to`` and ``t`` falls
   inside its schedule: Absolute schedules count from ``start_schedule``,
-  Relative ones from the transaction start, Recurring ones from the last daily
+  Relative ones from the transaction start, Dynamic ones (2.1) from their last
+  update (``dyn_update_time``), Recurring ones from the last daily
   or weekly recurrence of ``start_schedule`` (not before ``start_schedule``).
   A period's limit holds until the next period starts; ``duration_s`` ends
   the schedule, after which the profile gives no limit at all.
@@ -268,8 +269,8 @@ def _anchor(profile: ChargingProfile, t: float, tx_start: float | None) -> float
     start = profile.schedule.start_schedule
     if profile.kind == RELATIVE:
         return tx_start
-    if profile.kind == DYNAMIC:  # its one period holds from startSchedule, or from its installation on
-        return start if start is not None else t
+    if profile.kind == DYNAMIC:  # 2.1 K28: counts from its last update, so a duration is how long one holds
+        return profile.dyn_update_time if profile.dyn_update_time is not None else t
     if profile.kind == RECURRING and start is not None and profile.recurrency in RECURRENCE_S:
         length = RECURRENCE_S[profile.recurrency]
         return start + max(0, math.floor((t - start) / length)) * length
@@ -293,7 +294,7 @@ def _fixed_boundaries(profile: ChargingProfile, tx_start: float | None) -> Itera
         if profile.schedule.start_schedule is not None:
             yield profile.schedule.start_schedule  # the first recurrence begins
         return
-    anchor = tx_start if profile.kind == RELATIVE else profile.schedule.start_schedule
+    anchor = {RELATIVE: tx_start, DYNAMIC: profile.dyn_update_time}.get(profile.kind, profile.schedule.start_schedule)
     if anchor is not None:
         yield from _schedule_boundaries(profile, anchor)
 

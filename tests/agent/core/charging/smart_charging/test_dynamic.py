@@ -26,10 +26,11 @@ T0 = 1_704_067_200.0  # 2024-01-01T00:00:00Z
 SITE = {"evse_id": 1, "now_tx_start": None, "phases": 3, "evse_max_A": 32.0}
 
 
-def dynamic(pid=7, limit=16.0, *, stack=1, start=None, interval=None, valid_to=None, periods=None) -> ChargingProfile:
-    schedule = ChargingSchedule(AMPS, periods or (ChargingSchedulePeriod(0, limit),), None, start)
+def dynamic(pid=7, limit=16.0, *, stack=1, updated=T0, duration=None, interval=None, valid_to=None,
+            periods=None) -> ChargingProfile:
+    schedule = ChargingSchedule(AMPS, periods or (ChargingSchedulePeriod(0, limit),), duration, None)
     return ChargingProfile(pid, stack, TX_DEFAULT, DYNAMIC, schedule, evse_id=1, dyn_update_interval_s=interval,
-                           valid_to=valid_to)
+                           dyn_update_time=updated, valid_to=valid_to)
 
 
 def static(pid, limit, *, purpose=TX_DEFAULT, stack=0, evse=1) -> ChargingProfile:
@@ -45,8 +46,15 @@ def test_dynamic_limit_holds_from_now_on_and_stacks_like_any_profile():
     assert [(p.start_period_s, p.limit) for p in composite.periods] == [(0, 16.0)]
     capped = profiles + [static(2, 10.0, purpose=CHARGE_POINT_MAX, evse=STATION)]
     assert limit_at(capped, T0, **SITE) == 10.0  # the station maximum caps it
-    later = [dynamic(limit=16.0, start=T0 + 60), static(1, 20.0)]  # a startSchedule: from then on
-    assert limit_at(later, T0, **SITE) == 20.0 and limit_at(later, T0 + 60, **SITE) == 16.0
+
+
+def test_a_dynamic_duration_is_how_long_one_update_holds():
+    profiles = [dynamic(limit=16.0, duration=300), static(1, 20.0)]
+    assert limit_at(profiles, T0 + 299, **SITE) == 16.0
+    assert limit_at(profiles, T0 + 300, **SITE) == 20.0  # not updated in time: the next profile takes over
+    assert next_change(profiles, T0, **SITE) == T0 + 300  # the station re-plans then (no polling)
+    revived = [with_limit(profiles[0], limit=12.0, now=T0 + 400), profiles[1]]
+    assert limit_at(revived, T0 + 400, **SITE) == 12.0 and limit_at(revived, T0 + 700, **SITE) == 20.0
 
 
 def test_dynamic_profile_rules():
