@@ -12,7 +12,10 @@ import threading
 import time
 import urllib.request
 
+import pytest
 
+
+@pytest.mark.slow  # ~5 s (a whole demo with its dashboard): `make test-slow`, to keep the default suite < 3 min
 def test_interactive_demo_prints_a_working_dashboard_url_and_stops_it():
     proc = subprocess.Popen([sys.executable, "-m", "agent", "demo", "--interactive"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
