@@ -69,9 +69,14 @@ class StationResume:
     async def _not_resumed(self, open_transactions: list[Transaction]) -> list[Transaction]:
         """Of the transactions the last run left open, those ``_recover`` must end: all of them, unless that
         run stopped to resume them (then those whose EVSE took them back, or that ended here, are not)."""
-        if not self._take_resume_marker():
-            return open_transactions
-        return [tx for tx in open_transactions if not await self._resume_open(tx)]
+        ending = open_transactions
+        if self._take_resume_marker():
+            ending = [tx for tx in open_transactions if not await self._resume_open(tx)]
+        resumed = {m.transaction.ref for m in self.evses.values() if m.transaction is not None}
+        for tx in open_transactions:
+            if tx.ref not in resumed:
+                self.transaction_limits.forget(tx.ref)  # it ends at this start: its limit is of no more use
+        return ending
 
     async def _resume_open(self, tx: Transaction) -> bool:
         """Resume ``tx`` (marker set), or end it if its cable went meanwhile; False: not handled here."""

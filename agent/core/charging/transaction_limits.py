@@ -36,6 +36,7 @@ from agent.core.charging.evse_inputs import Stop
 from agent.core.charging.model import StopReason
 from agent.core.charging.station_tariffs import StationTariffs
 from agent.core.charging.tariffs import dec
+from agent.errors import StoreError
 
 log = logging.getLogger("agent.station")
 
@@ -184,6 +185,14 @@ class TransactionLimits:
             return None
         cost = priced[0]
         return cost.total_excl_tax if cost.total_incl_tax is None else cost.total_incl_tax
+
+    def forget(self, ref: str) -> None:
+        """Drop the persisted limit of transaction ``ref``, which ended without running here (at start-up)."""
+        try:
+            self._station.store.delete(_STORE_KEY + ref)
+        except StoreError as exc:  # a leftover key costs a few bytes, never a start
+            log.warning("transaction %s: its limit stays in the store: %s", ref, exc)
+        self._persisted.discard(ref)
 
     def get(self, ref: str) -> TransactionLimit | None:
         """The limit last set on transaction ``ref`` (running or recently ended), or None."""

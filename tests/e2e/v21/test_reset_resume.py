@@ -117,6 +117,7 @@ async def test_v21_a_time_limit_still_ends_the_transaction_resumed_after_the_res
         ended = await csms.wait_for(lambda: next((e for e in events(csms) if e["eventType"] == "Ended"), None),
                                     timeout=8.0)
         assert any(e["triggerReason"] == "TxResumed" for e in events(csms))
+        await wait_until(lambda: agent.core.store.get("limits.tx." + tx_id) is None)  # kept while it ran only
     started = next(e for e in events(csms) if e["eventType"] == "Started")
     info = ended["transactionInfo"]
     assert info["transactionId"] == tx_id and info["stoppedReason"] == "TimeLimitReached"

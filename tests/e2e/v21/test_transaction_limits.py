@@ -80,6 +80,7 @@ async def test_v21_max_cost_reached_ends_the_transaction_with_cost_limit_reached
         # 2.1's ReasonEnumType has no cost reason: the trigger says it, the stoppedReason is Other.
         assert ended["triggerReason"] == "CostLimitReached" and info["stoppedReason"] == "Other"
         assert info["transactionLimit"] == {"maxCost": 0.5}
+        assert agent.core.store.get("limits.tx." + info["transactionId"]) is None  # persisted while it ran only
         total = Decimal(str(ended["costDetails"]["totalCost"]["total"]["exclTax"]))
         assert Decimal("0.5") <= total < Decimal("1.0")  # stopped at the reading that reached it
         assert not agent.hal.evse(1).contactor.closed
