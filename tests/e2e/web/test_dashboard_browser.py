@@ -62,12 +62,10 @@ def test_a_charging_session_shows_without_a_reload(dashboard, browser):
         snapshot = dashboard.wait_for_status(lambda s: s["evses"][0]["transaction_id"] and
                                              s["evses"][0]["status"] == "Charging" and s["evses"][0]["power_W"],
                                              what="charging on EVSE 1", timeout=10)
-        started = time.monotonic()
         transaction = str(snapshot["evses"][0]["transaction_id"])
         browser.wait_for(_evse_value("Transaction", transaction), timeout=LIVE_S, what="the transaction id")
         browser.wait_for(_evse_value("Status", "Charging"), timeout=LIVE_S, what="Charging on EVSE 1")
         browser.wait_for(_evse_value("Power", "7.40 kW"), timeout=LIVE_S, what="7.40 kW on EVSE 1")
-        assert time.monotonic() - started < LIVE_S + 0.5
         browser.wait_for(lambda b: "kWh" in b.term("EVSE 1", "Energy"), timeout=5, what="the session's energy")
         assert _not_reloaded(browser)
     finally:
