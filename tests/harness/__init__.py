@@ -14,6 +14,11 @@
 - :mod:`tests.harness.faketime`: the real daemon on a board clock made wrong and stepped with libfaketime.
 - :mod:`tests.harness.web`: ``ocpp-agent web`` as a subprocess on a free loopback port (``running_web``), and
   the config file it reads beside an agent's data_dir (``web_config_file``).
+- :mod:`tests.harness.dashboard`: the whole dashboard stack as it ships (test CSMS in a thread, the daemon
+  ``ocpp-agent run`` on the mock HAL, ``ocpp-agent web``), for browser tests, the bench and screenshots;
+- :mod:`tests.harness.browser`: headless Debian chromium through selenium, controls found by their labels;
+- :mod:`tests.harness.screenshot_dashboard`: ``python -m tests.harness.screenshot_dashboard`` redoes the
+  README's docs/dashboard.png and docs/dashboard-log.png.
 
 Fixtures (a started CSMS simulator, a state store...) live in the conftest.py files.
 """
