@@ -127,17 +127,24 @@ async def test_web_log_first_page_of_100k_frames_is_fast(tmp_path):
         conn.executemany(
             "INSERT INTO frames (ts, direction, action, message_id, message_type, frame, size) VALUES (?,?,?,?,?,?,?)",
             ((1_800_000_000 + i, "out", actions[i % 4], str(i), 2, frame, len(frame)) for i in range(100_000)))
+    async def timed(path):
+        """The page and its best time of three (a loaded machine stalls single requests; a scan never
+        gets fast)."""
+        times = []
+        for _ in range(3):
+            started = time.perf_counter()
+            response = await client.get(path)
+            text = await response.text()
+            times.append((time.perf_counter() - started) * 1000)
+            assert response.status == 200
+        return text, min(times)
+
     async with dashboard(config_for(tmp_path)) as client:
         await client.get("/log")  # warm: the first request pays for imports and the page cache
-        started = time.perf_counter()
-        response = await client.get("/log")
-        elapsed_ms = (time.perf_counter() - started) * 1000
-        text = await response.text()
-        started = time.perf_counter()
-        filtered = await (await client.get("/log?action=Authorize&direction=out")).text()
-        filtered_ms = (time.perf_counter() - started) * 1000
+        text, elapsed_ms = await timed("/log")
+        filtered, filtered_ms = await timed("/log?action=Authorize&direction=out")
     print(f"/log first page of 100,000 frames: {elapsed_ms:.0f} ms; filtered: {filtered_ms:.0f} ms")
-    assert response.status == 200 and text.count("<summary>JSON</summary>") == 100
+    assert text.count("<summary>JSON</summary>") == 100
     assert 'id="older" href="/log?before=' in text
     assert filtered.count("<summary>JSON</summary>") == 100
     assert elapsed_ms < 1000 and filtered_ms < 1000
