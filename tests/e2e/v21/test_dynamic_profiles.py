@@ -85,16 +85,16 @@ async def test_v21_the_station_pulls_updates_at_the_dyn_update_interval_until_th
             31, 16, dyn_update_interval=1)))
         assert result.status == "Accepted"
         set_at = time.monotonic()
-        pulls = await csms.wait_for_call("PullDynamicScheduleUpdate", timeout=3.0)
+        pulls = await csms.wait_for_call("PullDynamicScheduleUpdate", timeout=10.0)
         assert pulls[0].payload == {"chargingProfileId": 31} and time.monotonic() - set_at >= 0.9
-        await wait_until(lambda: limit_now(agent) == 8.0, timeout=1.0)
+        await wait_until(lambda: limit_now(agent) == 8.0, timeout=3.0)
         csms.behaviour.dynamic_update = {"limit": 6.0}
         await csms.stop()  # a pull falls due while offline: not attempted, and sent once registered again
         await asyncio.sleep(1.2)
         before = len(csms.calls("PullDynamicScheduleUpdate"))
         await csms.start(port=csms.port)
-        await csms.wait_for_call("PullDynamicScheduleUpdate", count=before + 1, timeout=5.0)
-        await wait_until(lambda: limit_now(agent) == 6.0, timeout=1.0)
+        await csms.wait_for_call("PullDynamicScheduleUpdate", count=before + 1, timeout=10.0)
+        await wait_until(lambda: limit_now(agent) == 6.0, timeout=3.0)
         assert await composite_limits(csms) == [{"start_period": 0, "limit": 6.0}]
         assert "not answered" not in caplog.text
         assert (await csms.call("CP1", call21.ClearChargingProfile(charging_profile_id=31))).status == "Accepted"
