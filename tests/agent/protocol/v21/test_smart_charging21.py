@@ -36,7 +36,6 @@ def test_smart_charging21_names_what_it_cannot_honour(changes, words):
     assert problem is not None and words in problem
 
 
-
 def test_smart_charging21_a_dynamic_profile_passes_and_its_updates_are_checked_alike():
     from agent.protocol.v21.smart_charging import unsupported_period_fields
 
