@@ -18,6 +18,9 @@ from agent.link.transport import TransportOptions, WebSocketConnection, display_
 from agent.runtime.backoff import backoff_delays
 
 log = logging.getLogger("agent.session")
+#: On a stop on purpose, how long the CSMS may take to answer the record in flight before the socket closes
+#: (outputs are already safe by then; a CSMS normally answers in milliseconds).
+SETTLE_S = 2.0
 
 
 class CsmsSession:
@@ -201,5 +204,7 @@ class CsmsSession:
         self._stopping = True
         if self._boot is not None:
             self._boot.controlled_stop()
+        if self.adapter is not None and self.connected.is_set():
+            await self.adapter.settle(timeout=SETTLE_S)
         if self.connection is not None:
             await self.connection.close()

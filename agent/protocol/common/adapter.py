@@ -334,6 +334,14 @@ class AdapterBase(Registration, SharedHandlers):
         if outbox is not None:
             outbox.wake()
 
+    async def settle(self, *, timeout: float) -> None:
+        """Before a stop on purpose: the outbox delivers what is due (at most ``timeout`` s), then sends nothing
+        more, so the CSMS gets a reset's Ended event before the restart and no transaction event twice."""
+        outbox = getattr(self, "_outbox", None)
+        if outbox is not None and not await outbox.settle(timeout=timeout):
+            log.info("stopping with outbox records undelivered after %.0f s: they go out after the restart",
+                     timeout)
+
     async def _send_quietly(self, request):
         """Send a CALL whose loss is not fatal (a status is re-sent after reconnecting, a Heartbeat at the
         next interval); return its result, or None when it was not delivered."""

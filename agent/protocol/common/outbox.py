@@ -115,25 +115,43 @@ class OutboxSender:
         self._call = call
         self._wake = asyncio.Event()
         self._not_before: dict[int, float] = {}  # record id -> loop time of its next attempt, after a failure
+        self._drained = asyncio.Event()  # set while nothing is due and no CALL of ours waits for its answer
+        self._drained.set()
+        self._settling = False
 
     def wake(self) -> None:
         """New records were queued."""
         self._wake.set()
 
+    async def settle(self, *, timeout: float) -> bool:
+        """Before a stop on purpose: deliver what is due now (an Ended event of a reset, the answer to the CALL
+        in flight), for at most ``timeout`` s, then send nothing more, so that the CSMS has the records before
+        the restart and is not sent one again with the same seqNo after it. True if nothing due was left."""
+        try:
+            await asyncio.wait_for(self._drained.wait(), timeout)
+            return True
+        except asyncio.TimeoutError:
+            return False
+        finally:
+            self._settling = True
+
     async def run(self) -> None:
         """Deliver until the connection drops (CallAborted/ConnectionLost end the loop)."""
         while True:
-            item, wait = self._next()
+            item, wait = self._next() if not self._settling else (None, None)
             if item is None:
+                self._drained.set()
                 self._wake.clear()
                 try:
                     await asyncio.wait_for(self._wake.wait(), wait)
                 except asyncio.TimeoutError:
                     pass  # a record's retry time came
                 continue
+            self._drained.clear()
             try:
                 await self._deliver(item)
             except (CallAborted, ConnectionLost):
+                self._drained.set()  # nothing more goes out on this connection
                 return
 
     def _next(self) -> tuple[OutboxItem | None, float | None]:
