@@ -43,7 +43,7 @@ demo: venv
 TEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
 
 test: test-venv system-deps
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS)
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal
 
 test-slow: test-venv system-deps
 	$(BIN)/python -m pytest -q -m slow

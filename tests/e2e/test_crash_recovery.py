@@ -13,7 +13,7 @@ import pytest
 
 from tests.reliability.power_cuts import crash_campaign
 
-RUNS = int(os.environ.get("CRASH_RUNS", "20"))
+RUNS = int(os.environ.get("CRASH_RUNS", "10"))
 
 
 async def test_crash_recovery_sigkill_at_random_points(tmp_path):
