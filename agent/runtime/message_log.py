@@ -66,7 +66,7 @@ _PEM_PRIVATE_KEY = re.compile(
 )
 
 
-def _is_secret_name(name: object) -> bool:
+def is_secret_name(name: object) -> bool:
     """True for names like ``basicAuthPassword``, ``AuthorizationKey``, ``privateKey``."""
     if not isinstance(name, str):
         return False
@@ -124,10 +124,10 @@ def _blank(obj: dict, key: str) -> bool:
 
 def _secret_fields(obj: dict) -> list[str]:
     """The fields of ``obj`` that hold a secret value, by their name or by OCPP context."""
-    fields = [key for key in obj if _is_secret_name(key)]
+    fields = [key for key in obj if is_secret_name(key)]
     # 1.6 ChangeConfiguration.req and GetConfiguration.conf configurationKey
     # entries: {"key": "AuthorizationKey", "value": ...}
-    if _is_secret_name(obj.get("key")) and "value" in obj:
+    if is_secret_name(obj.get("key")) and "value" in obj:
         fields.append("value")
     # 2.0.1 SetVariableData and GetVariableResult entries:
     # {"variable": {"name": "BasicAuthPassword"}, "attributeValue": ...}
@@ -139,7 +139,7 @@ def _secret_fields(obj: dict) -> list[str]:
 def _names_secret_variable(obj: dict) -> bool:
     """True if ``obj`` refers to a 2.0.1 variable holding a secret (BasicAuthPassword)."""
     variable = obj.get("variable")
-    return isinstance(variable, dict) and _is_secret_name(variable.get("name"))
+    return isinstance(variable, dict) and is_secret_name(variable.get("name"))
 
 
 def _may_hold_secret(text: str) -> bool:

@@ -18,7 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from agent.runtime.message_log import REDACTED
-from agent.runtime.message_log import _is_secret_name as is_secret_name  # one rule for what a secret is
+from agent.runtime.message_log import is_secret_name  # one rule for what a secret is
 from agent.runtime.settings import Settings, render_setting
 from agent.runtime.store import BUSY_TIMEOUT_MS
 
