@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 
+from agent.core.charging.evse import PLUGGED
 from agent.core.charging.evse_inputs import Limit
-from agent.core.charging.smart_charging import composite_schedule, limit_at, next_change
+from agent.core.charging.smart_charging import composite_schedule, limit_at, next_change, operation_mode_at
+from agent.core.charging.smart_charging.model import CHARGING_ONLY
 from agent.core.charging.smart_charging.dynamic import update_problem, with_limit
 
 
@@ -63,6 +65,7 @@ class ChargingLimits:
             amps = limit_at(evse_profiles, now, **site)
             if amps != machine.limit_A:
                 machine.submit(Limit(amps=amps))
+            self._follow_operation_mode(machine, operation_mode_at(evse_profiles, now, **site))
             boundary = next_change(evse_profiles, now, **site)
             if boundary is not None:
                 wake = boundary if wake is None else min(wake, boundary)
@@ -70,6 +73,17 @@ class ChargingLimits:
             # A little after the boundary, so the new period is the one in force when we look.
             delay = max(0.0, wake - self.clock.time()) + 0.01
             self._limit_timer = asyncio.get_running_loop().call_later(delay, self.apply_limits)
+
+    def _follow_operation_mode(self, machine, mode: str) -> None:
+        """Record a change of the operation mode in force (2.1 Idle / ChargingOnly) for the EVSE's running
+        transaction: the records from now on carry it, and the CSMS hears of the change (OperationModeChanged).
+        Without a 2.1 Idle period the mode stays the default, ChargingOnly, and nothing is recorded."""
+        tx = machine.transaction
+        if tx is None or mode == (self.journal.operation_mode(tx.ref) or CHARGING_ONLY):
+            return
+        self.journal.change_operation_mode(tx.ref, mode, charging_state=machine.status.value,
+                                           timestamp=self.clock.time(), ev_connected=machine.pilot in PLUGGED)
+        self._outbox_changed()
 
     def profile_problems(self, profile) -> list[str]:
         """Why a profile from the CSMS cannot be installed (empty: it can), against the station's limits."""

@@ -40,6 +40,9 @@ METER_VALUES = "TransactionMeterValues"
 # state, an idToken given after the start, or a report the CSMS asked for (``trigger``).
 STATUS = "TransactionStatus"
 ENDED = "TransactionEnded"
+#: The trigger of the STATUS record that says a running transaction's operation mode changed (OCPP 2.1
+#: TriggerReason; only a 2.1 profile can set a mode other than the default, so only 2.1 ever sees it).
+OPERATION_MODE_CHANGED = "OperationModeChanged"
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,9 @@ class TransactionJournal:
         self._held: list[tuple[Write, Callable[[], None] | None]] = []
         self._shadow: dict[str, Transaction] = {}
         self._held_data: dict[str, list[dict]] = {}
+        # The operation mode (2.1: "Idle", "ChargingOnly") of running transactions whose mode was set;
+        # every record of the transaction carries it from then on (a queued record may go out much later).
+        self._modes: dict[str, str] = {}
         add_held_writer = getattr(store, "add_held_writer", None)
         if add_held_writer is not None:
             add_held_writer(self.flush)
@@ -169,6 +175,8 @@ class TransactionJournal:
         """The outbox record of a change of ``tx`` numbered with its seqNo (numbered when created, so a
         resend keeps its number), and the transaction after it."""
         record = {**payload, "ref": tx.ref, "seq_no": tx.seq_no, "offline": self.offline()}
+        if tx.ref in self._modes:
+            record["operation_mode"] = self._modes[tx.ref]
         return (self._marked(record) if "timestamp" in record else record), replace(tx, seq_no=tx.seq_no + 1)
 
     def _queue(self, db, kind: str, record: dict, after: Transaction) -> None:
@@ -248,6 +256,21 @@ class TransactionJournal:
             **({"deauthorized": deauthorized.value} if deauthorized else {})})
         self._write(lambda db: self._queue(db, STATUS, record, after), after=after)
 
+    def operation_mode(self, ref: str) -> str | None:
+        """The operation mode last recorded for running transaction ``ref``, or None if none was (the default)."""
+        return self._modes.get(ref)
+
+    def change_operation_mode(self, ref: str, mode: str, *, charging_state: str, timestamp: float,
+                              ev_connected: bool = True) -> None:
+        """The operation mode in force for running transaction ``ref`` became ``mode``: records from now on
+        carry it, and a STATUS record with trigger OperationModeChanged reports the change."""
+        tx = self._row(ref)
+        if tx is None or not tx.active:
+            return
+        self._modes[ref] = mode
+        self.add_status(ref, charging_state, timestamp=timestamp, ev_connected=ev_connected,
+                        trigger=OPERATION_MODE_CHANGED)
+
     def authorize(self, ref: str, *, id_token: str, token_type: str | None, group_id: str | None,
                   timestamp: float, charging_state: str, ev_connected: bool, trigger: str,
                   remote_start_id: int | None = None, reservation_id: int | None = None) -> Transaction | None:
@@ -320,6 +343,7 @@ class TransactionJournal:
             self._queue(db, ENDED, record, after)
             db.execute("DELETE FROM transaction_data WHERE ref = ?", (ref,))
         self._write(write, after=after)
+        self._modes.pop(ref, None)  # the stop record has it; nothing more goes out for this transaction
         return self._row(ref)
 
     def set_remote_id(self, ref: str, remote_id: str) -> None:

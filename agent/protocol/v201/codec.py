@@ -9,7 +9,14 @@ from ocpp.v201 import call
 from agent.runtime.clock import format_iso
 from agent.core.charging.model import AuthorizationStatus, ConnectorStatus, IdTokenInfo, MeterSample, Sample, StopReason
 from agent.core.management.security_events import SECURITY_EVENT
-from agent.core.charging.transactions import ENDED, METER_VALUES, STARTED, STATUS, sample_from_dict
+from agent.core.charging.transactions import (
+    ENDED,
+    METER_VALUES,
+    OPERATION_MODE_CHANGED,
+    STARTED,
+    STATUS,
+    sample_from_dict,
+)
 from agent.core.charging.fault_reports import FAULT_EVENT
 from hal.faults import FAULTS
 from agent.protocol.common.status import status_word
@@ -89,6 +96,9 @@ class TransactionCodec(CoreCodec):
     """Neutral outbox records as 2.0.1 TransactionEvent Started / Updated / Ended."""
 
     calls = call
+    #: Triggers of STATUS records that 2.0.1 does not report: a change of operation mode (2.1 only; 2.0.1
+    #: has neither the trigger nor the modes). A later version's codec clears it.
+    unreported_triggers: tuple[str, ...] = (OPERATION_MODE_CHANGED,)
 
     def __init__(self, *, journal, authorizer, station, display=None):
         super().__init__(journal=journal, authorizer=authorizer, station=station)
@@ -110,6 +120,8 @@ class TransactionCodec(CoreCodec):
                                          trigger_reason=trigger, transaction_info={"transaction_id": p["ref"]},
                                          meter_value=[meter_value(sample)], **common)
         if item.action == STATUS:
+            if p.get("trigger") in self.unreported_triggers:
+                return None  # a report of a later version: this one has no word for it, and sends nothing
             return self._updated(p, common)
         if item.action == ENDED:
             return self._ended(p, common)

@@ -1,8 +1,11 @@
 """OCPP 2.1 wording of the core's records: 2.0.1's (``agent.protocol.v201.codec``), with what 2.1 adds.
 
-A TransactionEvent Started says the transaction's ``operationMode``: ChargingOnly, the one mode
-of an AC station without V2X (2.1 reports a change of mode with triggerReason
-OperationModeChanged, which cannot happen here). Every other record is worded as in 2.0.1, and
+Every TransactionEvent says the ``operationMode`` in effect for the transaction as recorded with the
+record (the core's journal captures it when the record is created: a queued record may go out much
+later): ChargingOnly by default, Idle while a charging-profile period with operationMode Idle is in
+force (0 A offered). A change of mode during the transaction is its own record, an Updated event with
+triggerReason OperationModeChanged (queued by the core only for a change, which only a 2.1 profile can
+cause; 2.0.1's codec drops it). V2X modes are refused when the profile comes. Every record is worded as in 2.0.1, and
 the 2.1 schemas accept it (checked when it is sent). A ``transactionLimit`` in the CSMS's answer is
 enforced by the station and echoed in later events (``transaction_limits``). An event whose meter
 sample has per-phase Current.Import values says ``numberOfPhasesUsed``: the phases that carry current
@@ -14,7 +17,6 @@ from __future__ import annotations
 
 import logging
 
-from agent.core.charging.transactions import STARTED
 from agent.protocol.v201.codec import TransactionCodec
 from agent.protocol.v21.tariffs import CostCodec21
 from agent.protocol.v21.transaction_limits import TransactionLimitCodec
@@ -22,7 +24,7 @@ from agent.runtime.store import OutboxItem
 
 log = logging.getLogger("agent.ocpp21")
 
-#: The operationMode of every transaction here (2.1 OperationModeEnumType).
+#: The operationMode of a record that carries none (2.1 OperationModeEnumType; the default).
 OPERATION_MODE = "ChargingOnly"
 #: A phase carrying less current than this (A) is not in use: a meter reads a few mA of noise on an idle phase.
 PHASE_IN_USE_A = 0.5
@@ -38,15 +40,16 @@ def phases_used(sample: dict | None) -> int | None:
 
 
 class TransactionCodec21(CostCodec21, TransactionLimitCodec, TransactionCodec):
-    """Neutral outbox records as 2.1 TransactionEvents: 2.0.1's, plus the operation mode at the start."""
+    """Neutral outbox records as 2.1 TransactionEvents: 2.0.1's, plus the operation mode of each record."""
+
+    unreported_triggers = ()  # 2.1 reports a change of operation mode (OperationModeChanged)
 
     def encode(self, item: OutboxItem):
-        """The 2.0.1 CALL for the record; a Started event also says the operation mode."""
+        """The 2.0.1 CALL for the record, saying the operation mode recorded with it."""
         request = super().encode(item)
         if item.group is None or request is None:
             return request
-        if item.action == STARTED:
-            request.transaction_info["operation_mode"] = OPERATION_MODE
+        request.transaction_info["operation_mode"] = item.payload.get("operation_mode") or OPERATION_MODE
         phases = phases_used(item.payload.get("sample"))
         if phases is not None and hasattr(request, "number_of_phases_used"):
             request.number_of_phases_used = phases

@@ -3,7 +3,8 @@
 * :mod:`.model` — the frozen, version-neutral data model (times in unix seconds).
 * :mod:`.validation` — :func:`validate_profile`, the SetChargingProfile checks.
 * :mod:`.store` — :class:`ProfileStore`, installed profiles persisted in the state store.
-* :mod:`.engine` — :func:`composite_schedule`, :func:`limit_at` and :func:`next_change`.
+* :mod:`.engine` — :func:`composite_schedule`, :func:`limit_at`, :func:`next_change` and
+  :func:`operation_mode_at` (2.1).
 
 The protocol adapters translate the ``ocpp`` library's dicts into this model:
 ISO dates to unix time, 2.0.1 ChargingStationMaxProfile / ChargingStationExternalConstraints
@@ -12,7 +13,13 @@ to ``ChargePointMaxProfile``, the first of 2.0.1's chargingSchedule list, and
 to the core's ``transaction_ref``. The engine does no I/O and keeps no state.
 """
 
-from agent.core.charging.smart_charging.engine import CompositeSchedule, composite_schedule, limit_at, next_change
+from agent.core.charging.smart_charging.engine import (
+    CompositeSchedule,
+    composite_schedule,
+    limit_at,
+    next_change,
+    operation_mode_at,
+)
 from agent.core.charging.smart_charging.model import (
     ABSOLUTE,
     AMPS,
@@ -38,5 +45,6 @@ __all__ = [
     "ABSOLUTE", "AMPS", "CHARGE_POINT_MAX", "DAILY", "RECURRING", "RELATIVE", "STATION", "TX_DEFAULT",
     "TX_PROFILE", "WATTS", "WEEKLY",
     "ChargingProfile", "ChargingSchedule", "ChargingSchedulePeriod", "CompositeSchedule", "ProfileStore",
-    "composite_schedule", "limit_at", "next_change", "profile_from_json", "profile_to_json", "validate_profile",
+    "composite_schedule", "limit_at", "next_change", "operation_mode_at", "profile_from_json", "profile_to_json",
+    "validate_profile",
 ]

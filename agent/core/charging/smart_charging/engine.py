@@ -38,6 +38,7 @@ from agent.core.charging.smart_charging.model import (
     ABSOLUTE,
     AMPS,
     CHARGE_POINT_MAX,
+    CHARGING_ONLY,
     DYNAMIC,
     IDLE,
     RECURRENCE_S,
@@ -125,6 +126,18 @@ def limit_at(profiles: Iterable[ChargingProfile], t: float, *, evse_id: int, now
     """The current (A per phase) the EVSE may offer at ``t``; 0 means suspend."""
     site = _Site(evse_id, now_tx_start, transaction_ref, voltage_V, phases, evse_max_A)
     return _evaluate(_relevant(profiles, site), t, site, AMPS)
+
+
+def operation_mode_at(profiles: Iterable[ChargingProfile], t: float, *, evse_id: int,
+                      now_tx_start: float | None, voltage_V: float = 230.0, phases: int, evse_max_A: float,
+                      transaction_ref: str | None = None) -> str:
+    """The operation mode in force for the EVSE at ``t`` (OCPP 2.1): Idle when a period in force among
+    the profiles that limit it says Idle (the same ones :func:`limit_at` combines), else ChargingOnly."""
+    site = _Site(evse_id, now_tx_start, transaction_ref, voltage_V, phases, evse_max_A)
+    relevant = _relevant(profiles, site)
+    tx = _winners(relevant, TX_PROFILE, t, site) or _winners(relevant, TX_DEFAULT, t, site)
+    constraints = _winners(relevant, CHARGE_POINT_MAX, t, site) + tx
+    return IDLE if any(period.operation_mode == IDLE for _, period in constraints) else CHARGING_ONLY
 
 
 def next_change(profiles: Iterable[ChargingProfile], t: float, *, evse_id: int, now_tx_start: float | None,

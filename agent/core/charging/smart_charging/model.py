@@ -23,6 +23,7 @@ PURPOSES = (CHARGE_POINT_MAX, TX_DEFAULT, TX_PROFILE, PRIORITY_CHARGING)
 
 # OCPP 2.1 operationMode of a period: Idle means no energy transfer while the period is in force.
 IDLE = "Idle"
+CHARGING_ONLY = "ChargingOnly"  # the default mode: a period without operationMode charges
 
 ABSOLUTE = "Absolute"
 RECURRING = "Recurring"
