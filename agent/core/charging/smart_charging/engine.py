@@ -134,38 +134,36 @@ def operation_mode_at(profiles: Iterable[ChargingProfile], t: float, *, evse_id:
     """The operation mode in force for the EVSE at ``t`` (OCPP 2.1): Idle when a period in force among
     the profiles that limit it says Idle (the same ones :func:`limit_at` combines), else ChargingOnly."""
     site = _Site(evse_id, now_tx_start, transaction_ref, voltage_V, phases, evse_max_A)
-    relevant = _relevant(profiles, site)
-    tx = _winners(relevant, TX_PROFILE, t, site) or _winners(relevant, TX_DEFAULT, t, site)
-    constraints = _winners(relevant, CHARGE_POINT_MAX, t, site) + tx
-    return IDLE if any(period.operation_mode == IDLE for _, period in constraints) else CHARGING_ONLY
+    return _mode(_relevant(profiles, site), t, site)
 
 
 def next_change(profiles: Iterable[ChargingProfile], t: float, *, evse_id: int, now_tx_start: float | None,
                 voltage_V: float = 230.0, phases: int, evse_max_A: float,
                 transaction_ref: str | None = None) -> float | None:
-    """The first time after ``t`` at which :func:`limit_at` changes; None if it never does.
+    """The first time after ``t`` at which :func:`limit_at` or :func:`operation_mode_at` changes (an Idle
+    period may give way to a ChargingOnly one at 0 A: the mode changes, not the limit); None if neither does.
 
     Valid only while the inputs stay the same: the caller re-plans when a
     profile is installed or cleared and when a transaction starts or ends.
     """
     site = _Site(evse_id, now_tx_start, transaction_ref, voltage_V, phases, evse_max_A)
     relevant = _relevant(profiles, site)
-    current = _evaluate(relevant, t, site, AMPS)
+    current = _in_force(relevant, t, site)
     fixed = sorted({b for p in relevant for b in _fixed_boundaries(p, site.now_tx_start) if b > t})
     lo = t
     for stop in [*fixed, None]:
         found = _scan_recurrences(relevant, site, lo, stop, current)
         if found is not None or stop is None:
             return found
-        if _evaluate(relevant, stop, site, AMPS) != current:
+        if _in_force(relevant, stop, site) != current:
             return stop
         lo = stop
     return None  # unreachable: the loop returns at stop None
 
 
 def _scan_recurrences(relevant: list[ChargingProfile], site: _Site, lo: float, stop: float | None,
-                      current: float) -> float | None:
-    """The first recurrence boundary in ``(lo, stop)`` where the limit leaves ``current``.
+                      current: tuple[float, str]) -> float | None:
+    """The first recurrence boundary in ``(lo, stop)`` where the limit or mode leaves ``current``.
 
     Between two fixed boundaries only recurrences move, and they repeat weekly:
     a week without change means no change until ``stop``.
@@ -174,7 +172,7 @@ def _scan_recurrences(relevant: list[ChargingProfile], site: _Site, lo: float, s
     recurring = [p for p in relevant if p.kind == RECURRING]
     candidates = sorted({b for p in recurring for b in _recurrence_boundaries(p, lo, hi) if lo < b < hi})
     for b in candidates:
-        if _evaluate(relevant, b, site, AMPS) != current:
+        if _in_force(relevant, b, site) != current:
             return b
     return None
 
@@ -210,6 +208,18 @@ def _evaluate(relevant: list[ChargingProfile], t: float, site: _Site, unit: str)
     if any(period.operation_mode == IDLE for _, period in constraints):
         return 0.0  # 2.1 operationMode Idle: no energy transfer while that period is in force
     return _suspend_below_min_rate(limit, constraints, unit, site)
+
+
+def _mode(relevant: list[ChargingProfile], t: float, site: _Site) -> str:
+    """The operation mode at ``t``: Idle when a period in force among the combined constraints says so."""
+    tx = _winners(relevant, TX_PROFILE, t, site) or _winners(relevant, TX_DEFAULT, t, site)
+    constraints = _winners(relevant, CHARGE_POINT_MAX, t, site) + tx
+    return IDLE if any(period.operation_mode == IDLE for _, period in constraints) else CHARGING_ONLY
+
+
+def _in_force(relevant: list[ChargingProfile], t: float, site: _Site) -> tuple[float, str]:
+    """The limit (A) and the operation mode at ``t``: what the station re-plans on when either changes."""
+    return _evaluate(relevant, t, site, AMPS), _mode(relevant, t, site)
 
 
 def _winners(relevant: list[ChargingProfile], purpose: str, t: float, site: _Site) -> list[_Constraint]:
