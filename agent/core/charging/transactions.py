@@ -43,6 +43,7 @@ ENDED = "TransactionEnded"
 #: The trigger of the STATUS record that says a running transaction's operation mode changed (OCPP 2.1
 #: TriggerReason; only a 2.1 profile can set a mode other than the default, so only 2.1 ever sees it).
 OPERATION_MODE_CHANGED = "OperationModeChanged"
+_MODE_KEY = "transaction_operation_mode:"  # + ref: the mode recorded for a running transaction, for a resume
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,7 @@ class TransactionJournal:
         # The operation mode (2.1: "Idle", "ChargingOnly") of running transactions whose mode was set;
         # every record of the transaction carries it from then on (a queued record may go out much later).
         self._modes: dict[str, str] = {}
+        self._modes_loaded = False  # those of the transactions the last run left open: read once, at the start
         add_held_writer = getattr(store, "add_held_writer", None)
         if add_held_writer is not None:
             add_held_writer(self.flush)
@@ -141,6 +143,12 @@ class TransactionJournal:
         rows = self._db.execute(
             f"SELECT {_COLUMNS} FROM transactions WHERE stopped_at IS NULL ORDER BY started_at").fetchall()
         found = {row[0]: Transaction(*row) for row in rows} | self._shadow
+        if not self._modes_loaded:  # (the first call is the start's recovery: a resumed transaction keeps its mode)
+            self._modes_loaded = True
+            for ref in found:
+                mode = self._store.get(_MODE_KEY + ref)
+                if mode is not None:
+                    self._modes.setdefault(ref, mode)
         return sorted((tx for tx in found.values() if tx.active), key=lambda tx: tx.started_at)
 
     def _write(self, write: Write, *, after: Transaction | None = None,
@@ -270,6 +278,7 @@ class TransactionJournal:
         self._modes[ref] = mode
         self.add_status(ref, charging_state, timestamp=timestamp, ev_connected=ev_connected,
                         trigger=OPERATION_MODE_CHANGED)
+        self._store.put(_MODE_KEY + ref, mode)  # a resume after a restart goes on with it
 
     def authorize(self, ref: str, *, id_token: str, token_type: str | None, group_id: str | None,
                   timestamp: float, charging_state: str, ev_connected: bool, trigger: str,
@@ -343,7 +352,8 @@ class TransactionJournal:
             self._queue(db, ENDED, record, after)
             db.execute("DELETE FROM transaction_data WHERE ref = ?", (ref,))
         self._write(write, after=after)
-        self._modes.pop(ref, None)  # the stop record has it; nothing more goes out for this transaction
+        if self._modes.pop(ref, None) is not None:  # the stop record has it; nothing more goes out for it
+            self._store.delete(_MODE_KEY + ref)
         return self._row(ref)
 
     def set_remote_id(self, ref: str, remote_id: str) -> None:

@@ -43,3 +43,20 @@ def test_v201_sends_no_operation_mode_and_nothing_for_its_change(tmp_path):
         assert [r and r.trigger_reason for r in sent] == [
             "Authorized", None, "ChargingStateChanged", None, "StopAuthorized"]
         assert all("operation_mode" not in r.transaction_info for r in sent if r is not None)
+
+
+def test_v21_a_transaction_resumed_after_a_restart_keeps_its_mode_until_it_ends(tmp_path):
+    with StateStore(tmp_path / "state.sqlite") as store:
+        journal = TransactionJournal(store)
+        tx = journal.begin(evse_id=1, id_token="A", group_id=None, meter_start_Wh=0.0, started_at=1.0)
+        journal.change_operation_mode(tx.ref, "Idle", charging_state="Charging", timestamp=2.0)
+    with StateStore(tmp_path / "state.sqlite") as store:  # the next run (Reset ImmediateAndResume)
+        journal = TransactionJournal(store)
+        assert [t.ref for t in journal.open_transactions()] == [tx.ref]  # the start's recovery
+        journal.add_status(tx.ref, "SuspendedEVSE", timestamp=3.0, trigger="TxResumed")
+        journal.end(tx.ref, meter_stop_Wh=5.0, stopped_at=4.0, reason=StopReason.LOCAL)
+        codec = TransactionCodec21(journal=journal, authorizer=None,
+                                   station=SimpleNamespace(transaction_limit=lambda ref: None))
+        modes = [codec.encode(item).transaction_info["operation_mode"] for item in store.outbox.pending()]
+        assert modes == ["ChargingOnly", "Idle", "Idle", "Idle"]
+        assert journal.operation_mode(tx.ref) is None and store.get("transaction_operation_mode:" + tx.ref) is None
