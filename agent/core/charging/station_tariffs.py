@@ -19,8 +19,10 @@ It uses the station's ``store``, ``journal``, ``evses``, ``hal``, ``clock``, ``e
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
-from agent.core.charging.tariffs import TariffBook, TariffRefused
+if TYPE_CHECKING:
+    from agent.core.charging.tariffs import TariffBook
 
 log = logging.getLogger("agent.station")
 
@@ -33,6 +35,10 @@ class StationTariffs:
 
     def tariff_book(self) -> TariffBook:
         """The station's tariff book (default tariffs, and the tariff of each transaction) on its store."""
+        # At first use: a station that never prices (1.6, 2.0.1) never loads the tariff arithmetic, which
+        # the idle daemon's RSS would carry for nothing (make bench, core2x_boot_idle).
+        from agent.core.charging.tariffs import TariffBook
+
         return TariffBook(self.store, evse_ids=self.evse_ids)
 
     def change_transaction_tariff(self, ref: str, tariff: dict) -> str:
@@ -40,6 +46,8 @@ class StationTariffs:
         TxNotFound (it does not run here), NoCurrencyChange, or the refusals of a default tariff."""
         machine = self._running_machine(ref)
         if machine is None:
+            from agent.core.charging.tariffs import TariffRefused
+
             raise TariffRefused("TxNotFound", f"no transaction {ref} runs here")
         tx = machine.transaction
         reading = self.hal.evse(machine.evse_id).meter.last_reading

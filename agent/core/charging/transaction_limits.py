@@ -35,7 +35,6 @@ from decimal import Decimal
 from agent.core.charging.evse_inputs import Stop
 from agent.core.charging.model import StopReason
 from agent.core.charging.station_tariffs import StationTariffs
-from agent.core.charging.tariffs import dec
 from agent.errors import StoreError
 
 log = logging.getLogger("agent.station")
@@ -72,7 +71,11 @@ class _Watch:
                  remaining_s: float | None, cost_of=None):
         self._machine, self._meter, self._limit, self._ref = machine, meter, limit, ref
         self._energy_until = None if limit.max_energy_Wh is None else meter_start_Wh + limit.max_energy_Wh
-        self._max_cost = None if limit.max_cost is None or cost_of is None else dec(limit.max_cost)
+        self._max_cost = None
+        if limit.max_cost is not None and cost_of is not None:
+            from agent.core.charging.tariffs import dec  # at first use: see StationTariffs.tariff_book
+
+            self._max_cost = dec(limit.max_cost)
         self._cost_of = cost_of
         self._listening = self._energy_until is not None or self._max_cost is not None
         self._timer = None

@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import ftplib
 import logging
 import secrets
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 from urllib.parse import unquote, urlsplit
 
 from agent.core.management.firmware_signature import (
@@ -40,6 +39,9 @@ from agent.core.management.security_events import (
     INVALID_FIRMWARE_SIGNING_CERTIFICATE,
     record_security_event,
 )
+
+if TYPE_CHECKING:
+    import ftplib
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +88,8 @@ class TransferError(Exception):
 
 def ftp_client(url, timeout: float) -> ftplib.FTP:
     """A logged-in FTP (or FTPS with a protected data channel) connection for ``url``."""
+    import ftplib  # only when a transfer runs: the idle daemon does not carry it
+
     if url.scheme == "ftps":
         import ssl
 
@@ -108,6 +112,8 @@ def download(location: str, target: Path, *, timeout: float = TRANSFER_TIMEOUT_S
     half-downloaded image is never mistaken for a good one. Setting ``cancelled``
     stops the transfer at the next chunk (a thread cannot be cancelled otherwise).
     """
+    import ftplib  # only when a download runs (its errors are caught below), as urllib.request
+
     url = urlsplit(location)
     if url.scheme not in SCHEMES or not url.hostname:
         raise TransferError(f"unsupported location {location!r}")

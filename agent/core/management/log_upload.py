@@ -19,13 +19,11 @@ The blocking work (SQLite, files, sockets) runs in worker threads.
 from __future__ import annotations
 
 import asyncio
-import ftplib
 import io
 import json
 import logging
 import os
 import re
-import tarfile
 import threading
 import time
 from dataclasses import dataclass
@@ -142,6 +140,8 @@ def _write_archive(data_dir: Path, name: str, members: list[tuple[str, bytes | P
 
 
 def _write_members(raw, members: list[tuple[str, bytes | Path]]) -> None:
+    import tarfile  # only when an archive is written: the idle daemon does not carry it
+
     with tarfile.open(fileobj=raw, mode="w:gz") as archive:
         for arcname, content in members:
             if isinstance(content, Path):
@@ -208,6 +208,8 @@ def upload(path: Path | str, location: str, *, method: str = "PUT", timeout: flo
     file to ``location``, with the file name appended when ``location`` ends with ``/``.
     Setting ``abort`` stops the transfer at the next block (UploadCanceled).
     """
+    import ftplib  # only when an upload runs (its errors are caught below), as urllib.request
+
     path = Path(path)
     if not usable_location(location):
         raise TransferError(f"unsupported location {location!r}")
@@ -358,6 +360,8 @@ class LogUploadJob:
 
     async def _build(self, request: LogRequest, name: str, abort: threading.Event) -> Path | None:
         """The archive of the requested log, or None when it could not be written."""
+        import tarfile  # its error is caught below; see _write_members
+
         try:
             if request.log_type == SECURITY_LOG:
                 # Read here, in the loop's thread: the state store's connection belongs to it.
