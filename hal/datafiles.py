@@ -7,7 +7,6 @@ model is adding a file.
 
 from __future__ import annotations
 
-import difflib
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from importlib.resources.abc import Traversable
@@ -23,6 +22,8 @@ def read_model_file(directory: Traversable, model: str, valid: Sequence[str], *,
                     unknown: type[Exception], malformed: type[Exception]) -> Mapping:
     """The parsed ``<model>.toml`` of ``directory``; ``unknown`` (naming the valid models) if there is none."""
     if not isinstance(model, str) or model not in valid:
+        import difflib  # only to suggest a fix for a mistake: the running daemon does not carry it
+
         hint = difflib.get_close_matches(str(model), valid, n=1)
         maybe = f" (did you mean {hint[0]!r}?)" if hint else ""
         raise unknown(f"unknown {what} {model!r}{maybe}; valid: {', '.join(valid)}")

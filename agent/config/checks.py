@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -46,6 +45,8 @@ class OneOf:
 
 def did_you_mean(key: str, candidates: list[str]) -> str:
     """' (did you mean "x"?)' for the candidate closest to ``key`` (or equal but for case), else ''."""
+    import difflib  # only to suggest a fix for a mistake: the running daemon does not carry it
+
     close = difflib.get_close_matches(key, candidates, n=1, cutoff=0.6)
     if not close:
         lowered = {c.lower(): c for c in candidates}

@@ -12,7 +12,6 @@ file sets them. The station's OCPP version picks the defaults where 2.0.1's diff
 
 from __future__ import annotations
 
-import difflib
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -368,6 +367,7 @@ def _to_csl(definition: SettingDef, value: Any) -> tuple[str, ...]:
 def _check_item(definition: SettingDef, item: str) -> None:
     """One CSL item against ``allowed`` (with an optional phase) and ``item_check``."""
     if definition.allowed is not None and not _is_allowed(definition, item):
+        import difflib  # only to suggest a fix for a mistake: the running daemon does not carry it
         close = difflib.get_close_matches(item, definition.allowed, n=1)
         hint = f'did you mean "{close[0]}"?' if close else f"expected one of {', '.join(definition.allowed)}"
         raise ValueError(f"unknown item {item!r} ({hint})")

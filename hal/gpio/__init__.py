@@ -8,7 +8,6 @@ backend is opened, never a silent fallback.
 
 from __future__ import annotations
 
-import difflib
 import importlib
 
 from hal.gpio.backend import (
@@ -46,5 +45,7 @@ def open_backend(name: str, **options) -> GpioBackend:
 
 def _unknown_message(name: object) -> str:
     message = f"GPIO backend {name!r} is unknown; valid: {', '.join(BACKENDS)}"
+    import difflib  # only to suggest a fix for a mistake: the running daemon does not carry it
+
     close = difflib.get_close_matches(str(name), BACKENDS, n=1)
     return f"{message} (did you mean {close[0]!r}?)" if close else message

@@ -1,10 +1,10 @@
 """What a 2.0.1 daemon loads before it needs it: code for a feature it may never use waits for first use.
 
 The idle daemon's VmRSS (make bench, core2x_boot_idle) is mostly code and the names it interns. The
-tariff arithmetic (only 2.1 prices), the tar archive writer (GetLog) and the FTP client (firmware and
-log transfers) are imported where they are first used; these tests fail if a module-level import of them
-comes back. A fresh interpreter imports what the running 2.0.1 daemon imports, so other tests' imports
-do not hide one.
+tariff arithmetic (only 2.1 prices), the tar archive writer (GetLog), the FTP client (firmware and log
+transfers) and difflib (the "did you mean" of a mistaken name) are imported where they are first used;
+this test fails if a module-level import of one comes back. A fresh interpreter imports what the
+running 2.0.1 daemon imports, so other tests' imports do not hide one.
 """
 
 from __future__ import annotations
@@ -17,14 +17,17 @@ import sys
 DAEMON_MODULES = (
     "agent.app",
     "agent.app_device_model",
+    "agent.config",
     "agent.core.charging.station",
     "agent.core.management.firmware",
     "agent.core.management.log_upload",
     "agent.link.supervisor",
     "agent.protocol.v201.adapter",
     "agent.status.daemon",
+    "hal.datafiles",
+    "hal.registry",
 )
-LOADED_AT_FIRST_USE = ("agent.core.charging.tariffs", "tarfile", "ftplib")
+LOADED_AT_FIRST_USE = ("agent.core.charging.tariffs", "tarfile", "ftplib", "difflib")
 
 
 def _loaded_after_importing(modules) -> set[str]:

@@ -16,7 +16,6 @@ CSMS may change.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -304,6 +303,8 @@ def _check_computed(computed: Mapping[str, Callable[[], Any]], settings_keys: se
             # Its value is a setting: a supplier would hide every value the CSMS sets.
             raise ValueError(f"{key} is a setting; a computed read-only setting belongs in Settings(computed=)")
         if key not in station_keys:
+            import difflib  # only to suggest a fix for a mistake: the running daemon does not carry it
+
             close = difflib.get_close_matches(key, sorted(station_keys), n=1)
             hint = f' (did you mean "{close[0]}"?)' if close else ""
             raise ValueError(f"no station variable {key}{hint}")
