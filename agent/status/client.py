@@ -19,9 +19,7 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-SOCKET_NAME = "agent.sock"
-# One snapshot line stays far below this; it bounds what a confused peer can make us buffer.
-MAX_LINE = 1024 * 1024
+from agent.status import MAX_LINE, socket_path
 
 
 class AgentNotRunning(Exception):
@@ -30,11 +28,6 @@ class AgentNotRunning(Exception):
 
 class StatusProtocolError(AgentNotRunning):
     """Something answered on the status socket, but not with the status protocol."""
-
-
-def socket_path(data_dir: Path | str) -> Path:
-    """Where the agent with this ``data_dir`` serves its status: ``<data_dir>/agent.sock``."""
-    return Path(data_dir) / SOCKET_NAME
 
 
 def read_snapshot(data_dir: Path | str, *, timeout: float = 2.0) -> dict:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from agent.status.client import socket_path
+from agent.status import socket_path
 from agent.status.server import StatusServer, StatusSocketError
 from agent.status.snapshot import LinkState, SnapshotBuilder
 

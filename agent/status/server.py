@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Callable
 
 from agent.errors import AgentError
-from agent.status.client import MAX_LINE
+from agent.status import MAX_LINE
 
 log = logging.getLogger("agent.status")
 

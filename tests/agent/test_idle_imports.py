@@ -27,7 +27,8 @@ DAEMON_MODULES = (
     "hal.datafiles",
     "hal.registry",
 )
-LOADED_AT_FIRST_USE = ("agent.core.charging.tariffs", "tarfile", "ftplib", "difflib")
+LOADED_AT_FIRST_USE = ("agent.core.charging.tariffs", "tarfile", "ftplib", "difflib",
+                       "agent.status.client")  # the other processes' side of the status socket
 
 
 def _loaded_after_importing(modules) -> set[str]:
