@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from agent.errors import StoreError
+from agent.runtime.log_filters import filter_clause
 from agent.runtime.storage_health import MESSAGE_LOG, STATE_STORE, StorageFault, StorageHealth, is_write_failure
 from agent.runtime.store import BUSY_TIMEOUT_MS, prepare_db_path
 
@@ -477,18 +478,8 @@ def _query_sql(since, until, action, direction, grep, limit) -> tuple[str, list]
         raise ValueError(f"direction must be 'in' or 'out', not {direction!r}")
     if limit is not None and limit < 0:
         raise ValueError(f"limit must not be negative, not {limit}")
-    filters = (
-        ("ts >= ?", since),
-        ("ts <= ?", until),
-        ("action = ? COLLATE NOCASE", action),
-        ("direction = ?", direction),
-        ("instr(lower(frame), lower(?)) > 0", grep or None),
-    )
-    where = [clause for clause, value in filters if value is not None]
-    params = [value for _, value in filters if value is not None]
-    sql = "SELECT ts, direction, action, message_id, message_type, frame FROM frames"
-    if where:
-        sql += " WHERE " + " AND ".join(where)
+    where, params = filter_clause(since=since, until=until, action=action, direction=direction, grep=grep)
+    sql = "SELECT ts, direction, action, message_id, message_type, frame FROM frames" + where
     sql += " ORDER BY id DESC"
     if limit is not None:
         sql += " LIMIT ?"

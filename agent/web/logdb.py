@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent.commands.log import parse_time
+from agent.runtime.log_filters import filter_clause
 from agent.runtime.message_log import DIRECTIONS, LoggedFrame
 from agent.runtime.store import BUSY_TIMEOUT_MS
 
@@ -151,18 +152,6 @@ class LogReader:
 
 
 def _where(flt: LogFilter, *, before: int | None, after: int | None) -> tuple[str, list]:
-    """The WHERE clause of the filters, with the same meaning as ``MessageLog.query``'s (the action
-    without regard to case, ``grep`` a case-insensitive substring of the frame), plus the id cursors."""
-    clauses = (
-        ("ts >= ?", flt.since),
-        ("ts <= ?", flt.until),
-        ("action = ? COLLATE NOCASE", flt.action),
-        ("direction = ?", flt.direction),
-        ("instr(lower(frame), lower(?)) > 0", flt.grep),
-        ("id < ?", before),
-        ("id > ?", after),
-    )
-    used = [(clause, value) for clause, value in clauses if value is not None]
-    if not used:
-        return "", []
-    return " WHERE " + " AND ".join(clause for clause, _ in used), [value for _, value in used]
+    """The WHERE clause of the filters, the same as ``ocpp-agent log``'s, plus the id cursors."""
+    return filter_clause(since=flt.since, until=flt.until, action=flt.action, direction=flt.direction,
+                         grep=flt.grep, before_id=before, after_id=after)
