@@ -12,6 +12,7 @@
 - :mod:`tests.harness.storage`: a full data_dir (a tmpfs mounted by the test, filled), one storage fault
   measured against a charging agent, and what reached the CSMS.
 - :mod:`tests.harness.faketime`: the real daemon on a board clock made wrong and stepped with libfaketime.
+- :mod:`tests.harness.toml_text`: TOML text for the agent configs tests write (``toml_value``, ``write_toml``).
 - :mod:`tests.harness.web`: ``ocpp-agent web`` as a subprocess on a free loopback port (``running_web``), and
   the config file it reads beside an agent's data_dir (``web_config_file``).
 - :mod:`tests.harness.dashboard`: the whole dashboard stack as it ships (test CSMS in a thread, the daemon

@@ -9,7 +9,6 @@ web process reads only ``station.data_dir``, ``csms`` for the configuration page
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import socket
 import subprocess
@@ -20,6 +19,8 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.harness.toml_text import write_toml
 
 REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 30.0  # a loaded 2-core machine takes seconds to import aiohttp and the config
@@ -43,32 +44,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def _toml_value(value) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml_value(item) for item in value) + "]"
-    return json.dumps(str(value))  # a JSON string is a TOML basic string
-
-
-def write_toml(path: Path, sections: dict) -> Path:
-    """Write ``{"section": {key: value}, "evse": [{...}, ...]}`` as TOML (lists of tables as ``[[name]]``)."""
-    lines: list[str] = []
-    for name, body in sections.items():
-        tables = body if isinstance(body, list) else [body]
-        for table in tables:
-            lines.append(f"[[{name}]]" if isinstance(body, list) else f"[{name}]")
-            scalars = {k: v for k, v in table.items() if not isinstance(v, dict)}
-            lines += [f"{json.dumps(key)} = {_toml_value(value)}" for key, value in scalars.items()]
-            for sub, inner in ((k, v) for k, v in table.items() if isinstance(v, dict)):
-                lines.append(f"[{name}.{sub}]")
-                lines += [f"{json.dumps(key)} = {_toml_value(value)}" for key, value in inner.items()]
-    path.write_text("\n".join(lines) + "\n")
-    return path
 
 
 def web_config_file(path: Path, *, data_dir: Path, csms_url: str = "ws://127.0.0.1:9/ocpp",

@@ -16,23 +16,14 @@ from pathlib import Path
 
 from hal.mock.client import request
 from tests.bench.daemon import read_status, status_kib
+from tests.harness.toml_text import toml_value
 
 STOP_TIMEOUT_S = 15.0
 
 
-def _toml_value(value) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    return json.dumps(str(value))  # a JSON string is a valid TOML basic string
-
-
 def _table(name: str, values: dict) -> list[str]:
     lines = [f"[{name}]"]
-    lines += [f"{json.dumps(key)} = {_toml_value(value)}" for key, value in values.items()]
+    lines += [f"{json.dumps(key)} = {toml_value(value)}" for key, value in values.items()]
     return lines
 
 
