@@ -30,7 +30,7 @@ from typing import Any, Callable
 from agent.errors import StoreError
 from agent.runtime.log_filters import filter_clause
 from agent.runtime.storage_health import MESSAGE_LOG, STATE_STORE, StorageFault, StorageHealth, is_write_failure
-from agent.runtime.store import BUSY_TIMEOUT_MS, prepare_db_path
+from agent.runtime.store import BUSY_TIMEOUT_MS, connect_readonly, prepare_db_path
 
 log = logging.getLogger(__name__)
 
@@ -288,10 +288,7 @@ class MessageLog:
 
     def _open_readonly(self) -> sqlite3.Connection:
         """Open an existing log without ever writing to it (for ``ocpp-agent log``)."""
-        uri = self.path.resolve().as_uri() + "?mode=ro"
-        conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
-        self._conn = conn
-        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        self._conn = conn = connect_readonly(self.path, check_same_thread=False)
         return conn
 
     def _check_schema(self) -> None:

@@ -130,6 +130,16 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 
+def connect_readonly(path: Path, *, check_same_thread: bool = True) -> sqlite3.Connection:
+    """Open an existing database without ever writing to it (``mode=ro``; autocommit), waiting for the
+    daemon's writers as the daemon's own connections do. For readers in other processes: ``ocpp-agent
+    log``, the dashboard."""
+    conn = sqlite3.connect(Path(path).resolve().as_uri() + "?mode=ro", uri=True, isolation_level=None,
+                           check_same_thread=check_same_thread)
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    return conn
+
+
 def prepare_db_path(path: Path) -> None:
     """Create the parent directory (0o750) and the database file (0o640) if missing.
 

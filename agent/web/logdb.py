@@ -18,7 +18,7 @@ from pathlib import Path
 from agent.commands.log import parse_time
 from agent.runtime.log_filters import filter_clause
 from agent.runtime.message_log import DIRECTIONS, LoggedFrame
-from agent.runtime.store import BUSY_TIMEOUT_MS
+from agent.runtime.store import connect_readonly
 
 LOG_FILE = "messages.sqlite"  # as the daemon names it (agent/app.py)
 PAGE_SIZE = 100
@@ -98,9 +98,7 @@ class LogReader:
     def _connect(self) -> sqlite3.Connection | None:
         if not self.path.is_file():
             return None
-        conn = sqlite3.connect(self.path.resolve().as_uri() + "?mode=ro", uri=True, isolation_level=None)
-        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        return conn
+        return connect_readonly(self.path)
 
     def page(self, flt: LogFilter, *, before: int | None = None, after: int | None = None,
              limit: int = PAGE_SIZE) -> list[LoggedRow]:

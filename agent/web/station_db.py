@@ -20,7 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 from agent.runtime.message_log import REDACTED
 from agent.runtime.message_log import is_secret_name  # one rule for what a secret is
 from agent.runtime.settings import Settings, render_setting
-from agent.runtime.store import BUSY_TIMEOUT_MS
+from agent.runtime.store import connect_readonly
 
 STORE_FILE = "state.sqlite"  # as the daemon names it (agent/app.py)
 SESSIONS_SHOWN = 200
@@ -31,9 +31,7 @@ def _connect(data_dir: Path | str) -> sqlite3.Connection | None:
     path = Path(data_dir) / STORE_FILE
     if not path.is_file():
         return None
-    conn = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True, isolation_level=None)
-    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    return conn
+    return connect_readonly(path)
 
 
 def read_sessions(data_dir: Path | str, *, limit: int = SESSIONS_SHOWN) -> list[dict]:
